@@ -1,0 +1,41 @@
+// Package broker is the stateless serving layer of Magnetar: it owns the
+// partitions it has loaded, assigns offsets, appends to the segment store
+// and dispatches messages to subscriptions. Everything durable lives in the
+// metadata service (topics, segment lists, cursors) and the segment store
+// (record batches); a broker can be killed at any moment and another one,
+// or the same one restarted, takes over.
+//
+// # Topics and partitions
+//
+// A topic is a metadata row (/topics/tenant/namespace/topic) holding its
+// partition count; it costs nothing until used. A partition is loaded on
+// first use: the broker raises the partition's epoch with a
+// compare-and-swap, seals the segment the previous owner left open (with
+// the new epoch, which fences the old owner's appends on the segment store)
+// and opens a new segment at the sealed end offset. Offsets are dense: the
+// segment store refuses an append that does not continue the segment.
+//
+// # Produce
+//
+// Each loaded partition has one append goroutine. Producers queue record
+// batches; the goroutine takes everything queued, assigns consecutive base
+// offsets and stores the group with one segment-store append (group
+// commit). A batch is acknowledged only once the segment store has made it
+// durable. If an append fails in a way whose outcome is unknown, the
+// partition fails and is reloaded on next use; the reload seals the
+// segment at what was really stored, so no offset is handed out twice.
+//
+// # Consume
+//
+// A subscription is a durable cursor: the next offset (everything below is
+// acknowledged) plus individually acknowledged ranges above it, persisted
+// every CursorFlushInterval and when a consumer closes. Consumers get
+// messages within the permits they grant. Reads come from a per-partition
+// tail cache of recent batches, else from the segment store. For now a
+// subscription is Exclusive: one consumer at a time.
+//
+// # Locks
+//
+// Lock order: Broker.mu, then partition.mu, then subscription.mu (and
+// subscription.flushMu before subscription.mu). Consumer.mu is a leaf.
+package broker

@@ -1,0 +1,505 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/internal/metapb"
+	"github.com/magnetar-mq/magnetar/internal/record"
+	"github.com/magnetar-mq/magnetar/metadata"
+)
+
+const (
+	// maxGroupBytes caps how much the append loop puts in one segment-store
+	// append (one Raft entry).
+	maxGroupBytes = 4 << 20
+	// appendQueue is how many produce requests may wait for the append loop.
+	appendQueue = 1024
+)
+
+// partition is one loaded partition: the broker owns it for as long as it
+// is loaded. A single goroutine (run) assigns offsets and appends; readers
+// and subscriptions share the rest under mu.
+type partition struct {
+	b     *Broker
+	name  TopicName
+	index int32
+	key   string
+	epoch uint64
+	log   *slog.Logger
+
+	appendCh chan *appendReq // closed by close, once no publisher can send
+	ctx      context.Context // for segment-store calls; canceled once run returns
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when run returns
+
+	// sendMu makes closing appendCh safe: publishers send under the read
+	// lock after checking stopped; close sets stopped under the write lock.
+	sendMu  sync.RWMutex
+	stopped bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// Owned by the run goroutine.
+	assignNext int64
+
+	mu struct {
+		sync.Mutex
+		meta        *metapb.Partition // its last segment is the open one
+		metaVersion int64
+		next        int64 // one past the last durable offset
+		openBytes   int64 // bytes in the open segment
+		cache       tailCache
+		changed     chan struct{} // closed and replaced when next moves
+		subs        map[string]*subscription
+		failed      error
+	}
+}
+
+// appendReq is one produced batch waiting for its offsets.
+type appendReq struct {
+	batch []byte // RecordBatch v2; its base offset is set by the run loop
+	count int64
+	done  chan struct{}
+	base  int64
+	err   error
+}
+
+// Future is the outcome of an asynchronous publish.
+type Future struct{ req *appendReq }
+
+// Done is closed once the publish has succeeded or failed.
+func (f Future) Done() <-chan struct{} { return f.req.done }
+
+// Result returns the base offset of the published batch, or the error.
+// Call it after Done is closed.
+func (f Future) Result() (int64, error) { return f.req.base, f.req.err }
+
+// Wait waits for the outcome.
+func (f Future) Wait(ctx context.Context) (int64, error) {
+	select {
+	case <-f.req.done:
+		return f.Result()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// loadPartition takes ownership of a partition: it raises the partition's
+// epoch in the metadata store, seals the previous owner's open segment on
+// the segment store (fencing it), and opens a new segment.
+func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32) (*partition, error) {
+	info, err := b.Topic(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	if index < 0 || index >= info.Partitions {
+		return nil, fmt.Errorf("%w: %s has %d partitions, asked for %d", ErrPartitionNotFound, name, info.Partitions, index)
+	}
+	key := partitionMetaKey(name, index)
+	pm, version, err := b.claimPartition(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	// Seal what the previous owner left open. Sealing with our epoch fences
+	// it: its appends fail from now on, and the end offset is final.
+	if n := len(pm.Segments); n > 0 && pm.Segments[n-1].State == metapb.SegmentState_SEGMENT_OPEN {
+		last := pm.Segments[n-1]
+		si, err := b.store.Seal(ctx, last.Id, pm.Epoch, last.StartOffset)
+		if err != nil {
+			return nil, fmt.Errorf("broker: sealing segment %d of %s-%d: %w", last.Id, name, index, err)
+		}
+		last.State = metapb.SegmentState_SEGMENT_SEALED
+		last.EndOffset = si.NextOffset
+		last.Bytes = si.Bytes
+		if last.EndOffset == last.StartOffset {
+			pm.Segments = pm.Segments[:n-1] // nothing in it
+			if err := b.store.DeleteSegment(ctx, last.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
+				b.log.Warn("deleting empty segment", "segment", last.Id, "err", err)
+			}
+		}
+	}
+	next := int64(0)
+	if n := len(pm.Segments); n > 0 {
+		next = pm.Segments[n-1].EndOffset
+	}
+	version, err = b.openSegment(ctx, key, pm, version, next)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	p := &partition{
+		b:          b,
+		name:       name,
+		index:      index,
+		key:        key,
+		epoch:      pm.Epoch,
+		log:        b.log.With("topic", name.String(), "partition", index),
+		appendCh:   make(chan *appendReq, appendQueue),
+		ctx:        pctx,
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		assignNext: next,
+	}
+	p.mu.meta = pm
+	p.mu.metaVersion = version
+	p.mu.next = next
+	p.mu.cache = tailCache{maxBytes: b.cfg.TailCacheBytes}
+	p.mu.changed = make(chan struct{})
+	p.mu.subs = make(map[string]*subscription)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		p.run()
+	}()
+	b.metrics.partitionsLoaded.Inc()
+	p.log.Info("partition loaded", "epoch", pm.Epoch, "next_offset", next, "segments", len(pm.Segments))
+	return p, nil
+}
+
+// claimPartition raises the partition's epoch with a compare-and-swap, so
+// any other broker that still thinks it owns the partition fails its next
+// metadata update.
+func (b *Broker) claimPartition(ctx context.Context, key string) (*metapb.Partition, int64, error) {
+	for {
+		kv, ok, err := b.meta.Get(ctx, key)
+		if err != nil {
+			return nil, 0, wrapMeta("load partition", err)
+		}
+		pm := &metapb.Partition{}
+		var version int64
+		if ok {
+			if err := proto.Unmarshal(kv.Value, pm); err != nil {
+				return nil, 0, fmt.Errorf("broker: %s: corrupt metadata: %w", key, err)
+			}
+			version = kv.Version
+		}
+		pm.Epoch++
+		nkv, err := b.putPartitionMeta(ctx, key, pm, version)
+		if errors.Is(err, metadata.ErrVersionMismatch) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		return pm, nkv.Version, nil
+	}
+}
+
+// openSegment records a new open segment starting at start in the
+// partition's metadata and creates it on the segment store.
+func (b *Broker) openSegment(ctx context.Context, key string, pm *metapb.Partition, version int64, start int64) (int64, error) {
+	id, err := b.allocSegmentID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pm.Segments = append(pm.Segments, &metapb.Segment{
+		Id:          id,
+		State:       metapb.SegmentState_SEGMENT_OPEN,
+		StartOffset: start,
+		Epoch:       pm.Epoch,
+	})
+	kv, err := b.putPartitionMeta(ctx, key, pm, version)
+	if err != nil {
+		return 0, err
+	}
+	if err := b.store.CreateSegment(ctx, id, start, pm.Epoch); err != nil {
+		return 0, fmt.Errorf("broker: creating segment %d: %w", id, err)
+	}
+	return kv.Version, nil
+}
+
+func (b *Broker) putPartitionMeta(ctx context.Context, key string, pm *metapb.Partition, version int64) (metadata.KV, error) {
+	val, err := proto.Marshal(pm)
+	if err != nil {
+		return metadata.KV{}, err
+	}
+	kv, err := b.meta.Put(ctx, key, val, version)
+	if err != nil {
+		return metadata.KV{}, wrapMeta("update partition", err)
+	}
+	return kv, nil
+}
+
+// publish queues a batch for appending.
+func (p *partition) publish(ctx context.Context, batch []byte, count int64) (Future, error) {
+	p.sendMu.RLock()
+	defer p.sendMu.RUnlock()
+	if p.stopped {
+		return Future{}, p.closedErr()
+	}
+	if err := p.failedErr(); err != nil {
+		return Future{}, err
+	}
+	req := &appendReq{batch: batch, count: count, done: make(chan struct{})}
+	select {
+	case p.appendCh <- req:
+		return Future{req}, nil
+	case <-ctx.Done():
+		return Future{}, ctx.Err()
+	}
+}
+
+func (p *partition) closedErr() error {
+	if err := p.failedErr(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+func (p *partition) failedErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.failed
+}
+
+// run is the append loop: it takes every request waiting, gives them
+// consecutive offsets and appends them as one segment-store call, so
+// concurrent producers share one Raft entry and one fsync (group commit).
+// It returns once appendCh is closed and drained; what was queued before a
+// graceful close is still appended.
+func (p *partition) run() {
+	defer close(p.done)
+	group := make([]*appendReq, 0, 64)
+	for req := range p.appendCh {
+		group = append(group[:0], req)
+		size := len(req.batch)
+	drain:
+		for size < maxGroupBytes {
+			select {
+			case r, ok := <-p.appendCh:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				size += len(r.batch)
+			default:
+				break drain
+			}
+		}
+		if err := p.appendGroup(group, size); err != nil {
+			p.fail(err)
+			break
+		}
+	}
+	// After a failure, refuse whatever is still sent until close.
+	for r := range p.appendCh {
+		r.err = p.failedErr()
+		close(r.done)
+	}
+}
+
+// fail marks the partition unusable after an error whose outcome on the
+// segment store is unknown or that means we lost ownership. The next use
+// reloads it, which seals the segment at what was really stored.
+func (p *partition) fail(err error) {
+	p.log.Warn("partition failed; it will be reloaded on next use", "err", err)
+	p.mu.Lock()
+	if p.mu.failed == nil {
+		p.mu.failed = fmt.Errorf("%w: %w", ErrPartitionFailed, err)
+	}
+	close(p.mu.changed)
+	p.mu.changed = make(chan struct{})
+	p.mu.Unlock()
+	p.b.wg.Add(1)
+	go func() {
+		defer p.b.wg.Done()
+		p.b.unload(p)
+	}()
+}
+
+func (p *partition) appendGroup(group []*appendReq, size int) error {
+	start := time.Now()
+	entries := make([][]byte, len(group))
+	for i, r := range group {
+		record.SetBaseOffset(r.batch, p.assignNext)
+		r.base = p.assignNext
+		p.assignNext += r.count
+		entries[i] = r.batch
+	}
+	p.mu.Lock()
+	seg := p.mu.meta.Segments[len(p.mu.meta.Segments)-1]
+	p.mu.Unlock()
+	next, err := p.b.store.Append(p.ctx, bookie.AppendRequest{Segment: seg.Id, Epoch: p.epoch, Entries: entries})
+	if err == nil && next != p.assignNext {
+		err = fmt.Errorf("broker: segment store returned next offset %d, expected %d", next, p.assignNext)
+	}
+	if err != nil {
+		for _, r := range group {
+			r.err = err
+			close(r.done)
+		}
+		return err
+	}
+	p.b.metrics.appendLatency.Observe(time.Since(start).Seconds())
+	p.b.metrics.bytesIn.Add(float64(size))
+
+	p.mu.Lock()
+	var msgs int64
+	for _, r := range group {
+		p.mu.cache.add(bookie.Entry{BaseOffset: r.base, LastOffset: r.base + r.count - 1, Data: r.batch})
+		msgs += r.count
+	}
+	p.mu.next = next
+	p.mu.openBytes += int64(size)
+	roll := p.mu.openBytes >= p.b.cfg.SegmentMaxBytes
+	close(p.mu.changed)
+	p.mu.changed = make(chan struct{})
+	p.mu.Unlock()
+	p.b.metrics.messagesIn.Add(float64(msgs))
+	for _, r := range group {
+		close(r.done)
+	}
+	if roll {
+		return p.roll()
+	}
+	return nil
+}
+
+// roll seals the open segment and opens the next one, which the segment
+// store may place on another shard.
+func (p *partition) roll() error {
+	p.mu.Lock()
+	pm := proto.Clone(p.mu.meta).(*metapb.Partition)
+	version := p.mu.metaVersion
+	p.mu.Unlock()
+	last := pm.Segments[len(pm.Segments)-1]
+	si, err := p.b.store.Seal(p.ctx, last.Id, p.epoch, last.StartOffset)
+	if err != nil {
+		return fmt.Errorf("broker: rolling segment %d: %w", last.Id, err)
+	}
+	last.State = metapb.SegmentState_SEGMENT_SEALED
+	last.EndOffset = si.NextOffset
+	last.Bytes = si.Bytes
+	version, err = p.b.openSegment(p.ctx, p.key, pm, version, si.NextOffset)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.mu.meta = pm
+	p.mu.metaVersion = version
+	p.mu.openBytes = 0
+	p.mu.Unlock()
+	p.log.Debug("segment rolled", "sealed", last.Id, "end_offset", last.EndOffset)
+	return nil
+}
+
+// read returns stored batches holding offsets at or after from, up to
+// about maxBytes, waiting until at least one exists. The first batch may
+// start before from.
+func (p *partition) read(ctx context.Context, from int64, maxBytes int) ([]bookie.Entry, error) {
+	for {
+		p.mu.Lock()
+		if err := p.mu.failed; err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		if from < p.mu.next {
+			if entries := p.mu.cache.read(from, maxBytes); entries != nil {
+				p.mu.Unlock()
+				p.b.metrics.readsCache.Inc()
+				return entries, nil
+			}
+			seg := p.segmentForLocked(from)
+			p.mu.Unlock()
+			if seg == nil {
+				return nil, fmt.Errorf("broker: no segment holds offset %d of %s-%d", from, p.name, p.index)
+			}
+			entries, err := p.b.store.Read(ctx, seg.Id, from, maxBytes)
+			if err != nil {
+				return nil, fmt.Errorf("broker: reading segment %d: %w", seg.Id, err)
+			}
+			p.b.metrics.readsStore.Inc()
+			if len(entries) > 0 {
+				return entries, nil
+			}
+			// A sealed segment ends before from: go on with the next one.
+			from = max(from, seg.EndOffset)
+			continue
+		}
+		changed := p.mu.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.ctx.Done():
+			return nil, p.closedErr()
+		}
+	}
+}
+
+// segmentForLocked returns the segment holding offset, or the first one
+// after it.
+func (p *partition) segmentForLocked(offset int64) *metapb.Segment {
+	segs := p.mu.meta.Segments
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].StartOffset > offset })
+	if i == 0 {
+		if len(segs) == 0 {
+			return nil
+		}
+		return segs[0]
+	}
+	return segs[i-1]
+}
+
+func (p *partition) startOffsetLocked() int64 {
+	if segs := p.mu.meta.Segments; len(segs) > 0 {
+		return segs[0].StartOffset
+	}
+	return p.mu.next
+}
+
+func (p *partition) stats(ctx context.Context) (PartitionStats, []SubscriptionStats, error) {
+	p.mu.Lock()
+	ps := PartitionStats{
+		Partition:   p.index,
+		StartOffset: p.startOffsetLocked(),
+		EndOffset:   p.mu.next,
+		Segments:    len(p.mu.meta.Segments),
+		Bytes:       p.mu.openBytes,
+	}
+	for _, s := range p.mu.meta.Segments {
+		ps.Bytes += s.Bytes
+	}
+	p.mu.Unlock()
+	subs, err := p.subscriptionStats(ctx, ps.EndOffset)
+	return ps, subs, err
+}
+
+// close stops the append loop (failing what is still queued), disconnects
+// consumers and persists the cursors.
+// It is safe to call more than once.
+func (p *partition) close() error {
+	p.closeOnce.Do(func() {
+		p.sendMu.Lock()
+		p.stopped = true
+		p.sendMu.Unlock()
+		close(p.appendCh)
+		<-p.done
+		p.cancel() // wakes readers
+		p.mu.Lock()
+		subs := make([]*subscription, 0, len(p.mu.subs))
+		for _, s := range p.mu.subs {
+			subs = append(subs, s)
+		}
+		p.mu.Unlock()
+		for _, s := range subs {
+			s.disconnect()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), defaultFlushTimeout)
+		defer cancel()
+		p.b.metrics.partitionsLoaded.Dec()
+		p.closeErr = p.flushCursors(ctx)
+	})
+	return p.closeErr
+}

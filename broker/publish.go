@@ -1,0 +1,40 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/magnetar-mq/magnetar/internal/record"
+)
+
+// PublishAsync encodes records as one batch and queues it for the
+// partition. The Future completes once the batch is durable (or failed);
+// batches published on one partition are stored in the order they were
+// queued.
+func (b *Broker) PublishAsync(ctx context.Context, name TopicName, partition int32, records []record.Record) (Future, error) {
+	if len(records) == 0 {
+		return Future{}, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+	}
+	batch, err := record.AppendBatch(nil, record.BatchOptions{}, records)
+	if err != nil {
+		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	if len(batch) > b.cfg.MaxMessageBytes {
+		return Future{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(batch), b.cfg.MaxMessageBytes)
+	}
+	p, err := b.partitionFor(ctx, name, partition)
+	if err != nil {
+		return Future{}, err
+	}
+	return p.publish(ctx, batch, int64(len(records)))
+}
+
+// Publish is PublishAsync followed by waiting for the outcome; it returns
+// the offset of the first record.
+func (b *Broker) Publish(ctx context.Context, name TopicName, partition int32, records []record.Record) (int64, error) {
+	f, err := b.PublishAsync(ctx, name, partition, records)
+	if err != nil {
+		return 0, err
+	}
+	return f.Wait(ctx)
+}

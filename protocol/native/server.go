@@ -1,0 +1,256 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/internal/errmap"
+	"github.com/magnetar-mq/magnetar/internal/record"
+	"github.com/magnetar-mq/magnetar/protocol/native/nativepb"
+)
+
+// maxInFlight bounds the batches one producer stream may have waiting for
+// storage; past it the stream stops reading, which pushes back on the
+// client through gRPC flow control.
+const maxInFlight = 1024
+
+// Server serves the native protocol for one broker.
+type Server struct {
+	nativepb.UnimplementedMagnetarServer
+	b          *broker.Broker
+	advertised string
+	log        *slog.Logger
+}
+
+// NewServer returns the native-protocol service of b; advertised is the
+// host:port clients should use to reach this broker.
+func NewServer(b *broker.Broker, advertised string, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{b: b, advertised: advertised, log: log.With("component", "native")}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { nativepb.RegisterMagnetarServer(g, s) }
+
+// Lookup implements nativepb.MagnetarServer.
+func (s *Server) Lookup(ctx context.Context, req *nativepb.LookupRequest) (*nativepb.LookupResponse, error) {
+	name, err := s.b.ParseTopic(req.GetTopic())
+	if err != nil {
+		return nil, errmap.GRPCStatus(err)
+	}
+	info, err := s.b.Topic(ctx, name, req.GetAutoCreate())
+	if err != nil {
+		return nil, errmap.GRPCStatus(err)
+	}
+	return &nativepb.LookupResponse{Topic: name.String(), Partitions: info.Partitions, BrokerAddress: s.advertised}, nil
+}
+
+type inflight struct {
+	seq    uint64
+	count  int32
+	future broker.Future
+	err    error
+}
+
+// Produce implements nativepb.MagnetarServer.
+func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return status.Error(codes.InvalidArgument, "native: the first produce request must be open")
+	}
+	name, err := s.b.ParseTopic(open.GetTopic())
+	if err != nil {
+		return errmap.GRPCStatus(err)
+	}
+	info, err := s.b.Topic(ctx, name, true)
+	if err != nil {
+		return errmap.GRPCStatus(err)
+	}
+	if open.GetPartition() < 0 || open.GetPartition() >= info.Partitions {
+		return errmap.GRPCStatus(fmt.Errorf("%w: %s has %d partitions", broker.ErrPartitionNotFound, name, info.Partitions))
+	}
+	partition := open.GetPartition()
+	if err := stream.Send(&nativepb.ProduceResponse{Kind: &nativepb.ProduceResponse_Opened{
+		Opened: &nativepb.ProducerOpened{Topic: name.String(), Partition: partition},
+	}}); err != nil {
+		return err
+	}
+
+	pending := make(chan inflight, maxInFlight)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.sendReceipts(gctx, stream, pending) })
+	g.Go(func() error {
+		defer close(pending)
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			send := req.GetSend()
+			if send == nil {
+				return status.Error(codes.InvalidArgument, "native: only send requests may follow open")
+			}
+			in := inflight{seq: send.GetSequenceId(), count: int32(len(send.GetMessages()))}
+			in.future, in.err = s.b.PublishAsync(gctx, name, partition, toRecords(send.GetMessages()))
+			select {
+			case pending <- in:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	return errmap.GRPCStatus(g.Wait())
+}
+
+// sendReceipts answers the producer's batches in the order they came.
+func (s *Server) sendReceipts(ctx context.Context, stream nativepb.Magnetar_ProduceServer, pending <-chan inflight) error {
+	for in := range pending {
+		var base int64
+		err := in.err
+		if err == nil {
+			base, err = in.future.Wait(ctx)
+		}
+		resp := &nativepb.ProduceResponse{}
+		if err != nil {
+			resp.Kind = &nativepb.ProduceResponse_Error{Error: &nativepb.SendError{
+				SequenceId: in.seq, Code: int32(errmap.GRPCCode(err)), Message: err.Error(),
+			}}
+		} else {
+			resp.Kind = &nativepb.ProduceResponse_Receipt{Receipt: &nativepb.SendReceipt{
+				SequenceId: in.seq, BaseOffset: base, Count: in.count,
+			}}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func toRecords(msgs []*nativepb.Message) []record.Record {
+	now := time.Now().UnixMilli()
+	recs := make([]record.Record, len(msgs))
+	for i, m := range msgs {
+		r := &recs[i]
+		r.Key, r.Value, r.Timestamp = m.GetKey(), m.GetValue(), m.GetEventTimeMs()
+		if r.Timestamp == 0 {
+			r.Timestamp = now
+		}
+		if hs := m.GetHeaders(); len(hs) > 0 {
+			r.Headers = make([]record.Header, len(hs))
+			for j, h := range hs {
+				r.Headers[j] = record.Header{Key: h.GetKey(), Value: h.GetValue()}
+			}
+		}
+	}
+	return recs
+}
+
+// Consume implements nativepb.MagnetarServer.
+func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	sub := first.GetSubscribe()
+	if sub == nil {
+		return status.Error(codes.InvalidArgument, "native: the first consume request must be subscribe")
+	}
+	switch sub.GetType() {
+	case nativepb.SubscriptionType_SUBSCRIPTION_TYPE_UNSPECIFIED, nativepb.SubscriptionType_EXCLUSIVE:
+	default:
+		return status.Errorf(codes.Unimplemented, "native: subscription type %s is not supported yet", sub.GetType())
+	}
+	name, err := s.b.ParseTopic(sub.GetTopic())
+	if err != nil {
+		return errmap.GRPCStatus(err)
+	}
+	initial := broker.Latest
+	if sub.GetInitialPosition() == nativepb.InitialPosition_EARLIEST {
+		initial = broker.Earliest
+	}
+	c, err := s.b.Subscribe(ctx, broker.SubscribeOptions{
+		Topic: name, Partition: sub.GetPartition(), Subscription: sub.GetSubscription(), Initial: initial,
+	})
+	if err != nil {
+		return errmap.GRPCStatus(err)
+	}
+	defer c.Close()
+	if err := stream.Send(&nativepb.ConsumeResponse{Kind: &nativepb.ConsumeResponse_Subscribed{
+		Subscribed: &nativepb.Subscribed{Topic: name.String(), Partition: sub.GetPartition(), StartOffset: c.StartOffset()},
+	}}); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return dispatch(gctx, stream, c) })
+	g.Go(func() error {
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return io.EOF // the client is done: stop dispatching too
+			}
+			if err != nil {
+				return err
+			}
+			switch k := req.GetKind().(type) {
+			case *nativepb.ConsumeRequest_Flow:
+				c.Flow(k.Flow.GetPermits())
+			case *nativepb.ConsumeRequest_Ack:
+				c.Ack(k.Ack.GetOffsets())
+			default:
+				return status.Error(codes.InvalidArgument, "native: only flow and ack may follow subscribe")
+			}
+		}
+	})
+	err = g.Wait()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return errmap.GRPCStatus(err)
+}
+
+// dispatch sends the consumer's messages as its permits allow.
+func dispatch(ctx context.Context, stream nativepb.Magnetar_ConsumeServer, c *broker.Consumer) error {
+	for {
+		ds, err := c.Next(ctx)
+		if err != nil {
+			return err
+		}
+		batch := &nativepb.MessageBatch{Messages: make([]*nativepb.ReceivedMessage, len(ds))}
+		for i, d := range ds {
+			m := &nativepb.Message{Key: d.Record.Key, Value: d.Record.Value, EventTimeMs: d.Record.Timestamp}
+			if len(d.Record.Headers) > 0 {
+				m.Headers = make([]*nativepb.Header, len(d.Record.Headers))
+				for j, h := range d.Record.Headers {
+					m.Headers[j] = &nativepb.Header{Key: h.Key, Value: h.Value}
+				}
+			}
+			batch.Messages[i] = &nativepb.ReceivedMessage{Offset: d.Offset, Message: m, PublishTimeMs: d.Record.Timestamp}
+		}
+		if err := stream.Send(&nativepb.ConsumeResponse{Kind: &nativepb.ConsumeResponse_Messages{Messages: batch}}); err != nil {
+			return err
+		}
+	}
+}

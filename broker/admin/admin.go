@@ -1,0 +1,152 @@
+// Package admin serves the broker's admin REST API (JSON over HTTP, on the
+// admin port beside /metrics and /healthz):
+//
+//	GET    /admin/v1/topics[?namespace=tenant/ns]  list topics
+//	PUT    /admin/v1/topics/{name}                 create; body {"partitions": N} (default 1)
+//	GET    /admin/v1/topics/{name}                 describe
+//	DELETE /admin/v1/topics/{name}                 delete, with its data and subscriptions
+//	GET    /admin/v1/stats/topics/{name}           offsets, sizes, subscriptions, backlog
+//
+// {name} is tenant/namespace/topic or a bare topic in the broker's default
+// namespace. Errors are {"error": "..."} with the status from
+// internal/errmap.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/internal/errmap"
+)
+
+// Topic is the JSON form of a topic.
+type Topic struct {
+	Name       string `json:"name"`
+	Partitions int32  `json:"partitions"`
+}
+
+// CreateTopicRequest is the body of a create.
+type CreateTopicRequest struct {
+	Partitions int32 `json:"partitions"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+type handler struct {
+	b   *broker.Broker
+	log *slog.Logger
+}
+
+// Register adds the admin routes to mux.
+func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{b: b, log: log.With("component", "admin")}
+	mux.HandleFunc("GET /admin/v1/topics", h.listTopics)
+	mux.HandleFunc("PUT /admin/v1/topics/{name...}", h.createTopic)
+	mux.HandleFunc("GET /admin/v1/topics/{name...}", h.getTopic)
+	mux.HandleFunc("DELETE /admin/v1/topics/{name...}", h.deleteTopic)
+	mux.HandleFunc("GET /admin/v1/stats/topics/{name...}", h.topicStats)
+}
+
+func (h *handler) listTopics(w http.ResponseWriter, r *http.Request) {
+	ts, err := h.b.ListTopics(r.Context(), r.URL.Query().Get("namespace"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	out := make([]Topic, len(ts))
+	for i, t := range ts {
+		out[i] = Topic{Name: t.Name.String(), Partitions: t.Partitions}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handler) createTopic(w http.ResponseWriter, r *http.Request) {
+	name, err := h.b.ParseTopic(r.PathValue("name"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	req := CreateTopicRequest{Partitions: 1}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			h.fail(w, fmt.Errorf("%w: request body: %v", broker.ErrInvalidArgument, err))
+			return
+		}
+	}
+	if err := h.b.CreateTopic(r.Context(), name, req.Partitions); err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, Topic{Name: name.String(), Partitions: req.Partitions})
+}
+
+func (h *handler) getTopic(w http.ResponseWriter, r *http.Request) {
+	name, err := h.b.ParseTopic(r.PathValue("name"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	info, err := h.b.Topic(r.Context(), name, false)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Topic{Name: name.String(), Partitions: info.Partitions})
+}
+
+func (h *handler) deleteTopic(w http.ResponseWriter, r *http.Request) {
+	name, err := h.b.ParseTopic(r.PathValue("name"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if err := h.b.DeleteTopic(r.Context(), name); err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) topicStats(w http.ResponseWriter, r *http.Request) {
+	name, err := h.b.ParseTopic(r.PathValue("name"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	st, err := h.b.TopicStats(r.Context(), name)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	code := errmap.HTTPStatus(err)
+	if code >= 500 && !errors.Is(err, broker.ErrClosed) {
+		h.log.Warn("admin request failed", "err", err)
+	}
+	writeJSON(w, code, Error{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

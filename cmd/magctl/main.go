@@ -1,0 +1,193 @@
+// Command magctl is Magnetar's admin and debugging CLI: it manages topics
+// through the admin REST API and produces and consumes through the native
+// protocol.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/magnetar-mq/magnetar/internal/config"
+)
+
+const usage = `Usage: magctl <command> [flags]
+
+Commands:
+  topics create TOPIC [-p PARTITIONS]   create a topic
+  topics list [-n TENANT/NAMESPACE]     list topics
+  topics delete TOPIC                   delete a topic, its messages and subscriptions
+  topics stats TOPIC [-o table|json]    offsets, sizes, subscriptions and backlog
+  produce TOPIC [-m TEXT] [-k KEY]      send -m TEXT, or one message per line of stdin
+  consume TOPIC -s SUBSCRIPTION [-n N]  print message values, one per line, acking each
+
+TOPIC is tenant/namespace/topic, persistent://tenant/namespace/topic, or a
+bare name in the broker's default namespace (public/default).
+
+Every command takes --admin-url (default http://127.0.0.1:8080, env
+MAGNETAR_ADMIN_URL) and --service-addr (default 127.0.0.1:6650, env
+MAGNETAR_SERVICE_ADDR). Run 'magctl <command> --help' for its flags.
+
+Examples:
+  magctl topics create orders -p 4
+  magctl produce orders -m 'hello'
+  seq 10 | magctl produce orders
+  magctl consume orders -s audit -n 10
+  magctl topics stats orders
+`
+
+// globals are the connection settings every command takes.
+type globals struct {
+	adminURL    string
+	serviceAddr string
+	timeout     time.Duration
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.adminURL, "admin-url", "http://127.0.0.1:8080", "admin REST API of a broker")
+	fs.StringVar(&g.serviceAddr, "service-addr", "127.0.0.1:6650", "native protocol address of a broker")
+	fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "time limit of admin calls and of connecting")
+}
+
+// command is one magctl command: its flags, usage text and action.
+type command struct {
+	name     string // e.g. "topics create"
+	args     string // positional arguments, for the usage line
+	help     string
+	examples string
+	flags    func(fs *flag.FlagSet)
+	nargs    int // positional arguments required
+	run      func(ctx context.Context, e *env, args []string) error
+}
+
+var commands []*command
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := findCommand(args)
+	if cmd == nil {
+		fmt.Fprintf(stderr, "magctl: unknown command %q\n\n%s", joinWords(args), usage)
+		return 2
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("magctl "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	e.register(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: magctl %s %s\n\n%s\n\nExamples:\n%s\nFlags:\n", cmd.name, cmd.args, cmd.help, cmd.examples)
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the positional arguments.
+	positional, err := parseInterspersed(fs, rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(positional) != cmd.nargs {
+		fmt.Fprintf(stderr, "magctl %s: want %d argument(s) (%s), got %d\n", cmd.name, cmd.nargs, cmd.args, len(positional))
+		fs.Usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.run(ctx, e, positional); err != nil {
+		fmt.Fprintf(stderr, "magctl %s: %v\n", cmd.name, err)
+		return 1
+	}
+	return 0
+}
+
+// findCommand matches the longest command name at the start of args.
+func findCommand(args []string) (*command, []string) {
+	var best *command
+	bestWords := 0
+	for _, c := range commands {
+		words := splitWords(c.name)
+		if len(words) <= len(args) && slices.Equal(words, args[:len(words)]) && len(words) > bestWords {
+			best, bestWords = c, len(words)
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	return best, args[bestWords:]
+}
+
+// parseInterspersed parses flags anywhere among the arguments, with the
+// environment (MAGNETAR_*) as a fallback, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	var flagArgs []string
+	for len(args) > 0 {
+		a := args[0]
+		args = args[1:]
+		if a == "--" {
+			positional = append(positional, args...)
+			break
+		}
+		if len(a) > 1 && a[0] == '-' {
+			flagArgs = append(flagArgs, a)
+			name := trimDashes(a)
+			if f := fs.Lookup(name); f != nil && !isBoolFlag(f) && !hasValue(a) && len(args) > 0 {
+				flagArgs = append(flagArgs, args[0])
+				args = args[1:]
+			}
+			continue
+		}
+		positional = append(positional, a)
+	}
+	if err := config.Parse(fs, flagArgs, "", os.LookupEnv); err != nil {
+		return nil, err
+	}
+	return positional, nil
+}
+
+// env is what a command runs with: the connection settings and the
+// standard streams.
+type env struct {
+	globals
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func splitWords(s string) []string { return strings.Fields(s) }
+
+func joinWords(ws []string) string { return strings.Join(ws, " ") }
+
+func trimDashes(a string) string {
+	a = strings.TrimLeft(a, "-")
+	if i := strings.IndexByte(a, '='); i >= 0 {
+		a = a[:i]
+	}
+	return a
+}
+
+func hasValue(a string) bool { return strings.Contains(a, "=") }
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}

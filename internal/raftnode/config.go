@@ -1,0 +1,163 @@
+package raftnode
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+// Config configures a Node. The zero values of the tuning knobs are replaced
+// by the defaults in EnsureDefaults; DB, FSM, Dir and LogPrefix are required.
+type Config struct {
+	// ID is the Raft server ID; default "node-1".
+	ID string `yaml:"id"`
+	// Dir is where Raft keeps its snapshots (Dir/snapshots).
+	Dir string `yaml:"dir"`
+	// DB is shared with the FSM; the Raft log and stable store live under
+	// LogPrefix. The caller owns it and closes it after Node.Close.
+	DB *pebble.DB `yaml:"-"`
+	// LogPrefix is the key prefix of the Raft log, e.g. []byte("raft/"). It
+	// must not overlap the FSM's keys.
+	LogPrefix []byte `yaml:"-"`
+	// FSM is the state machine; it may also implement raft.BatchingFSM. See
+	// the package documentation for the durability contract it must follow.
+	FSM raft.FSM `yaml:"-"`
+	// Logger receives Raft's logs; nil discards them.
+	Logger *slog.Logger `yaml:"-"`
+	// LogLevel filters Raft's own logs: trace, debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's
+	// timers. The defaults are short so that a single node is leader within
+	// 50-100 ms of starting.
+	HeartbeatTimeout   time.Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout    time.Duration `yaml:"election_timeout"`
+	LeaderLeaseTimeout time.Duration `yaml:"leader_lease_timeout"`
+	// CommitTimeout bounds how long a follower may wait to learn a commit.
+	CommitTimeout time.Duration `yaml:"commit_timeout"`
+	// MaxAppendEntries is the most entries sent, stored (one synced batch)
+	// and applied at once; also the size of the apply channel buffer.
+	MaxAppendEntries int `yaml:"max_append_entries"`
+	// SnapshotInterval is how often Raft checks whether to snapshot, and
+	// SnapshotThreshold how many new log entries make it do so.
+	SnapshotInterval  time.Duration `yaml:"snapshot_interval"`
+	SnapshotThreshold uint64        `yaml:"snapshot_threshold"`
+	// TrailingLogs is how many entries are kept behind a snapshot, so a
+	// slightly lagging follower can catch up from the log.
+	TrailingLogs uint64 `yaml:"trailing_logs"`
+	// SnapshotsRetained is how many snapshots are kept in Dir/snapshots.
+	SnapshotsRetained int `yaml:"snapshots_retained"`
+	// LogCacheSize is how many recent log entries are cached in memory in
+	// front of the Pebble log store; negative disables the cache.
+	LogCacheSize int `yaml:"log_cache_size"`
+}
+
+// Defaults, set in one place by EnsureDefaults.
+const (
+	DefaultID                 = "node-1"
+	DefaultLogLevel           = "warn"
+	DefaultHeartbeatTimeout   = 50 * time.Millisecond
+	DefaultElectionTimeout    = 50 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 50 * time.Millisecond
+	DefaultCommitTimeout      = 20 * time.Millisecond
+	DefaultMaxAppendEntries   = 1024
+	DefaultSnapshotInterval   = 30 * time.Second
+	DefaultSnapshotThreshold  = 16384
+	DefaultTrailingLogs       = 10240
+	DefaultSnapshotsRetained  = 2
+	DefaultLogCacheSize       = 512
+)
+
+// ErrInvalidConfig is wrapped by every Validate error.
+var ErrInvalidConfig = errors.New("raftnode: invalid config")
+
+// RegisterFlags registers the tunable fields (not DB, FSM, Logger or
+// LogPrefix, which only code can set) with their defaults and help text.
+func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
+	fs.StringVar(&c.ID, prefix+"id", DefaultID, "Raft server ID of this node.")
+	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory for Raft snapshots.")
+	fs.StringVar(&c.LogLevel, prefix+"log-level", DefaultLogLevel, "Level of Raft's own logs: trace, debug, info, warn, error.")
+	fs.DurationVar(&c.HeartbeatTimeout, prefix+"heartbeat-timeout", DefaultHeartbeatTimeout, "Raft heartbeat timeout.")
+	fs.DurationVar(&c.ElectionTimeout, prefix+"election-timeout", DefaultElectionTimeout, "Raft election timeout.")
+	fs.DurationVar(&c.LeaderLeaseTimeout, prefix+"leader-lease-timeout", DefaultLeaderLeaseTimeout, "Raft leader lease timeout (<= heartbeat timeout).")
+	fs.DurationVar(&c.CommitTimeout, prefix+"commit-timeout", DefaultCommitTimeout, "Raft commit timeout.")
+	fs.IntVar(&c.MaxAppendEntries, prefix+"max-append-entries", DefaultMaxAppendEntries, "Most Raft entries appended and applied at once (<= 1024).")
+	fs.DurationVar(&c.SnapshotInterval, prefix+"snapshot-interval", DefaultSnapshotInterval, "How often Raft checks whether to snapshot.")
+	fs.Uint64Var(&c.SnapshotThreshold, prefix+"snapshot-threshold", DefaultSnapshotThreshold, "New log entries that trigger a snapshot.")
+	fs.Uint64Var(&c.TrailingLogs, prefix+"trailing-logs", DefaultTrailingLogs, "Log entries kept behind a snapshot.")
+	fs.IntVar(&c.SnapshotsRetained, prefix+"snapshots-retained", DefaultSnapshotsRetained, "Raft snapshots kept on disk.")
+	fs.IntVar(&c.LogCacheSize, prefix+"log-cache-size", DefaultLogCacheSize, "Recent log entries cached in memory (negative: none).")
+}
+
+// EnsureDefaults replaces zero values by the defaults.
+func (c *Config) EnsureDefaults() {
+	setDefault(&c.ID, DefaultID)
+	setDefault(&c.LogLevel, DefaultLogLevel)
+	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
+	setDefault(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	setDefault(&c.CommitTimeout, DefaultCommitTimeout)
+	setDefault(&c.MaxAppendEntries, DefaultMaxAppendEntries)
+	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
+	setDefault(&c.SnapshotThreshold, DefaultSnapshotThreshold)
+	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
+	setDefault(&c.SnapshotsRetained, DefaultSnapshotsRetained)
+	setDefault(&c.LogCacheSize, DefaultLogCacheSize)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// Validate reports whether the config can start a node. Call EnsureDefaults
+// first.
+func (c *Config) Validate() error {
+	switch {
+	case c.DB == nil:
+		return fmt.Errorf("%w: DB is nil", ErrInvalidConfig)
+	case c.FSM == nil:
+		return fmt.Errorf("%w: FSM is nil", ErrInvalidConfig)
+	case c.Dir == "":
+		return fmt.Errorf("%w: Dir is empty", ErrInvalidConfig)
+	case len(c.LogPrefix) == 0:
+		return fmt.Errorf("%w: LogPrefix is empty", ErrInvalidConfig)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := raft.ValidateConfig(c.raftConfig(nil)); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// raftConfig translates c into hashicorp's config.
+func (c *Config) raftConfig(logger *hclogAdapter) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.ID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.MaxAppendEntries = c.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.TrailingLogs = c.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true
+	if logger != nil {
+		rc.Logger = logger
+	}
+	return rc
+}

@@ -1,0 +1,70 @@
+package bookie_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/internal/record"
+)
+
+// entryOf returns an entry holding one record with a value of size bytes.
+func entryOf(b *testing.B, size int) []byte {
+	value := make([]byte, size)
+	for i := range value {
+		value[i] = byte(i * 7)
+	}
+	e, err := record.AppendBatch(nil, record.BatchOptions{}, []record.Record{{Value: value}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// BenchmarkShardAppend appends one-record entries to a shard on disk from
+// 1 and 16 goroutines (each writing its own segment). Every append is
+// durable (fsync via the Raft log) when it returns; concurrent appends
+// share Raft batches and so fsyncs, which appends/fsync shows.
+func BenchmarkShardAppend(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10} {
+		for _, writers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("entry=%dKiB/goroutines=%d", size>>10, writers), func(b *testing.B) {
+				cfg := testConfig(b.TempDir())
+				cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
+				s, err := bookie.OpenShard(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				var segments atomic.Uint64
+				startSyncs := s.WALSyncs()
+				b.SetBytes(int64(len(entryOf(b, size))))
+				b.SetParallelism((writers + 1) / 2) // x GOMAXPROCS goroutines
+				if writers == 1 {
+					b.SetParallelism(1)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					seg := segments.Add(1)
+					e := entryOf(b, size)
+					if err := s.CreateSegment(ctx, seg, 0, 1); err != nil {
+						b.Error(err)
+						return
+					}
+					for next := int64(0); pb.Next(); next++ {
+						record.SetBaseOffset(e, next)
+						if _, err := s.Append(ctx, bookie.AppendRequest{Segment: seg, Epoch: 1, Entries: [][]byte{e}}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				syncs := s.WALSyncs() - startSyncs
+				b.ReportMetric(float64(b.N)/float64(max(syncs, 1)), "appends/fsync")
+			})
+		}
+	}
+}

@@ -1,0 +1,48 @@
+// Package bookie is Magnetar's segment store: shards that hold the entries
+// (Kafka RecordBatch v2 bytes) of partition segments, replicated by Raft.
+//
+// Brokers talk to it through [Client]. A [Shard] implements Client in
+// process; package bookietest has an in-memory fake and the conformance
+// suite every implementation passes.
+//
+// # Model
+//
+// A segment is a dense offset range of one partition with one writer. It is
+// created open with the writer's epoch, receives appends whose entries carry
+// consecutive offsets (the first entry's base offset is the segment's next
+// offset, each later one starts right after the previous one's last
+// offset), and is sealed once, after which it never changes. A writer whose
+// epoch is older than the segment's is fenced: every append and the seal go
+// through the shard's Raft log, so "append acknowledged before the seal is
+// in the sealed segment, append after it fails" holds exactly. Sealing an
+// unknown segment records it sealed and empty, so a writer that never got
+// to create it cannot create it later.
+//
+// # State machine
+//
+// A Shard is a single Raft group (one voter for now) whose log and state
+// share one Pebble database, following the durability contract of
+// internal/raftnode: Raft's log is written with fsync, the state machine
+// (fsm) applies committed commands with pebble.NoSync and stores the last
+// applied Raft index in the same Pebble batch, and skips entries at or below
+// it when Raft replays the log after a restart. One Raft batch of commands
+// (hashicorp/raft batches concurrent Apply calls: one log write and one
+// fsync for up to MaxAppendEntries commands) becomes one Pebble batch.
+//
+// Keys (the Raft log lives under "raft/"):
+//
+//	"bk/a"                                  -> last applied Raft index (8 bytes BE)
+//	"bk/m" <segment: 8 bytes BE>            -> segment metadata (see meta.go)
+//	"bk/e" <segment: 8 BE> <base offset: 8 BE> -> one entry, the batch bytes as appended
+//	"bk/r"                                  -> present while a snapshot restore runs
+//
+// Entries of a segment sort by base offset, so Read is a seek to the entry
+// holding the requested offset (SeekLT(fromOffset+1)) and a forward scan.
+// Every entry's CRC is checked before Append proposes it and again when it
+// is read: a corrupt entry is reported as ErrCorrupt, never returned.
+//
+// Commands are a small binary encoding (command.go) with a version byte.
+// Snapshots stream every key of the state machine from a Pebble snapshot;
+// FSM.Snapshot first makes the applied state durable with a synced write,
+// so Raft never truncates log entries whose effects could still be lost.
+package bookie

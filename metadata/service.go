@@ -1,0 +1,240 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/magnetar-mq/magnetar/internal/raftnode"
+)
+
+// Service is the metadata service on this node: a Store whose writes go
+// through a Raft group and whose state lives in Pebble. It is safe for
+// concurrent use.
+type Service struct {
+	logger *slog.Logger
+	db     *pebble.DB
+	fsm    *fsm
+	hub    *hub
+	node   *raftnode.Node
+
+	// mu guards closed; reads hold it shared so Close cannot close the DB
+	// under them.
+	mu struct {
+		sync.RWMutex
+		closed bool
+	}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*Service)(nil)
+
+// Open opens (creating if needed) the metadata service in cfg.Dir, starts
+// its Raft node and returns once it is leader and has applied every
+// committed command.
+func Open(ctx context.Context, cfg Config) (*Service, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("component", "metadata")
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	cache := pebble.NewCache(64 << 20)
+	defer cache.Unref()
+	db, err := pebble.Open(filepath.Join(cfg.Dir, "db"), &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       32 << 20,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{logger.With("subsystem", "pebble")},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open pebble: %w", err)
+	}
+	s := &Service{logger: logger, db: db}
+	if s.fsm, err = newFSM(db, cfg.HistoryRevisions, logger); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.hub = newHub(db, s.fsm.rev, s.fsm.compacted, logger)
+	s.fsm.hub = s.hub
+	s.node, err = raftnode.Open(ctx, raftnode.Config{
+		ID:        "meta-1",
+		Dir:       cfg.Dir,
+		DB:        db,
+		LogPrefix: []byte(raftPrefix),
+		FSM:       s.fsm,
+		Logger:    logger,
+	})
+	if err != nil {
+		s.hub.close()
+		_ = db.Close()
+		return nil, fmt.Errorf("metadata: start raft: %w", err)
+	}
+	logger.Info("metadata service open", "dir", cfg.Dir, "revision", s.fsm.rev)
+	return s, nil
+}
+
+// rlock takes the shared lock unless the service is closed.
+func (s *Service) rlock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.mu.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Get returns the key from the local state, or ok=false.
+func (s *Service) Get(ctx context.Context, key string) (KV, bool, error) {
+	if err := s.rlock(ctx); err != nil {
+		return KV{}, false, err
+	}
+	defer s.mu.RUnlock()
+	kv, ok, err := readKV(s.db, key)
+	if err != nil {
+		return KV{}, false, fmt.Errorf("metadata: get: %w", err)
+	}
+	return kv, ok, nil
+}
+
+// Range lists the keys with the given prefix in key order, from one
+// consistent view of the local state, at that view's revision.
+func (s *Service) Range(ctx context.Context, prefix string, opts RangeOptions) (RangeResult, error) {
+	if err := s.rlock(ctx); err != nil {
+		return RangeResult{}, err
+	}
+	defer s.mu.RUnlock()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	rev, err := readUint64(snap, keyRevision)
+	if err != nil {
+		return RangeResult{}, fmt.Errorf("metadata: range: %w", err)
+	}
+	res := RangeResult{Revision: int64(rev)}
+	lower := kvKey(prefix)
+	if opts.StartAfter >= prefix && opts.StartAfter != "" {
+		lower = append(kvKey(opts.StartAfter), 0) // the first key after StartAfter
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(kvKey(prefix))})
+	if err != nil {
+		return RangeResult{}, fmt.Errorf("metadata: range: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if opts.Limit > 0 && len(res.KVs) == opts.Limit {
+			res.More = true
+			break
+		}
+		if len(res.KVs)%1024 == 1023 {
+			if err := ctx.Err(); err != nil {
+				return RangeResult{}, err
+			}
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return RangeResult{}, fmt.Errorf("metadata: range: %w", err)
+		}
+		key := string(it.Key()[len(kvPrefix):])
+		kv, err := decodeKVRecord(key, val)
+		if err != nil {
+			return RangeResult{}, fmt.Errorf("metadata: range: key %q: %w", key, err)
+		}
+		res.KVs = append(res.KVs, kv)
+	}
+	if err := it.Error(); err != nil {
+		return RangeResult{}, fmt.Errorf("metadata: range: %w", err)
+	}
+	return res, nil
+}
+
+// Put writes the key through Raft if its version is expectedVersion (0: it
+// must not exist; AnyVersion: unconditional) and returns the new KV.
+func (s *Service) Put(ctx context.Context, key string, value []byte, expectedVersion int64) (KV, error) {
+	if key == "" {
+		return KV{}, ErrInvalidKey
+	}
+	cmd := command{op: opPut, key: key, expected: expectedVersion, value: value}
+	resp, err := s.apply(ctx, &cmd)
+	if err != nil {
+		return KV{}, err
+	}
+	kv, ok := resp.(KV)
+	if !ok {
+		return KV{}, fmt.Errorf("metadata: put: unexpected response %T", resp)
+	}
+	kv.Value = value
+	return kv, nil
+}
+
+// Delete removes the key through Raft if its version is expectedVersion
+// (AnyVersion: unconditional, and an absent key is not an error).
+func (s *Service) Delete(ctx context.Context, key string, expectedVersion int64) error {
+	if key == "" {
+		return ErrInvalidKey
+	}
+	_, err := s.apply(ctx, &command{op: opDelete, key: key, expected: expectedVersion})
+	return err
+}
+
+func (s *Service) apply(ctx context.Context, cmd *command) (any, error) {
+	if err := s.rlock(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RUnlock()
+	resp, err := s.node.Apply(ctx, cmd.appendTo(nil))
+	if errors.Is(err, raftnode.ErrClosed) {
+		return nil, ErrClosed
+	}
+	return resp, err
+}
+
+// Watch streams the changes under prefix after fromRevision (0: from now
+// on). A slow reader never holds up writes and never misses an event; one
+// that falls more than Config.HistoryRevisions behind has its channel closed
+// (a resumed Watch from its last revision then returns ErrCompacted).
+func (s *Service) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan Event, error) {
+	if err := s.rlock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	return s.hub.watch(ctx, prefix, fromRevision)
+}
+
+// Close stops the Raft node, closes every watch channel, and closes the DB.
+// It is idempotent.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.mu.closed = true
+		s.mu.Unlock()
+		err := s.node.Close()
+		s.hub.close()
+		s.closeErr = errors.Join(err, s.db.Close())
+	})
+	return s.closeErr
+}
+
+// pebbleLogger sends Pebble's logs to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic("metadata: pebble: " + msg)
+}

@@ -1,0 +1,51 @@
+// Command magnetar runs Magnetar's server roles.
+//
+//	magnetar standalone   every role in one process (development, tests)
+//
+// The cluster roles (meta, bookie, broker as separate processes) come with
+// the segment-store and metadata-service issues.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `Usage: magnetar <command> [flags]
+
+Commands:
+  standalone   run the metadata service, a bookie and a broker in one process
+  version      print the version
+
+Run 'magnetar <command> --help' for a command's flags and examples.
+
+Examples:
+  magnetar standalone
+  magnetar standalone --data-dir /tmp/magnetar --http-addr :8081
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd := os.Args[1]; cmd {
+	case "standalone":
+		err = runStandalone(os.Args[2:])
+	case "version", "--version":
+		fmt.Println("magnetar", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "magnetar: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "magnetar: %v\n", err)
+		os.Exit(1)
+	}
+}

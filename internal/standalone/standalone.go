@@ -1,0 +1,208 @@
+// Package standalone composes every Magnetar role in one process: the
+// metadata service, one bookie shard, a broker, the native gRPC server and
+// the HTTP server (admin REST API, /metrics, /healthz, /readyz). It backs
+// `magnetar standalone`, and lets tests, examples and benchmarks run a
+// whole server in-process.
+package standalone
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/broker/admin"
+	"github.com/magnetar-mq/magnetar/metadata"
+	"github.com/magnetar-mq/magnetar/protocol/native"
+)
+
+// Config configures a standalone server.
+type Config struct {
+	DataDir    string `yaml:"data-dir"`
+	NativeAddr string `yaml:"native-addr"`
+	HTTPAddr   string `yaml:"http-addr"`
+	// AdvertisedAddr is the native address clients are told to use; by
+	// default 127.0.0.1 and the native port.
+	AdvertisedAddr string        `yaml:"advertised-addr"`
+	Broker         broker.Config `yaml:"broker"`
+}
+
+// RegisterFlags registers the server's flags with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for all state")
+	fs.StringVar(&c.NativeAddr, "native-addr", ":6650", "listen address of the native gRPC protocol")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address of the admin REST API, /metrics, /healthz and /readyz")
+	fs.StringVar(&c.AdvertisedAddr, "advertised-addr", "", "native address clients are told to use (default: 127.0.0.1 and the native port)")
+	c.Broker.RegisterFlags("broker.", fs)
+}
+
+// DefaultConfig returns the defaults RegisterFlags sets.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("standalone: data-dir must not be empty")
+	}
+	return c.Broker.Validate()
+}
+
+// Server is a running standalone server.
+type Server struct {
+	log      *slog.Logger
+	nativeLn net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	grpcSrv  *grpc.Server
+	meta     *metadata.Service
+	shard    *bookie.Shard
+	broker   *broker.Broker
+	ready    atomic.Bool
+	serving  sync.WaitGroup // the two Serve goroutines
+	failed   chan error     // serving errors; capacity for both servers
+	closers  []func() error
+}
+
+// Start opens every role under cfg.DataDir and serves until Close. It
+// returns once the server is ready.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: log, failed: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	// Listen first: a port in use should fail before any state is opened.
+	if s.nativeLn, err = net.Listen("tcp", cfg.NativeAddr); err != nil {
+		return nil, fmt.Errorf("native listener: %w", err)
+	}
+	s.closers = append(s.closers, ignoreClosed(s.nativeLn.Close))
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	s.closers = append(s.closers, ignoreClosed(s.httpLn.Close))
+	advertised := cfg.AdvertisedAddr
+	if advertised == "" {
+		_, port, _ := net.SplitHostPort(s.nativeLn.Addr().String())
+		advertised = net.JoinHostPort("127.0.0.1", port)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+
+	if s.meta, err = metadata.Open(ctx, metadata.Config{Dir: filepath.Join(cfg.DataDir, "meta"), Logger: log}); err != nil {
+		return nil, fmt.Errorf("metadata service: %w", err)
+	}
+	s.closers = append(s.closers, s.meta.Close)
+	if s.shard, err = bookie.OpenShard(ctx, bookie.ShardConfig{Dir: filepath.Join(cfg.DataDir, "bookie"), Logger: log}); err != nil {
+		return nil, fmt.Errorf("bookie: %w", err)
+	}
+	s.closers = append(s.closers, s.shard.Close)
+	if s.broker, err = broker.New(cfg.Broker, s.meta, s.shard, log, reg); err != nil {
+		return nil, err
+	}
+	admin.Register(mux, s.broker, log)
+
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.serving.Go(func() { s.serve("http", func() error { return s.httpSrv.Serve(s.httpLn) }) })
+	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.Broker.MaxMessageBytes + 1<<20))
+	native.NewServer(s.broker, advertised, log).Register(s.grpcSrv)
+	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })
+	s.ready.Store(true)
+	return s, nil
+}
+
+func (s *Server) serve(what string, fn func() error) {
+	if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+		s.failed <- fmt.Errorf("%s server: %w", what, err)
+	}
+}
+
+// NativeAddr is the address the native protocol listens on.
+func (s *Server) NativeAddr() string { return s.nativeLn.Addr().String() }
+
+// HTTPAddr is the address of the admin API and metrics.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Failed delivers the error of a server that stopped serving on its own.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+// Close shuts down in reverse order: stop taking requests, close the broker
+// (in-flight appends finish, cursors are persisted, consumer streams end),
+// give open streams a few seconds, then close the segment store and the
+// metadata service.
+func (s *Server) Close() error {
+	s.ready.Store(false)
+	var errs []error
+	if s.grpcSrv != nil {
+		done := make(chan struct{})
+		go func() {
+			s.grpcSrv.GracefulStop()
+			close(done)
+		}()
+		errs = append(errs, s.broker.Close())
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.grpcSrv.Stop()
+			<-done
+		}
+	} else if s.broker != nil {
+		errs = append(errs, s.broker.Close())
+	}
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.httpSrv.Shutdown(ctx))
+		cancel()
+	}
+	s.serving.Wait()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// ignoreClosed drops the error of closing an already closed listener.
+func ignoreClosed(fn func() error) func() error {
+	return func() error {
+		if err := fn(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}

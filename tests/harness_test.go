@@ -1,0 +1,193 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds the binaries built once by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "magnetar-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	for _, cmd := range []string{"magnetar", "magctl"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "./cmd/"+cmd)
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", cmd, err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// server is a `magnetar standalone` process.
+type server struct {
+	t          testing.TB
+	dataDir    string
+	cmd        *exec.Cmd
+	nativeAddr string
+	httpAddr   string
+	logPath    string
+	exited     chan struct{}
+}
+
+var readyLine = regexp.MustCompile(`msg="magnetar standalone ready" native=(\S+) http=(\S+)`)
+
+// startServer starts a standalone on dataDir with ports chosen by the
+// kernel, and waits until it says it is ready and /readyz answers 200.
+func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), "magnetar-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"standalone", "--data-dir", dataDir,
+		"--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extraArgs...)
+	cmd := exec.Command(filepath.Join(binDir, "magnetar"), args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, dataDir: dataDir, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
+	addrs := make(chan []string, 1)
+	var copied sync.WaitGroup
+	copied.Add(1)
+	go func() {
+		defer copied.Done()
+		defer logFile.Close()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logFile, line)
+			if m := readyLine.FindStringSubmatch(line); m != nil {
+				addrs <- m[1:]
+			}
+		}
+		_, _ = io.Copy(logFile, stderr)
+	}()
+	go func() {
+		copied.Wait() // Wait closes the pipe: read it all first
+		_ = cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() {
+			s.dumpLog()
+		}
+	})
+	select {
+	case a := <-addrs:
+		s.nativeAddr, s.httpAddr = a[0], a[1]
+	case <-s.exited:
+		s.dumpLog()
+		t.Fatalf("magnetar exited before it was ready: %v", cmd.ProcessState)
+	case <-time.After(30 * time.Second):
+		s.dumpLog()
+		t.Fatal("magnetar did not become ready within 30s")
+	}
+	waitFor(t, 10*time.Second, "readyz", func() bool {
+		resp, err := http.Get(s.adminURL() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return s
+}
+
+func (s *server) adminURL() string { return "http://" + s.httpAddr }
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (s *server) kill() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("magnetar did not exit within 30s of SIGTERM")
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		s.t.Fatalf("magnetar exited with code %d after SIGTERM", code)
+	}
+}
+
+func (s *server) dumpLog() {
+	data, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	s.t.Logf("magnetar log (%s, last %d lines):\n%s", s.dataDir, len(lines), strings.Join(lines, "\n"))
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func testContext(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func skipIfShort(t testing.TB) {
+	if testing.Short() {
+		t.Skip("integration test: starts real processes (run without -short)")
+	}
+}

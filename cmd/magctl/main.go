@@ -88,16 +88,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("magctl "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	e.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: magctl %s %s\n\n%s\n\nExamples:\n%s\nFlags:\n", cmd.name, cmd.args, cmd.help, cmd.examples)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSetFor(cmd, e)
 	// Flags may come before or after the positional arguments.
 	positional, err := parseInterspersed(fs, rest)
 	if err != nil {
@@ -118,6 +109,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// newFlagSetFor returns the command's flags, with the connection flags
+// bound to e.
+func newFlagSetFor(cmd *command, e *env) *flag.FlagSet {
+	fs := flag.NewFlagSet("magctl "+cmd.name, flag.ContinueOnError)
+	if e.stderr == nil {
+		e.stderr = io.Discard
+	}
+	fs.SetOutput(e.stderr)
+	e.register(fs)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: magctl %s %s\n\n%s\n\nExamples:\n%s\nFlags:\n", cmd.name, cmd.args, cmd.help, cmd.examples)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 // findCommand matches the longest command name at the start of args.

@@ -1,0 +1,102 @@
+package tests
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/magnetar-mq/magnetar/client"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, for a server that must come back on the same address.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestClientsReconnectAfterTheServerRestarts kills the server under a
+// connected producer and consumer and restarts it on the same address:
+// the producer reports the break instead of hiding it, works again once
+// the server is back, and the consumer resumes by itself and receives
+// what is produced after the restart.
+func TestClientsReconnectAfterTheServerRestarts(t *testing.T) {
+	skipIfShort(t)
+	dataDir := t.TempDir()
+	ctx := testContext(t, 2*time.Minute)
+	native := freeAddr(t)
+	srv := startServer(t, dataDir, "--native-addr", native)
+
+	c, err := client.New(client.Options{Address: native})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.CreateProducer(ctx, client.ProducerOptions{Topic: "restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cons, err := c.Subscribe(ctx, client.ConsumerOptions{Topic: "restart", Subscription: "s", InitialPosition: client.Earliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+
+	if _, err := p.Send(ctx, &client.Message{Value: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Receive(ctx)
+	if err != nil || string(m.Value) != "before" {
+		t.Fatalf("receive before the restart: %v %v", m, err)
+	}
+	if err := cons.Ack(m); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.kill()
+	// While the server is down, a send fails visibly.
+	if _, err := p.Send(ctx, &client.Message{Value: []byte("lost")}); err == nil {
+		t.Fatal("send with the server down succeeded")
+	}
+	startServer(t, dataDir, "--native-addr", native)
+
+	var sent client.MessageID
+	waitFor(t, 30*time.Second, "the producer to reconnect", func() bool {
+		id, err := p.Send(ctx, &client.Message{Value: []byte("after")})
+		if err != nil && !errors.Is(err, client.ErrConnectionLost) {
+			t.Logf("send after restart: %v", err)
+		}
+		sent = id
+		return err == nil
+	})
+	// The consumer reconnects by itself; "before" may come again if its
+	// ack had not been persisted when the server died.
+	for {
+		m, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatalf("receive after the restart: %v", err)
+		}
+		if err := cons.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+		switch string(m.Value) {
+		case "before":
+			continue
+		case "after":
+			if m.ID != sent {
+				t.Fatalf("received after at %v, sent at %v", m.ID, sent)
+			}
+			return
+		default:
+			t.Fatalf("unexpected message %q (%v)", m.Value, fmt.Sprint(m.ID))
+		}
+	}
+}

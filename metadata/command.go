@@ -1,8 +1,9 @@
 package metadata
 
 import (
-	"encoding/binary"
 	"fmt"
+
+	"github.com/magnetar-mq/magnetar/internal/wire"
 )
 
 // opCode says what a command does. Codes are stored in the Raft log: never
@@ -28,31 +29,31 @@ type command struct {
 // appendTo appends the encoding of c to dst.
 func (c *command) appendTo(dst []byte) []byte {
 	dst = append(dst, byte(c.op))
-	dst = appendString(dst, c.key)
-	dst = binary.AppendVarint(dst, c.expected)
+	dst = wire.AppendString(dst, c.key)
+	dst = wire.AppendVarint(dst, c.expected)
 	if c.op == opPut {
-		dst = appendBytes(dst, c.value)
+		dst = wire.AppendBytes(dst, c.value)
 	}
 	return dst
 }
 
 // decodeCommand decodes a command; its value aliases b.
 func decodeCommand(b []byte) (command, error) {
-	r := reader{b: b}
-	c := command{op: opCode(r.byte())}
-	c.key = string(r.bytes())
-	c.expected = r.varint()
+	r := wire.NewReader(b)
+	c := command{op: opCode(r.Byte())}
+	c.key = string(r.Bytes())
+	c.expected = r.Varint()
 	switch c.op {
 	case opPut:
-		c.value = r.bytes()
+		c.value = r.Bytes()
 	case opDelete:
 	default:
-		if r.err == nil {
+		if r.Err() == nil {
 			return command{}, fmt.Errorf("%w: unknown command op %d", ErrCorrupt, c.op)
 		}
 	}
-	if err := r.done(); err != nil {
-		return command{}, err
+	if err := r.Done(); err != nil {
+		return command{}, corrupt(err)
 	}
 	if c.key == "" {
 		return command{}, fmt.Errorf("%w: command with an empty key", ErrCorrupt)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/magnetar-mq/magnetar/internal/wire"
 )
 
 // A Raft snapshot of the FSM is a stream of its Pebble keys and values:
@@ -58,7 +60,7 @@ func writeSnapshot(w io.Writer, r pebble.Reader) error {
 				_ = it.Close()
 				return err
 			}
-			buf = appendBytes(appendBytes(buf[:0], it.Key()), val)
+			buf = wire.AppendBytes(wire.AppendBytes(buf[:0], it.Key()), val)
 			if _, err := bw.Write(buf); err != nil {
 				_ = it.Close()
 				return err
@@ -68,7 +70,7 @@ func writeSnapshot(w io.Writer, r pebble.Reader) error {
 			return err
 		}
 	}
-	bw.Write(binary.AppendUvarint(buf[:0], 0))
+	bw.Write(wire.AppendUvarint(buf[:0], 0))
 	return bw.Flush()
 }
 

@@ -9,6 +9,7 @@ const usage = `Usage: magnetar <command> [flags]
 
 Commands:
   standalone   run the metadata service, a bookie and a broker in one process
+  bench        measure a running Magnetar: 'magnetar bench produce'
   version      print the version
 
 Run 'magnetar <command> --help' for a command's flags and examples.
@@ -16,6 +17,7 @@ Run 'magnetar <command> --help' for a command's flags and examples.
 Examples:
   magnetar standalone
   magnetar standalone --data-dir /tmp/magnetar --http-addr :8081
+  magnetar bench produce --messages 100000 --size 1024
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -30,6 +32,8 @@ func main() {
 	switch cmd := os.Args[1]; cmd {
 	case "standalone":
 		err = runStandalone(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:], os.Stdout)
 	case "version", "--version":
 		fmt.Println("magnetar", version)
 	case "help", "-h", "--help":

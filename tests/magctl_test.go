@@ -3,8 +3,11 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,4 +85,47 @@ func TestMagctlRoundTrip(t *testing.T) {
 	if out := magctl(t, srv, "", "topics", "list"); strings.Contains(out, "acme/app/events") {
 		t.Fatalf("topic still listed after delete:\n%s", out)
 	}
+}
+
+// TestHealthReadinessAndMetrics checks the operator endpoints: liveness,
+// readiness, and Prometheus metrics that count what was produced.
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	skipIfShort(t)
+	srv := startServer(t, t.TempDir())
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(srv.adminURL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
+		}
+	}
+	magctl(t, srv, "a\nb\nc\n", "produce", "metered")
+	resp, err := http.Get(srv.adminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^magnetar_broker_messages_in_total 3$`).Match(body) {
+		t.Errorf("/metrics does not count the 3 produced messages:\n%s", grepLines(string(body), "magnetar_"))
+	}
+	if !strings.Contains(string(body), "magnetar_broker_append_seconds_bucket") {
+		t.Error("/metrics lacks the append latency histogram")
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -32,6 +33,24 @@ type Config struct {
 	// LogLevel filters Raft's own logs: trace, debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
+	// BindAddr is the TCP address Raft listens on (host:port). Empty means
+	// the in-memory transport: a single node that talks to nobody, which
+	// requires Peers to be empty.
+	BindAddr string `yaml:"bind_addr"`
+	// AdvertiseAddr is the address the other nodes reach this one at; it
+	// must be a concrete IP:port. Default: this node's address in Peers,
+	// else BindAddr (with 127.0.0.1 if BindAddr has no host).
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// Peers are the initial voters, this node included, bootstrapped on the
+	// first start (every node bootstraps the same configuration). Empty
+	// means a single voter: this node at its advertised address.
+	Peers []Peer `yaml:"peers"`
+	// CloseTimeout bounds how long Close waits for commands in flight before
+	// it shuts Raft down anyway (e.g. when the node lost its majority).
+	CloseTimeout time.Duration `yaml:"close_timeout"`
+	// TransportTimeout is the I/O deadline of the TCP transport.
+	TransportTimeout time.Duration `yaml:"transport_timeout"`
+
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are Raft's
 	// timers. The defaults are short so that a single node is leader within
 	// 50-100 ms of starting.
@@ -57,6 +76,14 @@ type Config struct {
 	LogCacheSize int `yaml:"log_cache_size"`
 }
 
+// Peer is one initial voter of the group.
+type Peer struct {
+	// ID is the peer's Raft server ID.
+	ID string `yaml:"id"`
+	// Address is the peer's Raft TCP address (host:port).
+	Address string `yaml:"address"`
+}
+
 // Defaults, set in one place by EnsureDefaults.
 const (
 	DefaultID                 = "node-1"
@@ -71,6 +98,8 @@ const (
 	DefaultTrailingLogs       = 10240
 	DefaultSnapshotsRetained  = 2
 	DefaultLogCacheSize       = 512
+	DefaultCloseTimeout       = 5 * time.Second
+	DefaultTransportTimeout   = 2 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by every Validate error.
@@ -92,6 +121,10 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.Uint64Var(&c.TrailingLogs, prefix+"trailing-logs", DefaultTrailingLogs, "Log entries kept behind a snapshot.")
 	fs.IntVar(&c.SnapshotsRetained, prefix+"snapshots-retained", DefaultSnapshotsRetained, "Raft snapshots kept on disk.")
 	fs.IntVar(&c.LogCacheSize, prefix+"log-cache-size", DefaultLogCacheSize, "Recent log entries cached in memory (negative: none).")
+	fs.StringVar(&c.BindAddr, prefix+"bind-addr", "", "TCP address Raft listens on; empty: in-memory transport, single node.")
+	fs.StringVar(&c.AdvertiseAddr, prefix+"advertise-addr", "", "Raft address other nodes reach this one at (default: its Peers entry, else the bind address).")
+	fs.DurationVar(&c.CloseTimeout, prefix+"close-timeout", DefaultCloseTimeout, "Longest wait for commands in flight on Close before Raft is shut down anyway.")
+	fs.DurationVar(&c.TransportTimeout, prefix+"transport-timeout", DefaultTransportTimeout, "I/O deadline of the Raft TCP transport.")
 }
 
 // EnsureDefaults replaces zero values by the defaults.
@@ -108,6 +141,21 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
 	setDefault(&c.SnapshotsRetained, DefaultSnapshotsRetained)
 	setDefault(&c.LogCacheSize, DefaultLogCacheSize)
+	setDefault(&c.CloseTimeout, DefaultCloseTimeout)
+	setDefault(&c.TransportTimeout, DefaultTransportTimeout)
+	if c.AdvertiseAddr == "" {
+		for _, p := range c.Peers {
+			if p.ID == c.ID {
+				c.AdvertiseAddr = p.Address
+			}
+		}
+	}
+	if c.AdvertiseAddr == "" && c.BindAddr != "" {
+		c.AdvertiseAddr = c.BindAddr
+		if host, port, err := net.SplitHostPort(c.BindAddr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+			c.AdvertiseAddr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,6 +180,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: Dir is empty", ErrInvalidConfig)
 	case len(c.LogPrefix) == 0:
 		return fmt.Errorf("%w: LogPrefix is empty", ErrInvalidConfig)
+	}
+	if err := c.validatePeers(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -160,4 +211,51 @@ func (c *Config) raftConfig(logger *hclogAdapter) *raft.Config {
 		rc.Logger = logger
 	}
 	return rc
+}
+
+// validatePeers checks the transport settings and the initial voters.
+func (c *Config) validatePeers() error {
+	if c.BindAddr == "" {
+		if len(c.Peers) > 0 {
+			return errors.New("peers are set but bind address is empty")
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		return fmt.Errorf("bind address: %w", err)
+	}
+	if _, err := net.ResolveTCPAddr("tcp", c.AdvertiseAddr); err != nil {
+		return fmt.Errorf("advertise address: %w", err)
+	}
+	if len(c.Peers) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	self := false
+	for _, p := range c.Peers {
+		if p.ID == "" || p.Address == "" {
+			return fmt.Errorf("peer %+v: id and address are required", p)
+		}
+		if seen[p.ID] {
+			return fmt.Errorf("peer id %q appears twice", p.ID)
+		}
+		seen[p.ID] = true
+		self = self || p.ID == c.ID
+	}
+	if !self {
+		return fmt.Errorf("this node's id %q is not among the peers", c.ID)
+	}
+	return nil
+}
+
+// voters is the configuration bootstrapped on the first start.
+func (c *Config) voters(self raft.ServerAddress) raft.Configuration {
+	if len(c.Peers) == 0 {
+		return raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(c.ID), Address: self}}}
+	}
+	var conf raft.Configuration
+	for _, p := range c.Peers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+	}
+	return conf
 }

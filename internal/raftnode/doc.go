@@ -2,12 +2,32 @@
 // FSM state all live in one Pebble DB.
 //
 // A Node is what the metadata service and every bookie shard build on. Open
-// starts the node (bootstrapping a single-voter configuration on the first
-// start), waits until it is leader and has applied every committed entry,
-// and returns. Apply replicates a command and returns the FSM's response.
+// starts the node, bootstrapping the initial voters on the first start, and
+// returns once a leader is known and, if this node is the leader, it has
+// applied every committed entry. Apply replicates a command (on the leader;
+// elsewhere it fails with raft.ErrNotLeader) and returns the FSM's response.
 // Close shuts Raft down; the DB belongs to the caller, who closes it after.
-// For now the transport is raft.InmemTransport and the group has one voter;
-// the TCP transport and peers come later without changing this API.
+//
+// # Single node and cluster
+//
+// With no Config.BindAddr the node uses raft.InmemTransport and is a group
+// of one voter. With a BindAddr it uses hashicorp's TCP transport, and
+// Config.Peers lists the initial voters (ID and Raft address, this node
+// included); every node bootstraps the same configuration on its first
+// start, which hashicorp/raft accepts. A node needs a majority of the
+// voters to elect a leader, so Open on a 3-node group waits until a second
+// node is up.
+//
+// # Linearizable reads
+//
+// VerifyLeader implements the read-index rule: the first time a leader
+// serves a read in a term it runs a Barrier, so every entry of earlier
+// terms is applied; then, per read, it confirms with a majority that it is
+// still the leader. Entries of its own term that were acknowledged are
+// applied already (an Apply returns after the FSM applied it), so state read
+// after VerifyLeader reflects every write acknowledged before the read.
+// State and Leader report the node's role and who leads, for redirecting
+// clients.
 //
 // # Durability contract
 //
@@ -42,8 +62,10 @@
 // it shuts down while the future is still queued (hashicorp/raft#498). Node
 // therefore counts the futures it waits for, and Close first rejects new
 // commands with ErrClosed, then waits for those in flight to finish (a
-// running leader finishes them), and only then shuts Raft down. No caller is
-// left blocked and no goroutine outlives Close.
+// running leader finishes them), and only then shuts Raft down. A node that
+// lost its majority may never finish them, so that wait is bounded by
+// Config.CloseTimeout; after it the callers still waiting get ErrClosed (the
+// outcome of their command is unknown) and Raft is shut down anyway.
 //
 // Logging: hashicorp's hclog output goes to the Config.Logger (log/slog),
 // filtered at Config.LogLevel ("warn" unless set).

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -18,9 +20,19 @@ var ErrClosed = errors.New("raftnode: closed")
 
 // Node is one running Raft node. Its methods are safe for concurrent use.
 type Node struct {
-	raft   *raft.Raft
-	store  *raftstore.Store
-	logger *slog.Logger
+	raft         *raft.Raft
+	store        *raftstore.Store
+	logger       *slog.Logger
+	closeTimeout time.Duration
+	trans        closableTransport
+
+	// readyTerm is the last term in which this node, as leader, completed
+	// a Barrier: every entry of earlier terms is then applied, which
+	// VerifyLeader needs for a linearizable read.
+	readyTerm atomic.Uint64
+	// abandoned is closed when Close gave up waiting for the futures in
+	// flight; their waiters then return ErrClosed.
+	abandoned chan struct{}
 
 	// inflight counts the Raft futures this Node is waiting for (Apply and
 	// Barrier calls, and the goroutines that wait on behalf of callers whose
@@ -37,10 +49,11 @@ type Node struct {
 	closeErr  error
 }
 
-// Open starts a single-voter node (bootstrapping the configuration on first
-// start), waits until it is leader and has applied every committed entry
-// (a Barrier), and returns it. If ctx ends first, the node is shut down and
-// ctx's error returned.
+// Open starts the node, bootstrapping the initial voters (Config.Peers, or
+// this node alone) on the first start. It returns once a leader is known
+// and, if this node is that leader, it has applied every committed entry (a
+// Barrier). A node whose peers are unreachable waits: if ctx ends first, the
+// node is shut down and ctx's error returned.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -64,10 +77,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: snapshot store: %w", err)
 	}
-	// A fixed address (the ID) keeps the stored configuration stable across
-	// restarts; the in-memory transport only talks to transports it is
-	// connected to, so the address need not be unique in the process.
-	addr, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.ID))
+	addr, trans, err := newTransport(&cfg, hl)
+	if err != nil {
+		return nil, err
+	}
 	rc := cfg.raftConfig(hl)
 
 	existing, err := raft.HasExistingState(logs, store, snaps)
@@ -76,19 +89,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
 	if !existing {
-		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}}
+		boot := cfg.voters(addr)
 		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, boot); err != nil {
 			_ = trans.Close()
 			return nil, fmt.Errorf("raftnode: bootstrap: %w", err)
 		}
-		logger.Info("bootstrapped a single-voter raft configuration")
+		logger.Info("bootstrapped the raft configuration", "voters", len(boot.Servers))
 	}
 	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
-	n := &Node{raft: r, store: store, logger: logger}
+	n := &Node{raft: r, store: store, logger: logger, closeTimeout: cfg.CloseTimeout, trans: trans, abandoned: make(chan struct{})}
 	if err := n.waitReady(ctx); err != nil {
 		_ = n.Close()
 		return nil, err
@@ -96,13 +109,44 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// waitReady waits until this node is leader and a Barrier has gone through,
-// so every entry committed before Open is applied to the FSM.
+// newTransport returns the in-memory transport for a node without a bind
+// address, else a TCP transport listening on it.
+func newTransport(cfg *Config, hl *hclogAdapter) (raft.ServerAddress, closableTransport, error) {
+	if cfg.BindAddr == "" {
+		// A fixed address (the ID) keeps the stored configuration stable
+		// across restarts; the in-memory transport only talks to transports
+		// it is connected to, so the address need not be unique in the
+		// process.
+		addr, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.ID))
+		return addr, trans, nil
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr) // checked by Validate
+	if err != nil {
+		return "", nil, fmt.Errorf("raftnode: advertise address: %w", err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, cfg.TransportTimeout, hl.Named("transport"))
+	if err != nil {
+		return "", nil, fmt.Errorf("raftnode: listen on %s: %w", cfg.BindAddr, err)
+	}
+	return trans.LocalAddr(), trans, nil
+}
+
+type closableTransport interface {
+	raft.Transport
+	Close() error
+}
+
+// waitReady waits until a leader is known and, if it is this node, a
+// Barrier has gone through, so every entry committed before Open is applied
+// to the FSM.
 func (n *Node) waitReady(ctx context.Context) error {
 	obs := make(chan raft.Observation, 16)
 	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.RaftState)
-		return ok
+		switch o.Data.(type) {
+		case raft.RaftState, raft.LeaderObservation:
+			return true
+		}
+		return false
 	})
 	n.raft.RegisterObserver(observer)
 	defer n.raft.DeregisterObserver(observer)
@@ -118,6 +162,10 @@ func (n *Node) waitReady(ctx context.Context) error {
 			}
 		case raft.Shutdown:
 			return ErrClosed
+		default:
+			if _, id := n.raft.LeaderWithID(); id != "" {
+				return nil
+			}
 		}
 		select {
 		case <-obs:
@@ -125,6 +173,39 @@ func (n *Node) waitReady(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// State returns the node's Raft state (Follower, Candidate, Leader or
+// Shutdown).
+func (n *Node) State() raft.RaftState { return n.raft.State() }
+
+// Leader returns the current leader's server ID and Raft address, both
+// empty when no leader is known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// VerifyLeader returns nil if this node is the leader, has applied every
+// entry of earlier terms, and a majority still accepts it as leader at some
+// moment after the call began. State read after it returns reflects every
+// write acknowledged before the call began: a linearizable read. On a node
+// that is not (or no longer) leader it returns an error wrapping
+// raft.ErrNotLeader or raft.ErrLeadershipLost.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() != term {
+		// First read of this term: entries committed by earlier leaders may
+		// not be applied yet; a Barrier applies them.
+		if err := n.Barrier(ctx); err != nil {
+			return err
+		}
+		n.readyTerm.Store(term)
+	}
+	if err := n.enter(); err != nil {
+		return err
+	}
+	return n.wait(ctx, n.raft.VerifyLeader())
 }
 
 // Apply replicates cmd and returns the FSM's response for it; an error
@@ -168,16 +249,47 @@ func (n *Node) Barrier(ctx context.Context) error {
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
 // Close rejects new commands with ErrClosed, waits for the commands in
-// flight to finish (a running leader finishes them), then shuts Raft down and
-// waits for its goroutines. It does not close the DB; its owner does that
-// after Close. Close is idempotent.
+// flight to finish (a running leader finishes them) for at most
+// Config.CloseTimeout, then shuts Raft down and waits for its goroutines.
+// When the wait times out (a node that lost its majority cannot finish its
+// commands), the callers still waiting get ErrClosed; their outcome is
+// unknown. It does not close the DB; its owner does that after Close. Close
+// is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
 		n.mu.closed = true
 		n.mu.Unlock()
-		n.inflight.Wait()
+		drained := make(chan struct{})
+		go func() {
+			n.inflight.Wait()
+			close(drained)
+		}()
+		timer := time.NewTimer(n.closeTimeout)
+		defer timer.Stop()
+		select {
+		case <-drained:
+		case <-timer.C:
+			n.logger.Warn("shutting raft down with commands still in flight", "waited", n.closeTimeout)
+			close(n.abandoned)
+		}
 		n.closeErr = n.raft.Shutdown().Error() // also closes the transport
+		if nt, ok := n.trans.(*raft.NetworkTransport); ok {
+			// Closing the transport stops its listener but not its pooled
+			// connections, whose handlers on the peers would live on.
+			nt.CloseStreams()
+		}
+		if n.closeErr == nil {
+			// Shutdown resolves every future it still holds; the drain
+			// goroutine ends once the rest resolve (hashicorp/raft#498 can
+			// leave one unresolved: bounded, so do not wait for it forever).
+			timer.Reset(n.closeTimeout)
+			select {
+			case <-drained:
+			case <-timer.C:
+				n.logger.Warn("a raft future stayed unresolved after shutdown (hashicorp/raft#498)")
+			}
+		}
 	})
 	return n.closeErr
 }
@@ -212,13 +324,10 @@ func (n *Node) enter() error {
 
 // wait waits for f or ctx, whichever comes first, and releases the inflight
 // count taken by enter once f has resolved. A Raft future cannot be selected
-// on, so with a cancellable ctx a goroutine waits for it; that goroutine is
-// counted in inflight, so Close waits for it.
+// on, so a goroutine waits for it; that goroutine is counted in inflight, so
+// Close waits for it (up to its timeout, after which wait returns
+// ErrClosed).
 func (n *Node) wait(ctx context.Context, f raft.Future) error {
-	if ctx.Done() == nil {
-		defer n.inflight.Done()
-		return mapErr(f.Error())
-	}
 	done := make(chan error, 1)
 	go func() {
 		defer n.inflight.Done()
@@ -229,6 +338,8 @@ func (n *Node) wait(ctx context.Context, f raft.Future) error {
 		return mapErr(err)
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-n.abandoned:
+		return fmt.Errorf("%w: shut down with the command in flight", ErrClosed)
 	}
 }
 

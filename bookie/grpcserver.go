@@ -1,0 +1,139 @@
+package bookie
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/magnetar-mq/magnetar/bookie/bookiepb"
+)
+
+// MaxGRPCMessageSize bounds one request or response of the bookie gRPC
+// service. RemoteClient allows messages this large; a grpc.Server serving
+// GRPCServer should be made with GRPCServerOptions so it does too (gRPC's
+// default of 4 MiB would fail large appends).
+const MaxGRPCMessageSize = 64 << 20
+
+// maxGRPCReadBytes caps a Read's maxBytes so a response stays well under
+// MaxGRPCMessageSize, unless a single entry is larger.
+const maxGRPCReadBytes = 16 << 20
+
+// GRPCServerOptions are the grpc.ServerOptions a server of the bookie
+// service needs.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxGRPCMessageSize),
+		grpc.MaxSendMsgSize(MaxGRPCMessageSize),
+	}
+}
+
+// GRPCServer serves a Client (a *Shard, usually) as the bookie gRPC
+// service. It is a thin transport: every request becomes one call of the
+// Client with the request's context, and every error a status whose
+// ErrorDetail names the bookie sentinel error. It holds no state and needs
+// no Close; the owner of the grpc.Server stops it.
+type GRPCServer struct {
+	bookiepb.UnimplementedBookieServer
+	c   Client
+	log *slog.Logger
+}
+
+var _ bookiepb.BookieServer = (*GRPCServer)(nil)
+
+// NewGRPCServer returns the gRPC service of c. log (nil discards) receives
+// errors that are not bookie errors.
+func NewGRPCServer(c Client, log *slog.Logger) *GRPCServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &GRPCServer{c: c, log: log.With("component", "bookie-grpc")}
+}
+
+// Register adds the service to g.
+func (s *GRPCServer) Register(g grpc.ServiceRegistrar) { bookiepb.RegisterBookieServer(g, s) }
+
+// status converts err for the wire, logging errors outside the table.
+func (s *GRPCServer) status(method string, err error, corruptCode codes.Code) error {
+	st := toStatus(err, corruptCode)
+	if st != nil && isInternal(st) {
+		s.log.Warn("call failed", "method", method, "err", err)
+	}
+	return st
+}
+
+// CreateSegment implements bookiepb.BookieServer.
+func (s *GRPCServer) CreateSegment(ctx context.Context, req *bookiepb.CreateSegmentRequest) (*bookiepb.CreateSegmentResponse, error) {
+	if err := s.c.CreateSegment(ctx, req.GetSegment(), req.GetStartOffset(), req.GetEpoch()); err != nil {
+		return nil, s.status("CreateSegment", err, codes.InvalidArgument)
+	}
+	return &bookiepb.CreateSegmentResponse{}, nil
+}
+
+// Append implements bookiepb.BookieServer. The request's entry bytes are
+// handed to the Client as they are: they were unmarshaled into buffers of
+// their own.
+func (s *GRPCServer) Append(ctx context.Context, req *bookiepb.AppendRequest) (*bookiepb.AppendResponse, error) {
+	next, err := s.c.Append(ctx, AppendRequest{Segment: req.GetSegment(), Epoch: req.GetEpoch(), Entries: req.GetEntries()})
+	if err != nil {
+		return nil, s.status("Append", err, codes.InvalidArgument)
+	}
+	return &bookiepb.AppendResponse{NextOffset: next}, nil
+}
+
+// Seal implements bookiepb.BookieServer.
+func (s *GRPCServer) Seal(ctx context.Context, req *bookiepb.SealRequest) (*bookiepb.SealResponse, error) {
+	info, err := s.c.Seal(ctx, req.GetSegment(), req.GetEpoch(), req.GetStartOffset())
+	if err != nil {
+		return nil, s.status("Seal", err, codes.DataLoss)
+	}
+	return &bookiepb.SealResponse{Info: infoToPB(info)}, nil
+}
+
+// Read implements bookiepb.BookieServer. maxBytes is capped at 16 MiB.
+func (s *GRPCServer) Read(ctx context.Context, req *bookiepb.ReadRequest) (*bookiepb.ReadResponse, error) {
+	maxBytes := int(min(max(req.GetMaxBytes(), 0), maxGRPCReadBytes))
+	entries, err := s.c.Read(ctx, req.GetSegment(), req.GetFromOffset(), maxBytes)
+	if err != nil {
+		return nil, s.status("Read", err, codes.DataLoss)
+	}
+	slab := make([]bookiepb.Entry, len(entries))
+	out := make([]*bookiepb.Entry, len(entries))
+	for i, e := range entries {
+		slab[i].BaseOffset, slab[i].LastOffset, slab[i].Data = e.BaseOffset, e.LastOffset, e.Data
+		out[i] = &slab[i]
+	}
+	return &bookiepb.ReadResponse{Entries: out}, nil
+}
+
+// Info implements bookiepb.BookieServer.
+func (s *GRPCServer) Info(ctx context.Context, req *bookiepb.InfoRequest) (*bookiepb.InfoResponse, error) {
+	info, err := s.c.Info(ctx, req.GetSegment())
+	if err != nil {
+		return nil, s.status("Info", err, codes.DataLoss)
+	}
+	return &bookiepb.InfoResponse{Info: infoToPB(info)}, nil
+}
+
+// Delete implements bookiepb.BookieServer.
+func (s *GRPCServer) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*bookiepb.DeleteResponse, error) {
+	if err := s.c.DeleteSegment(ctx, req.GetSegment()); err != nil {
+		return nil, s.status("Delete", err, codes.DataLoss)
+	}
+	return &bookiepb.DeleteResponse{}, nil
+}
+
+func infoToPB(i SegmentInfo) *bookiepb.SegmentInfo {
+	var state bookiepb.SegmentState
+	switch i.State {
+	case SegmentOpen:
+		state = bookiepb.SegmentState_SEGMENT_STATE_OPEN
+	case SegmentSealed:
+		state = bookiepb.SegmentState_SEGMENT_STATE_SEALED
+	}
+	return &bookiepb.SegmentInfo{
+		Id: i.ID, State: state, Epoch: i.Epoch,
+		StartOffset: i.StartOffset, NextOffset: i.NextOffset, Bytes: i.Bytes,
+	}
+}

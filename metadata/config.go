@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
+	"time"
 )
 
 // Config configures the metadata service.
@@ -17,24 +20,109 @@ type Config struct {
 	HistoryRevisions int64 `yaml:"history_revisions"`
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
+
+	// NodeID is this node's Raft server ID; default "meta-1".
+	NodeID string `yaml:"node_id"`
+	// RaftAddr is the TCP address Raft listens on. Empty (and no Peers):
+	// a single node with an in-memory transport, as in standalone.
+	RaftAddr string `yaml:"raft_addr"`
+	// Peers are the initial voters, this node included (1, 3 or 5). Every
+	// node of a cluster is started with the same list. Empty: this node
+	// alone.
+	Peers Peers `yaml:"peers"`
+	// ElectionTimeout is Raft's heartbeat and election timeout on a
+	// cluster (a single node keeps raftnode's short defaults). Default 500ms.
+	ElectionTimeout time.Duration `yaml:"election_timeout"`
 }
 
-// DefaultHistoryRevisions is the default of Config.HistoryRevisions.
-const DefaultHistoryRevisions = 100_000
+// Peer is one voter of a metadata cluster.
+type Peer struct {
+	// ID is its Raft server ID.
+	ID string
+	// RaftAddr is where the other nodes reach its Raft transport.
+	RaftAddr string
+	// ClientAddr is where clients reach its gRPC API; a follower sends
+	// clients there when this peer is the leader.
+	ClientAddr string
+}
+
+// Peers is a list of voters; as a flag it reads
+// "id=raftaddr=clientaddr,id=raftaddr=clientaddr,...".
+type Peers []Peer
+
+// String formats the peers as the flag reads them.
+func (p *Peers) String() string {
+	if p == nil {
+		return ""
+	}
+	parts := make([]string, len(*p))
+	for i, x := range *p {
+		parts[i] = x.ID + "=" + x.RaftAddr + "=" + x.ClientAddr
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses "id=raftaddr=clientaddr,..." (replacing any earlier value).
+func (p *Peers) Set(s string) error {
+	ps, err := ParsePeers(s)
+	if err != nil {
+		return err
+	}
+	*p = ps
+	return nil
+}
+
+// UnmarshalText lets YAML and env values use the flag's format.
+func (p *Peers) UnmarshalText(b []byte) error { return p.Set(string(b)) }
+
+// ParsePeers parses "id=raftaddr=clientaddr,..."; an empty string is no
+// peers.
+func ParsePeers(s string) (Peers, error) {
+	var out Peers
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		f := strings.Split(part, "=")
+		if len(f) != 3 || f[0] == "" || f[1] == "" || f[2] == "" {
+			return nil, fmt.Errorf("%w: peer %q: want id=raftaddr=clientaddr", ErrInvalidConfig, part)
+		}
+		out = append(out, Peer{ID: f[0], RaftAddr: f[1], ClientAddr: f[2]})
+	}
+	return out, nil
+}
+
+// Defaults of Config.
+const (
+	DefaultHistoryRevisions = 100_000
+	DefaultNodeID           = "meta-1"
+	DefaultElectionTimeout  = 500 * time.Millisecond
+)
 
 // ErrInvalidConfig is wrapped by every Validate error.
 var ErrInvalidConfig = errors.New("metadata: invalid config")
 
 // RegisterFlags registers the config's flags, with their defaults and help.
 func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
-	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory of the metadata service's data (Pebble DB, Raft log and snapshots).")
+	fs.StringVar(&c.Dir, prefix+"data-dir", "", "Directory of the metadata service's data (Pebble DB, Raft log and snapshots).")
 	fs.Int64Var(&c.HistoryRevisions, prefix+"history-revisions", DefaultHistoryRevisions, "Latest revisions whose events are kept for watches to resume from.")
+	fs.StringVar(&c.NodeID, prefix+"node-id", DefaultNodeID, "Raft server ID of this node; must be one of --"+prefix+"peers.")
+	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6661 (empty with no peers: single node, no network).")
+	fs.Var(&c.Peers, prefix+"peers", "Initial voters, this node included, the same list on every node: id=raftaddr=clientaddr,... e.g. meta-1=10.0.0.1:6661=10.0.0.1:6660,meta-2=10.0.0.2:6661=10.0.0.2:6660,meta-3=10.0.0.3:6661=10.0.0.3:6660.")
+	fs.DurationVar(&c.ElectionTimeout, prefix+"election-timeout", DefaultElectionTimeout, "Raft heartbeat and election timeout of a cluster; a dead leader is replaced after about this long.")
 }
 
 // EnsureDefaults replaces zero values by the defaults.
 func (c *Config) EnsureDefaults() {
 	if c.HistoryRevisions == 0 {
 		c.HistoryRevisions = DefaultHistoryRevisions
+	}
+	if c.NodeID == "" {
+		c.NodeID = DefaultNodeID
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -49,5 +137,46 @@ func (c *Config) Validate() error {
 	if c.HistoryRevisions < 1 {
 		return fmt.Errorf("%w: history revisions must be positive, got %d", ErrInvalidConfig, c.HistoryRevisions)
 	}
+	if c.ElectionTimeout < 10*time.Millisecond {
+		return fmt.Errorf("%w: election timeout %v is below 10ms", ErrInvalidConfig, c.ElectionTimeout)
+	}
+	if len(c.Peers) > 0 && c.RaftAddr == "" {
+		return fmt.Errorf("%w: peers are set but the raft address is empty", ErrInvalidConfig)
+	}
+	if c.RaftAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+			return fmt.Errorf("%w: raft address: %w", ErrInvalidConfig, err)
+		}
+	}
+	if n := len(c.Peers); n > 0 && n%2 == 0 {
+		return fmt.Errorf("%w: %d peers: use an odd number of voters (1, 3 or 5)", ErrInvalidConfig, n)
+	}
+	ids := map[string]bool{}
+	self := len(c.Peers) == 0
+	for _, p := range c.Peers {
+		if ids[p.ID] {
+			return fmt.Errorf("%w: peer id %q appears twice", ErrInvalidConfig, p.ID)
+		}
+		ids[p.ID] = true
+		self = self || p.ID == c.NodeID
+		for _, a := range []string{p.RaftAddr, p.ClientAddr} {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("%w: peer %s: %w", ErrInvalidConfig, p.ID, err)
+			}
+		}
+	}
+	if !self {
+		return fmt.Errorf("%w: node id %q is not among the peers", ErrInvalidConfig, c.NodeID)
+	}
 	return nil
+}
+
+// peer returns the peer with the given ID.
+func (c *Config) peer(id string) (Peer, bool) {
+	for _, p := range c.Peers {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Peer{}, false
 }

@@ -10,9 +10,69 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
 
 	"github.com/magnetar-mq/magnetar/internal/raftnode"
 )
+
+// Errors of a clustered service.
+var (
+	// ErrNotLeader means this node is not the leader, so it cannot take a
+	// write or serve a linearizable read; the command was not executed and
+	// may be sent to the leader. Returned wrapped in a *NotLeaderError.
+	ErrNotLeader = errors.New("metadata: not leader")
+	// ErrUnknownOutcome means a write was sent but its result is unknown:
+	// leadership changed or the connection broke while it was in flight, so
+	// it may or may not have been applied. Read the key to find out.
+	ErrUnknownOutcome = errors.New("metadata: outcome unknown")
+)
+
+// NotLeaderError is returned by a follower for writes and linearizable
+// reads. errors.Is(err, ErrNotLeader) holds for it.
+type NotLeaderError struct {
+	// LeaderID and LeaderAddr name the leader and its client (gRPC)
+	// address; both are empty while no leader is known (an election).
+	LeaderID   string
+	LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return ErrNotLeader.Error() + " (no leader known)"
+	}
+	return fmt.Sprintf("%v (leader %s at %s)", ErrNotLeader, e.LeaderID, e.LeaderAddr)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) hold.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+type staleKey struct{}
+
+// WithStaleReads returns a context under which Get and Range read this
+// node's local state without checking leadership: they work on followers,
+// cost no round trip, and may miss the latest writes (the state is a
+// consistent prefix of the log, never a torn one).
+func WithStaleReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, staleKey{}, true)
+}
+
+func staleReads(ctx context.Context) bool {
+	v, _ := ctx.Value(staleKey{}).(bool)
+	return v
+}
+
+// NodeStatus is one node's view of its cluster.
+type NodeStatus struct {
+	NodeID string
+	// Leader is true on the leader.
+	Leader bool
+	// LeaderID and LeaderAddr (client address) name the leader, empty while
+	// none is known.
+	LeaderID   string
+	LeaderAddr string
+	// Revision is the last revision applied on this node.
+	Revision int64
+}
 
 // Service is the metadata service on this node: a Store whose writes go
 // through a Raft group and whose state lives in Pebble. It is safe for
@@ -23,6 +83,7 @@ type Service struct {
 	fsm    *fsm
 	hub    *hub
 	node   *raftnode.Node
+	cfg    Config
 
 	// mu guards closed; reads hold it shared so Close cannot close the DB
 	// under them.
@@ -37,8 +98,9 @@ type Service struct {
 var _ Store = (*Service)(nil)
 
 // Open opens (creating if needed) the metadata service in cfg.Dir, starts
-// its Raft node and returns once it is leader and has applied every
-// committed command.
+// its Raft node and returns once a leader is known and, on the leader, every
+// committed command is applied. A node of a cluster waits in Open until a
+// majority of the peers is up.
 func Open(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -59,21 +121,32 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open pebble: %w", err)
 	}
-	s := &Service{logger: logger, db: db}
+	s := &Service{logger: logger, db: db, cfg: cfg}
 	if s.fsm, err = newFSM(db, cfg.HistoryRevisions, logger); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	s.hub = newHub(db, s.fsm.rev, s.fsm.compacted, logger)
 	s.fsm.hub = s.hub
-	s.node, err = raftnode.Open(ctx, raftnode.Config{
-		ID:        "meta-1",
+	rcfg := raftnode.Config{
+		ID:        cfg.NodeID,
 		Dir:       cfg.Dir,
 		DB:        db,
 		LogPrefix: []byte(raftPrefix),
 		FSM:       s.fsm,
 		Logger:    logger,
-	})
+		BindAddr:  cfg.RaftAddr,
+	}
+	for _, p := range cfg.Peers {
+		rcfg.Peers = append(rcfg.Peers, raftnode.Peer{ID: p.ID, Address: p.RaftAddr})
+	}
+	if cfg.RaftAddr != "" {
+		// Over a network the single-node timers would make leaders flap.
+		rcfg.HeartbeatTimeout = cfg.ElectionTimeout
+		rcfg.ElectionTimeout = cfg.ElectionTimeout
+		rcfg.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	}
+	s.node, err = raftnode.Open(ctx, rcfg)
 	if err != nil {
 		s.hub.close()
 		_ = db.Close()
@@ -96,8 +169,67 @@ func (s *Service) rlock(ctx context.Context) error {
 	return nil
 }
 
-// Get returns the key from the local state, or ok=false.
+// readable checks that this node may serve a read: it is the leader and a
+// majority confirms it (see raftnode.Node.VerifyLeader), unless ctx asks for
+// stale reads.
+func (s *Service) readable(ctx context.Context) error {
+	if staleReads(ctx) {
+		return nil
+	}
+	if err := s.rlock(ctx); err != nil {
+		return err
+	}
+	s.mu.RUnlock()
+	return s.mapRaftErr(s.node.VerifyLeader(ctx))
+}
+
+// mapRaftErr turns Raft's errors into the service's.
+func (s *Service) mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raftnode.ErrClosed):
+		return ErrClosed
+	case errors.Is(err, raft.ErrNotLeader):
+		return s.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	default:
+		return err
+	}
+}
+
+func (s *Service) notLeader() error {
+	id, _ := s.node.Leader()
+	e := &NotLeaderError{LeaderID: id}
+	if p, ok := s.cfg.peer(id); ok {
+		e.LeaderAddr = p.ClientAddr
+	}
+	return e
+}
+
+// Status reports this node's view of the cluster.
+func (s *Service) Status() NodeStatus {
+	st := NodeStatus{NodeID: s.cfg.NodeID, Leader: s.node.State() == raft.Leader}
+	if s.rlock(context.Background()) == nil {
+		if rev, err := readUint64(s.db, keyRevision); err == nil {
+			st.Revision = int64(rev)
+		}
+		s.mu.RUnlock()
+	}
+	st.LeaderID, _ = s.node.Leader()
+	if p, ok := s.cfg.peer(st.LeaderID); ok {
+		st.LeaderAddr = p.ClientAddr
+	}
+	return st
+}
+
+// Get returns the key. The read is linearizable: on a follower it fails
+// with a *NotLeaderError, unless ctx carries WithStaleReads.
 func (s *Service) Get(ctx context.Context, key string) (KV, bool, error) {
+	if err := s.readable(ctx); err != nil {
+		return KV{}, false, err
+	}
 	if err := s.rlock(ctx); err != nil {
 		return KV{}, false, err
 	}
@@ -110,8 +242,12 @@ func (s *Service) Get(ctx context.Context, key string) (KV, bool, error) {
 }
 
 // Range lists the keys with the given prefix in key order, from one
-// consistent view of the local state, at that view's revision.
+// consistent view of the local state, at that view's revision. Like Get it
+// is linearizable unless ctx carries WithStaleReads.
 func (s *Service) Range(ctx context.Context, prefix string, opts RangeOptions) (RangeResult, error) {
+	if err := s.readable(ctx); err != nil {
+		return RangeResult{}, err
+	}
 	if err := s.rlock(ctx); err != nil {
 		return RangeResult{}, err
 	}
@@ -194,14 +330,12 @@ func (s *Service) apply(ctx context.Context, cmd *command) (any, error) {
 	}
 	s.mu.RUnlock()
 	resp, err := s.node.Apply(ctx, cmd.appendTo(nil))
-	if errors.Is(err, raftnode.ErrClosed) {
-		return nil, ErrClosed
-	}
-	return resp, err
+	return resp, s.mapRaftErr(err)
 }
 
 // Watch streams the changes under prefix after fromRevision (0: from now
-// on). A slow reader never holds up writes and never misses an event; one
+// on), as this node applies them; on a follower the stream may lag the
+// leader but is complete and in order. A slow reader never holds up writes and never misses an event; one
 // that falls more than Config.HistoryRevisions behind has its channel closed
 // (a resumed Watch from its last revision then returns ErrCompacted).
 func (s *Service) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan Event, error) {

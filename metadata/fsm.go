@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -32,7 +33,14 @@ type fsm struct {
 	rev       int64  // current revision
 	compacted int64  // history holds revisions > compacted
 
-	buf []byte // encoding scratch, reused across applies
+	// leases, once set, is told about every lease granted and revoked,
+	// after the batch that did so is committed. It is set while Raft runs,
+	// hence atomic; whatever it missed before, it reads from Pebble.
+	leases atomic.Pointer[lessor]
+
+	buf          []byte        // encoding scratch, reused across applies
+	pending      []Event       // the events of the command being applied
+	leaseChanges []leaseChange // the lease grants and revokes of this batch
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -72,14 +80,18 @@ func (f *fsm) load() error {
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch applies committed entries in one Pebble batch. A command's
-// response is the new KV for a put, nil for a delete, or an error
-// (ErrVersionMismatch, ErrNotFound, ErrCorrupt) that Put or Delete returns.
+// response is what the Store method that proposed it returns: the new KV
+// for a put, nil for a delete or revoke, a TxnResponse for a txn, the
+// LeaseID for a grant, or an error (ErrVersionMismatch, ErrNotFound,
+// ErrLeaseNotFound, ErrCorrupt). All the changes of one command take one
+// revision; a command that changes no key takes none.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	b := f.db.NewIndexedBatch()
 	defer b.Close()
 	applied, rev := f.applied, f.rev
 	var events []Event
+	f.leaseChanges = f.leaseChanges[:0]
 	for i, l := range logs {
 		if l.Index <= f.applied {
 			continue // applied before a restart
@@ -93,26 +105,30 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = err
 			continue
 		}
-		var ev Event
+		// A command validates everything before it writes: one that
+		// returns an error has written nothing and appended no event.
+		f.pending = f.pending[:0]
 		switch cmd.op {
 		case opPut:
-			ev, err = f.put(b, rev+1, &cmd)
+			resp[i], err = f.put(b, rev+1, &cmd)
 		case opDelete:
-			ev, err = f.delete(b, rev+1, &cmd)
+			err = f.delete(b, rev+1, &cmd)
+		case opTxn:
+			resp[i], err = f.txn(b, rev, &cmd.txn)
+		case opGrant:
+			resp[i] = f.grant(b, LeaseID(l.Index), cmd.ttlMs)
+		case opRevoke:
+			err = f.revoke(b, rev+1, cmd.lease)
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			resp[i] = err
-		case ev.Type == 0:
-			// A delete of an absent key: nothing changed, no revision.
-		default:
+			continue
+		}
+		if len(f.pending) > 0 {
 			rev++
-			f.buf = appendEvents(f.buf[:0], []Event{ev})
+			f.buf = appendEvents(f.buf[:0], f.pending)
 			f.set(b, histKey(rev), f.buf)
-			events = append(events, ev)
-			if ev.Type == EventPut {
-				resp[i] = ev.KV
-			}
+			events = append(events, f.pending...)
 		}
 	}
 	if applied == f.applied {
@@ -137,6 +153,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if f.hub != nil {
 		f.hub.publish(events, rev, compacted)
 	}
+	if l := f.leases.Load(); l != nil && len(f.leaseChanges) > 0 {
+		l.applied(f.leaseChanges)
+	}
 	return resp
 }
 
@@ -146,42 +165,74 @@ func (f *fsm) set(b *pebble.Batch, key, val []byte) {
 	}
 }
 
-// put applies a Put at revision rev (if it succeeds).
-func (f *fsm) put(b *pebble.Batch, rev int64, c *command) (Event, error) {
-	cur, ok, err := readKV(b, c.key)
-	if err != nil {
-		panic(fmt.Sprintf("metadata: read %q: %v", c.key, err))
-	}
+// put applies a Put at revision rev (if it succeeds); the key leaves its
+// lease, if it had one.
+func (f *fsm) put(b *pebble.Batch, rev int64, c *command) (KV, error) {
+	cur, ok := f.read(b, c.key)
 	if c.expected != AnyVersion && c.expected != cur.Version {
-		return Event{}, versionMismatch(c.key, cur.Version, c.expected)
+		return KV{}, versionMismatch(c.key, cur.Version, c.expected)
 	}
-	kv := KV{Key: c.key, Value: cloneValue(c.value), Version: cur.Version + 1, CreateRevision: rev, ModRevision: rev}
-	if ok {
-		kv.CreateRevision = cur.CreateRevision
-	}
-	f.buf = appendKVRecord(f.buf[:0], &kv)
-	f.set(b, kvKey(c.key), f.buf)
-	return Event{Type: EventPut, KV: kv}, nil
+	return f.write(b, rev, c.key, c.value, NoLease, cur, ok), nil
 }
 
 // delete applies a Delete at revision rev (if it changes anything).
-func (f *fsm) delete(b *pebble.Batch, rev int64, c *command) (Event, error) {
-	cur, ok, err := readKV(b, c.key)
-	if err != nil {
-		panic(fmt.Sprintf("metadata: read %q: %v", c.key, err))
-	}
+func (f *fsm) delete(b *pebble.Batch, rev int64, c *command) error {
+	cur, ok := f.read(b, c.key)
 	switch {
 	case !ok && c.expected == AnyVersion:
-		return Event{}, nil
+		return nil
 	case !ok:
-		return Event{}, fmt.Errorf("%w: %q", ErrNotFound, c.key)
+		return fmt.Errorf("%w: %q", ErrNotFound, c.key)
 	case c.expected != AnyVersion && c.expected != cur.Version:
-		return Event{}, versionMismatch(c.key, cur.Version, c.expected)
+		return versionMismatch(c.key, cur.Version, c.expected)
 	}
-	if err := b.Delete(kvKey(c.key), nil); err != nil {
+	f.remove(b, rev, cur)
+	return nil
+}
+
+// read reads a key's current record from the batch.
+func (f *fsm) read(b *pebble.Batch, key string) (KV, bool) {
+	kv, ok, err := readKV(b, key)
+	if err != nil {
+		panic(fmt.Sprintf("metadata: read %q: %v", key, err))
+	}
+	return kv, ok
+}
+
+// write stores key = value attached to lease at revision rev, given its
+// current record cur (ok: it exists), moves its lease attachment, and
+// records the event.
+func (f *fsm) write(b *pebble.Batch, rev int64, key string, value []byte, lease LeaseID, cur KV, ok bool) KV {
+	kv := KV{Key: key, Value: cloneValue(value), Version: cur.Version + 1, CreateRevision: rev, ModRevision: rev, Lease: lease}
+	if ok {
+		kv.CreateRevision = cur.CreateRevision
+	}
+	if cur.Lease != NoLease && cur.Lease != lease {
+		f.del(b, attachKey(cur.Lease, key))
+	}
+	if lease != NoLease && cur.Lease != lease {
+		f.set(b, attachKey(lease, key), nil)
+	}
+	f.buf = appendKVRecord(f.buf[:0], &kv)
+	f.set(b, kvKey(key), f.buf)
+	f.pending = append(f.pending, Event{Type: EventPut, KV: kv})
+	return kv
+}
+
+// remove deletes the existing key cur at revision rev, detaches it from its
+// lease and records the event.
+func (f *fsm) remove(b *pebble.Batch, rev int64, cur KV) {
+	if cur.Lease != NoLease {
+		f.del(b, attachKey(cur.Lease, cur.Key))
+	}
+	f.del(b, kvKey(cur.Key))
+	f.pending = append(f.pending, Event{Type: EventDelete, KV: KV{Key: cur.Key, ModRevision: rev}})
+}
+
+func (f *fsm) del(b *pebble.Batch, key []byte) {
+	if err := b.Delete(key, nil); err != nil {
 		panic(fmt.Sprintf("metadata: batch delete: %v", err))
 	}
-	return Event{Type: EventDelete, KV: KV{Key: c.key, ModRevision: rev}}, nil
 }
 
 func versionMismatch(key string, have, want int64) error {
@@ -222,6 +273,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.logger.Info("restored state from a raft snapshot", "revision", f.rev, "applied_index", f.applied)
 	if f.hub != nil {
 		f.hub.reset(f.rev, f.compacted)
+	}
+	if l := f.leases.Load(); l != nil {
+		l.restored()
 	}
 	return nil
 }

@@ -11,15 +11,17 @@ import (
 // Pebble key layout of the metadata DB. Every FSM prefix sorts before the
 // Raft log's, and the FSM's keys are exactly those under fsmPrefixes.
 const (
-	histPrefix = "h/" // h/<revision: 8 bytes big-endian> -> the revision's events
-	kvPrefix   = "k/" // k/<key>                          -> KV record
-	metaPrefix = "m/" // m/<name>                         -> 8 bytes big-endian
-	raftPrefix = "r/" // the Raft log and stable store (internal/raftstore)
+	attachPrefix = "a/" // a/<lease: 8 bytes big-endian><key> -> empty: the key is attached to the lease
+	histPrefix   = "h/" // h/<revision: 8 bytes big-endian>   -> the revision's events
+	kvPrefix     = "k/" // k/<key>                            -> KV record
+	leasePrefix  = "l/" // l/<lease: 8 bytes big-endian>      -> lease record
+	metaPrefix   = "m/" // m/<name>                           -> 8 bytes big-endian
+	raftPrefix   = "r/" // the Raft log and stable store (internal/raftstore)
 )
 
 // fsmPrefixes are the key spans that make up the FSM state: what a snapshot
 // holds and what a restore replaces.
-var fsmPrefixes = []string{histPrefix, kvPrefix, metaPrefix}
+var fsmPrefixes = []string{attachPrefix, histPrefix, kvPrefix, leasePrefix, metaPrefix}
 
 var (
 	keyApplied   = []byte(metaPrefix + "applied")   // last Raft index applied
@@ -30,6 +32,29 @@ var (
 func kvKey(key string) []byte {
 	k := make([]byte, 0, len(kvPrefix)+len(key))
 	return append(append(k, kvPrefix...), key...)
+}
+
+func leaseKey(id LeaseID) []byte {
+	return binary.BigEndian.AppendUint64([]byte(leasePrefix), uint64(id))
+}
+
+func leaseOfKey(k []byte) (LeaseID, error) {
+	if len(k) != len(leasePrefix)+8 {
+		return 0, fmt.Errorf("%w: lease key of %d bytes", ErrCorrupt, len(k))
+	}
+	return LeaseID(binary.BigEndian.Uint64(k[len(leasePrefix):])), nil
+}
+
+// attachKey is the index entry that says key is attached to lease id; all
+// the keys of one lease are the span attachSpan(id).
+func attachKey(id LeaseID, key string) []byte {
+	k := make([]byte, 0, len(attachPrefix)+8+len(key))
+	k = binary.BigEndian.AppendUint64(append(k, attachPrefix...), uint64(id))
+	return append(k, key...)
+}
+
+func attachSpan(id LeaseID) []byte {
+	return binary.BigEndian.AppendUint64([]byte(attachPrefix), uint64(id))
 }
 
 func histKey(rev int64) []byte {

@@ -83,6 +83,7 @@ type Service struct {
 	fsm    *fsm
 	hub    *hub
 	node   *raftnode.Node
+	leases *lessor // lease deadlines and expiry (lease.go)
 	cfg    Config
 
 	// mu guards closed; reads hold it shared so Close cannot close the DB
@@ -152,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("metadata: start raft: %w", err)
 	}
+	s.leases = startLessor(ctx, db, s.fsm, s.node, logger)
 	logger.Info("metadata service open", "dir", cfg.Dir, "revision", s.fsm.rev)
 	return s, nil
 }
@@ -353,6 +355,7 @@ func (s *Service) Close() error {
 		s.mu.Lock()
 		s.mu.closed = true
 		s.mu.Unlock()
+		s.leases.stop()
 		err := s.node.Close()
 		s.hub.close()
 		s.closeErr = errors.Join(err, s.db.Close())

@@ -3,6 +3,7 @@ package metadata
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sentinel errors returned by every Store implementation.
@@ -18,11 +19,26 @@ var (
 	// ErrCompacted means a watch asked for history that is no longer kept; the
 	// watcher must re-list and watch from the revision of that listing.
 	ErrCompacted = errors.New("metadata: revision compacted")
+	// ErrLeaseNotFound means the lease does not exist: it was never granted,
+	// or it has expired or been revoked.
+	ErrLeaseNotFound = errors.New("metadata: lease not found")
+	// ErrInvalidTxn means a Txn is malformed: an unknown compare target,
+	// operator or op type, or two ops on one key in the same branch.
+	ErrInvalidTxn = errors.New("metadata: invalid txn")
+	// ErrInvalidTTL means Grant was asked for a TTL below one millisecond.
+	ErrInvalidTTL = errors.New("metadata: invalid lease ttl")
 )
 
 // AnyVersion, passed as the expected version, makes a Put or Delete
 // unconditional. An expected version of 0 means "the key must not exist".
 const AnyVersion int64 = -1
+
+// LeaseID names a lease. IDs are positive and never reused; NoLease (0)
+// means "no lease".
+type LeaseID int64
+
+// NoLease is the zero LeaseID: a key with no lease lives until deleted.
+const NoLease LeaseID = 0
 
 // KV is one key with its value and versioning information.
 type KV struct {
@@ -35,6 +51,9 @@ type KV struct {
 	// was created and last modified.
 	CreateRevision int64
 	ModRevision    int64
+	// Lease is the lease the key is attached to (NoLease: none). The key is
+	// deleted when that lease expires or is revoked.
+	Lease LeaseID
 }
 
 // RangeOptions narrows a Range call.
@@ -90,6 +109,18 @@ type Store interface {
 	// channel is closed when ctx ends or the store closes. If the history
 	// after fromRevision is gone, Watch returns ErrCompacted.
 	Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan Event, error)
+	// Txn atomically evaluates the request's compares and applies its Then
+	// ops if they all hold, its Else ops otherwise (see TxnRequest).
+	Txn(ctx context.Context, req TxnRequest) (TxnResponse, error)
+	// Grant creates a lease with the given time to live (at least 1 ms,
+	// kept to the millisecond) and returns its ID.
+	Grant(ctx context.Context, ttl time.Duration) (LeaseID, error)
+	// KeepAlive renews the lease for another full TTL, which it returns, or
+	// fails with ErrLeaseNotFound if the lease has expired or was revoked.
+	KeepAlive(ctx context.Context, id LeaseID) (time.Duration, error)
+	// Revoke deletes the lease and, in one revision, every key attached to
+	// it; ErrLeaseNotFound if there is no such lease.
+	Revoke(ctx context.Context, id LeaseID) error
 	// Close releases the store's resources.
 	Close() error
 }

@@ -6,15 +6,23 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/magnetar-mq/magnetar/metadata"
 )
 
 // Store is an in-memory metadata.Store: a mutex, a map and an event history,
-// with the semantics of metadata.Service (revisions, CAS, paging, watches
-// that resume from a revision, ErrCompacted, Close). It is for unit tests.
+// with the semantics of metadata.Service (revisions, CAS, Txn, leases,
+// paging, watches that resume from a revision, ErrCompacted, Close). It is
+// for unit tests.
+//
+// Leases expire by the store's clock (WithClock; time.Now by default): a
+// goroutine, started by the first Grant and stopped by Close, checks every
+// lease tick (WithLeaseTick) and revokes the leases past their deadline.
 type Store struct {
 	historyLimit int64
+	now          func() time.Time
+	leaseTick    time.Duration
 	done         chan struct{} // closed by Close
 	wg           sync.WaitGroup
 
@@ -22,11 +30,21 @@ type Store struct {
 		sync.Mutex
 		rev       int64
 		kvs       map[string]metadata.KV
-		history   []metadata.Event // events of revisions (compacted, rev], one per revision
+		history   [][]metadata.Event // events of revisions (compacted, rev], one slice per revision
 		compacted int64
 		changed   chan struct{} // closed and replaced on every change
 		closed    bool
+
+		leases    map[metadata.LeaseID]*memLease
+		lastLease metadata.LeaseID
+		expiring  bool // the expiry goroutine runs
 	}
+}
+
+type memLease struct {
+	ttl      time.Duration
+	deadline time.Time
+	keys     map[string]struct{}
 }
 
 var _ metadata.Store = (*Store)(nil)
@@ -40,13 +58,31 @@ func WithHistoryRevisions(n int64) StoreOption {
 	return func(s *Store) { s.historyLimit = n }
 }
 
+// WithClock sets the clock that lease deadlines are measured by (default
+// time.Now), so a test can expire a lease by moving its clock.
+func WithClock(now func() time.Time) StoreOption {
+	return func(s *Store) { s.now = now }
+}
+
+// WithLeaseTick sets how often expired leases are looked for (default
+// 10 ms).
+func WithLeaseTick(d time.Duration) StoreOption {
+	return func(s *Store) { s.leaseTick = d }
+}
+
 // NewStore returns an empty in-memory store.
 func NewStore(opts ...StoreOption) *Store {
-	s := &Store{historyLimit: metadata.DefaultHistoryRevisions, done: make(chan struct{})}
+	s := &Store{
+		historyLimit: metadata.DefaultHistoryRevisions,
+		now:          time.Now,
+		leaseTick:    10 * time.Millisecond,
+		done:         make(chan struct{}),
+	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.mu.kvs = make(map[string]metadata.KV)
+	s.mu.leases = make(map[metadata.LeaseID]*memLease)
 	s.mu.changed = make(chan struct{})
 	return s
 }
@@ -113,19 +149,43 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expectedVersi
 		return metadata.KV{}, err
 	}
 	defer s.mu.Unlock()
-	cur, ok := s.mu.kvs[key]
+	cur := s.mu.kvs[key]
 	if expectedVersion != metadata.AnyVersion && expectedVersion != cur.Version {
 		return metadata.KV{}, fmt.Errorf("%w: %q is at version %d, expected %d", metadata.ErrVersionMismatch, key, cur.Version, expectedVersion)
 	}
-	rev := s.mu.rev + 1
-	kv := metadata.KV{Key: key, Value: append([]byte{}, value...), Version: cur.Version + 1, CreateRevision: rev, ModRevision: rev}
+	kv := s.setLocked(s.mu.rev+1, key, value, metadata.NoLease)
+	s.commitLocked([]metadata.Event{{Type: metadata.EventPut, KV: kv}})
+	kv.Value = value
+	return kv, nil
+}
+
+// setLocked writes key at revision rev attached to lease (which exists, or
+// is NoLease), moving its lease attachment, and returns the stored KV; the
+// caller records the event.
+func (s *Store) setLocked(rev int64, key string, value []byte, lease metadata.LeaseID) metadata.KV {
+	cur, ok := s.mu.kvs[key]
+	kv := metadata.KV{Key: key, Value: append([]byte{}, value...), Version: cur.Version + 1, CreateRevision: rev, ModRevision: rev, Lease: lease}
 	if ok {
 		kv.CreateRevision = cur.CreateRevision
 	}
+	if l := s.mu.leases[cur.Lease]; l != nil {
+		delete(l.keys, key)
+	}
+	if l := s.mu.leases[lease]; l != nil {
+		l.keys[key] = struct{}{}
+	}
 	s.mu.kvs[key] = kv
-	s.appendLocked(metadata.Event{Type: metadata.EventPut, KV: kv})
-	kv.Value = value
-	return kv, nil
+	return kv
+}
+
+// removeLocked deletes the existing key at revision rev and detaches it
+// from its lease; it returns the event.
+func (s *Store) removeLocked(rev int64, key string) metadata.Event {
+	if l := s.mu.leases[s.mu.kvs[key].Lease]; l != nil {
+		delete(l.keys, key)
+	}
+	delete(s.mu.kvs, key)
+	return metadata.Event{Type: metadata.EventDelete, KV: metadata.KV{Key: key, ModRevision: rev}}
 }
 
 // Delete implements metadata.Store.
@@ -146,16 +206,16 @@ func (s *Store) Delete(ctx context.Context, key string, expectedVersion int64) e
 	case expectedVersion != metadata.AnyVersion && expectedVersion != cur.Version:
 		return fmt.Errorf("%w: %q is at version %d, expected %d", metadata.ErrVersionMismatch, key, cur.Version, expectedVersion)
 	}
-	delete(s.mu.kvs, key)
-	s.appendLocked(metadata.Event{Type: metadata.EventDelete, KV: metadata.KV{Key: key, ModRevision: s.mu.rev + 1}})
+	s.commitLocked([]metadata.Event{s.removeLocked(s.mu.rev+1, key)})
 	return nil
 }
 
-// appendLocked records the event of the next revision, compacts the history
-// the way the service does, and wakes the watchers.
-func (s *Store) appendLocked(ev metadata.Event) {
+// commitLocked records the events of the next revision (one change of the
+// store, all at that revision), compacts the history the way the service
+// does, and wakes the watchers.
+func (s *Store) commitLocked(evs []metadata.Event) {
 	s.mu.rev++
-	s.mu.history = append(s.mu.history, ev)
+	s.mu.history = append(s.mu.history, evs)
 	if over := int64(len(s.mu.history)) - s.historyLimit; over > max(1, s.historyLimit/8) {
 		s.mu.history = slices.Clone(s.mu.history[over:])
 		s.mu.compacted += over
@@ -193,7 +253,9 @@ func (s *Store) run(ctx context.Context, prefix string, pos int64, out chan<- me
 		}
 		var evs []metadata.Event
 		if pos < s.mu.rev {
-			evs = slices.Clone(s.mu.history[pos-s.mu.compacted:])
+			for _, rev := range s.mu.history[pos-s.mu.compacted:] {
+				evs = append(evs, rev...)
+			}
 			pos = s.mu.rev
 		}
 		changed := s.mu.changed

@@ -32,6 +32,7 @@ type suite struct {
 	newStore func(t *testing.T) metadata.Store
 	reopen   func(t *testing.T, s metadata.Store) metadata.Store
 	history  int64
+	ttl      time.Duration
 }
 
 // RunConformance runs the behaviour every metadata.Store must have against
@@ -43,10 +44,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) metadata.Store, op
 	for _, o := range opts {
 		o(c)
 	}
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s metadata.Store)
-	}{
+	tests := []conformanceTest{
 		{"Get of a missing key reports ok=false", testGetMissing},
 		{"Put with expected version 0 creates the key at version 1", testCreate},
 		{"Put with expected version 0 fails on an existing key", testCreateExisting},
@@ -70,11 +68,14 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) metadata.Store, op
 		{"Of concurrent updates from one version exactly one wins", testUpdateRace},
 		{"A slow watcher holds up no writer and misses no event", c.testSlowWatcher},
 	}
+	tests = append(tests, txnTests()...)
+	tests = append(tests, c.leaseTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, c.newStore(t)) })
 	}
 	if c.reopen != nil {
 		t.Run("Keys, versions, revisions and history survive close and reopen", c.testReopen)
+		t.Run("Leases and their keys survive close and reopen, then expire", c.testLeaseReopen)
 	}
 	if c.history > 0 {
 		t.Run("Watch from a compacted revision returns ErrCompacted", c.testCompacted)

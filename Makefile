@@ -8,7 +8,7 @@ PROTOC   ?= protoc
 STATICCHECK_VERSION  := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
-PROTO_GEN := protocol/native/nativepb internal/metapb bookie/bookiepb
+PROTO_GEN := protocol/native/nativepb internal/metapb bookie/bookiepb metadata/metadatapb
 
 export PATH := $(GOBIN):$(PATH)
 
@@ -51,6 +51,8 @@ generate:
 	$(PROTOC) -I internal/metapb --go_out=internal/metapb --go_opt=paths=source_relative internal/metapb/records.proto
 	$(PROTOC) -I . --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative bookie/bookiepb/bookie.proto
+	$(PROTOC) -I . --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative metadata/metadatapb/metadata.proto
 
 check-generated: generate
 	@git diff --exit-code -- $(PROTO_GEN) || (echo "generated code is stale: run make generate and commit"; exit 1)

@@ -83,8 +83,8 @@ type Service struct {
 	fsm    *fsm
 	hub    *hub
 	node   *raftnode.Node
-	leases *lessor // lease deadlines and expiry (lease.go)
 	cfg    Config
+	leases *lessor // lease deadlines and expiry (lease.go)
 
 	// mu guards closed; reads hold it shared so Close cannot close the DB
 	// under them.

@@ -1,0 +1,444 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/magnetar-mq/magnetar/metadata/metadatapb"
+)
+
+// Client is a Store backed by a metadata cluster over gRPC. It finds the
+// leader from any of the addresses it was given, follows NotLeader
+// redirects and leader changes, and resumes watches after a failover.
+//
+// Retries are safe by construction: a call is retried on another node only
+// when it cannot have been executed (the node refused it as a follower, or
+// the connection was down before it was sent), or when executing it twice
+// is harmless (reads, and Put or Delete with AnyVersion). A compare-and-swap
+// write whose outcome is unknown (the leader died or lost leadership while
+// it was in flight) fails with ErrUnknownOutcome: read the key to find out.
+//
+// Get and Range are linearizable; under a context from WithStaleReads they
+// may be served by any node (faster, possibly stale).
+type Client struct {
+	addrs  []string
+	logger *slog.Logger
+	dial   []grpc.DialOption
+
+	ctx    context.Context // ends on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // watch goroutines
+
+	mu struct {
+		sync.Mutex
+		conns  map[string]*grpc.ClientConn
+		leader string // client address of the leader, "" when unknown
+		closed bool
+	}
+}
+
+var _ Store = (*Client)(nil)
+
+// ClientOption configures Dial.
+type ClientOption func(*Client)
+
+// WithClientLogger sets the client's logger (default: discard).
+func WithClientLogger(l *slog.Logger) ClientOption {
+	return func(c *Client) { c.logger = l.With("component", "metadata-client") }
+}
+
+// WithGRPCDialOptions adds gRPC dial options (credentials, interceptors).
+// Without transport credentials the client uses an insecure connection.
+func WithGRPCDialOptions(opts ...grpc.DialOption) ClientOption {
+	return func(c *Client) { c.dial = append(c.dial, opts...) }
+}
+
+// Timings of the client, fixed: they only bound how fast it notices a dead
+// node and how hard it retries.
+const (
+	connectTimeout = 2 * time.Second        // wait for a connection to a node
+	statusTimeout  = 2 * time.Second        // a Status call during discovery
+	retryMin       = 20 * time.Millisecond  // first pause between rounds
+	retryMax       = 500 * time.Millisecond // longest pause between rounds
+)
+
+// Dial connects to the metadata cluster whose nodes (any of them, at least
+// one up) listen at addrs, and returns once it has found the leader. The
+// client is used until Close; ctx bounds only the discovery.
+func Dial(ctx context.Context, addrs []string, opts ...ClientOption) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: no addresses to dial", ErrInvalidConfig)
+	}
+	c := &Client{addrs: slices.Clone(addrs), logger: slog.New(slog.DiscardHandler)}
+	c.dial = []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		}),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.mu.conns = map[string]*grpc.ClientConn{}
+	if _, err := c.leaderAddr(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes the connections and every watch channel; later calls
+// return ErrClosed. It is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	conns := c.mu.conns
+	c.mu.conns = nil
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	var errs []error
+	for _, cc := range conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Get implements Store.
+func (c *Client) Get(ctx context.Context, key string) (KV, bool, error) {
+	var resp *metadatapb.GetResponse
+	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+		resp, err = mc.Get(ctx, &metadatapb.GetRequest{Key: key, Stale: staleReads(ctx)})
+		return err
+	})
+	if err != nil || !resp.Found {
+		return KV{}, false, err
+	}
+	return kvFromPB(resp.Kv), true, nil
+}
+
+// Range implements Store.
+func (c *Client) Range(ctx context.Context, prefix string, opts RangeOptions) (RangeResult, error) {
+	var resp *metadatapb.RangeResponse
+	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+		resp, err = mc.Range(ctx, &metadatapb.RangeRequest{Prefix: prefix, StartAfter: opts.StartAfter, Limit: int64(opts.Limit), Stale: staleReads(ctx)})
+		return err
+	})
+	if err != nil {
+		return RangeResult{}, err
+	}
+	res := RangeResult{More: resp.More, Revision: resp.Revision, KVs: make([]KV, len(resp.Kvs))}
+	for i, kv := range resp.Kvs {
+		res.KVs[i] = kvFromPB(kv)
+	}
+	return res, nil
+}
+
+// Put implements Store. With AnyVersion it is retried after an unknown
+// outcome (so it may apply twice); otherwise an unknown outcome is
+// reported as ErrUnknownOutcome.
+func (c *Client) Put(ctx context.Context, key string, value []byte, expectedVersion int64) (KV, error) {
+	if key == "" {
+		return KV{}, ErrInvalidKey
+	}
+	var resp *metadatapb.PutResponse
+	err := c.do(ctx, writeRetry(expectedVersion), func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+		resp, err = mc.Put(ctx, &metadatapb.PutRequest{Key: key, Value: value, ExpectedVersion: expectedVersion})
+		return err
+	})
+	if err != nil {
+		return KV{}, err
+	}
+	return kvFromPB(resp.Kv), nil
+}
+
+// Delete implements Store; retries as Put.
+func (c *Client) Delete(ctx context.Context, key string, expectedVersion int64) error {
+	if key == "" {
+		return ErrInvalidKey
+	}
+	return c.do(ctx, writeRetry(expectedVersion), func(ctx context.Context, mc metadatapb.MetadataClient) error {
+		_, err := mc.Delete(ctx, &metadatapb.DeleteRequest{Key: key, ExpectedVersion: expectedVersion})
+		return err
+	})
+}
+
+// Status asks the node at addr for its view of the cluster.
+func (c *Client) Status(ctx context.Context, addr string) (NodeStatus, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return NodeStatus{}, err
+	}
+	resp, err := metadatapb.NewMetadataClient(cc).Status(ctx, &metadatapb.StatusRequest{})
+	if err != nil {
+		return NodeStatus{}, fromStatus(err)
+	}
+	return NodeStatus{NodeID: resp.NodeId, Leader: resp.Leader, LeaderID: resp.LeaderId, LeaderAddr: resp.LeaderAddr, Revision: resp.Revision}, nil
+}
+
+// retryPolicy says whether a call may be sent again after an unknown
+// outcome.
+type retryPolicy bool
+
+const (
+	retryAlways   retryPolicy = true  // reads, unconditional writes
+	retryIfUnsent retryPolicy = false // compare-and-swap writes
+)
+
+func writeRetry(expectedVersion int64) retryPolicy {
+	if expectedVersion == AnyVersion {
+		return retryAlways
+	}
+	return retryIfUnsent
+}
+
+// do runs call against the leader until it succeeds, fails for a reason
+// retrying cannot change, or ctx ends.
+func (c *Client) do(ctx context.Context, policy retryPolicy, call func(context.Context, metadatapb.MetadataClient) error) error {
+	pause := retryMin
+	redirects := 0 // redirects followed without a pause
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := c.sleep(ctx, pause); err != nil {
+				return err
+			}
+			pause = min(2*pause, retryMax)
+		}
+		addr, err := c.leaderAddr(ctx)
+		if err != nil {
+			return err
+		}
+		cc, err := c.conn(addr)
+		if err != nil {
+			return err
+		}
+		if !connected(ctx, cc) {
+			// Nothing was sent: look for the leader elsewhere.
+			c.forget(addr)
+			continue
+		}
+		err = fromStatus(call(ctx, metadatapb.NewMetadataClient(cc)))
+		var nl *NotLeaderError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &nl):
+			// Refused, not executed: safe to send anywhere.
+			c.forget(addr)
+			if nl.LeaderAddr != "" && nl.LeaderAddr != addr {
+				c.setLeader(nl.LeaderAddr)
+				if redirects < 3 { // follow it at once, unless nodes disagree
+					redirects++
+					attempt = -1
+				}
+			}
+			continue
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrClosed) || errors.Is(err, ErrUnknownOutcome) || isTransport(err):
+			c.forget(addr)
+			if policy == retryAlways {
+				continue
+			}
+			if errors.Is(err, ErrUnknownOutcome) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		default:
+			return err
+		}
+	}
+}
+
+// isTransport reports whether err is a gRPC failure that carries no
+// metadata error: the connection broke, the node is gone.
+func isTransport(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.Aborted, codes.Unknown, codes.Internal:
+		return true
+	}
+	return false
+}
+
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// connected waits until cc is ready, for at most connectTimeout; false means
+// the node is unreachable now.
+func connected(ctx context.Context, cc *grpc.ClientConn) bool {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	for {
+		s := cc.GetState()
+		switch s {
+		case connectivity.Ready:
+			return true
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return false
+		case connectivity.Idle:
+			cc.Connect()
+		}
+		if !cc.WaitForStateChange(ctx, s) {
+			return false
+		}
+	}
+}
+
+// conn returns the connection to addr, creating it on first use.
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClosed
+	}
+	if cc, ok := c.mu.conns[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpc.NewClient(addr, c.dial...)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: dial %s: %w", addr, err)
+	}
+	c.mu.conns[addr] = cc
+	return cc, nil
+}
+
+func (c *Client) setLeader(addr string) {
+	c.mu.Lock()
+	c.mu.leader = addr
+	c.mu.Unlock()
+}
+
+// forget drops addr as the leader if it is the one known.
+func (c *Client) forget(addr string) {
+	c.mu.Lock()
+	if c.mu.leader == addr {
+		c.mu.leader = ""
+	}
+	c.mu.Unlock()
+}
+
+// leaderAddr returns the leader's address, asking the nodes in turn while
+// it is unknown.
+func (c *Client) leaderAddr(ctx context.Context) (string, error) {
+	pause := retryMin
+	for {
+		c.mu.Lock()
+		leader, closed := c.mu.leader, c.mu.closed
+		c.mu.Unlock()
+		if closed {
+			return "", ErrClosed
+		}
+		if leader != "" {
+			return leader, nil
+		}
+		if addr := c.discover(ctx); addr != "" {
+			c.setLeader(addr)
+			c.logger.Debug("found the metadata leader", "addr", addr)
+			return addr, nil
+		}
+		if err := c.sleep(ctx, pause); err != nil {
+			return "", fmt.Errorf("metadata: no leader found at %v: %w", c.addrs, err)
+		}
+		pause = min(2*pause, retryMax)
+	}
+}
+
+// discover asks each node who leads; "" if none knows.
+func (c *Client) discover(ctx context.Context) string {
+	for _, addr := range c.addrs {
+		cc, err := c.conn(addr)
+		if err != nil || !connected(ctx, cc) {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		st, err := c.Status(sctx, addr)
+		cancel()
+		switch {
+		case err != nil:
+		case st.Leader:
+			return addr
+		case st.LeaderAddr != "":
+			return st.LeaderAddr
+		}
+	}
+	return ""
+}
+
+// remoteError is a metadata error that came over the wire: its text is the
+// server's, errors.Is matches the sentinel, and status.FromError still sees
+// the gRPC status.
+type remoteError struct {
+	sentinel error
+	st       *status.Status
+}
+
+func (e *remoteError) Error() string              { return e.st.Message() }
+func (e *remoteError) Unwrap() error              { return e.sentinel }
+func (e *remoteError) GRPCStatus() *status.Status { return e.st }
+
+// fromStatus converts a gRPC error back to a metadata error: the sentinel
+// named by its ErrorDetail (a *NotLeaderError for NOT_LEADER), or the
+// context's error for CANCELED and DEADLINE_EXCEEDED; any other status is
+// returned as is.
+func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		det, ok := d.(*metadatapb.ErrorDetail)
+		if !ok {
+			continue
+		}
+		if det.Reason == metadatapb.ErrorReason_ERROR_REASON_NOT_LEADER {
+			return &NotLeaderError{LeaderID: det.LeaderId, LeaderAddr: det.LeaderAddr}
+		}
+		for _, w := range wireErrors {
+			if w.reason == det.Reason {
+				return &remoteError{sentinel: w.err, st: st}
+			}
+		}
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return &remoteError{sentinel: context.Canceled, st: st}
+	case codes.DeadlineExceeded:
+		return &remoteError{sentinel: context.DeadlineExceeded, st: st}
+	}
+	return err
+}

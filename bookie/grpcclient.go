@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 
 	"github.com/magnetar-mq/magnetar/bookie/bookiepb"
 	"github.com/magnetar-mq/magnetar/internal/record"
@@ -40,6 +41,9 @@ var _ Client = (*RemoteClient)(nil)
 func Dial(ctx context.Context, addr string, opts ...grpc.DialOption) (*RemoteClient, error) {
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(grpcStreamWindow),
+		grpc.WithInitialConnWindowSize(grpcConnWindow),
+		experimental.WithBufferPool(grpcBufferPool),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxGRPCMessageSize),
 			grpc.MaxCallSendMsgSize(MaxGRPCMessageSize),

@@ -2,8 +2,37 @@
 // (Kafka RecordBatch v2 bytes) of partition segments, replicated by Raft.
 //
 // Brokers talk to it through [Client]. A [Shard] implements Client in
-// process; package bookietest has an in-memory fake and the conformance
-// suite every implementation passes.
+// process; a [RemoteClient] implements it over gRPC; package bookietest has
+// an in-memory fake and the conformance suite every implementation passes
+// (the shard in process, the fake, and a RemoteClient talking to a shard
+// over loopback TCP).
+//
+// # Remote access
+//
+// The bookie gRPC service (bookiepb/bookie.proto) has one unary call per
+// Client method. [GRPCServer] serves any Client with it, usually a Shard:
+//
+//	g := grpc.NewServer(bookie.GRPCServerOptions()...)
+//	bookie.NewGRPCServer(shard, logger).Register(g)
+//	err := g.Serve(lis) // in the service's group; stop g before closing the shard
+//
+// and [Dial] returns a RemoteClient for a bookie's address. Concurrent
+// calls on one RemoteClient are multiplexed as HTTP/2 streams over one
+// connection, so appends pipeline: many are in flight at once and share the
+// shard's Raft batches and fsyncs, as in-process appends do. Entry bytes
+// are marshaled straight from the caller's slices, and entries read are the
+// slices protobuf unmarshaled, checked again (CRC and offsets) on arrival.
+//
+// Errors cross the wire as a gRPC status whose code is a hint for generic
+// clients (NotFound, AlreadyExists, FailedPrecondition for a sealed
+// segment, Aborted for a fenced writer, OutOfRange for a bad offset,
+// InvalidArgument or DataLoss for a corrupt entry, Unavailable for a closed
+// shard) and whose ErrorDetail names the sentinel error exactly; a
+// RemoteClient turns it back into that sentinel, so errors.Is works the
+// same on either side. A call that never got an answer (the bookie is down
+// or the connection broke) returns the gRPC status error itself, code
+// Unavailable: an append that failed that way may or may not be stored,
+// and the writer resolves it as after any crash, by sealing.
 //
 // # Model
 //

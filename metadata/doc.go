@@ -20,6 +20,16 @@
 // version gives ErrNotFound); AnyVersion makes them unconditional. Of any
 // number of racing writers from the same version exactly one wins.
 //
+// Txn is the general atomic write, as in etcd: a list of compares (a key's
+// version, where 0 means absent, with ==, !=, < or >; its value, bytewise;
+// KeyExists and KeyMissing) and two lists of ops, Then and Else, each a Put
+// (optionally attached to a lease) or a Delete, with no key twice in one
+// list. If every compare holds the Then ops run, otherwise the Else ops.
+// The whole txn is one Raft entry, so it is linearizable and atomic, and all
+// its writes take one revision: every key it writes gets the same
+// ModRevision and watchers see its events together. A txn that changes
+// nothing (only compares, or deletes of absent keys) takes no revision.
+//
 // Range lists a prefix in key order, paged with StartAfter and Limit, from
 // one consistent view, and reports the revision of that view. Watch(prefix,
 // from) streams the events of every change under the prefix with a revision
@@ -27,6 +37,28 @@
 // from = 0 means "from now on". The pattern for a consistent cache is: Range
 // (all pages at one revision, or re-list), then Watch from the Range's
 // revision.
+//
+// # Leases
+//
+// Grant(ttl) creates a lease and returns its LeaseID; a Txn put attaches a
+// key to it (KV.Lease); a later put without the lease, or a delete, detaches
+// the key. KeepAlive renews the lease for a full TTL; Revoke ends it. When a
+// lease is revoked or expires (no KeepAlive for a TTL), every key attached to
+// it is deleted in one revision, and watchers see the deletes; KeepAlive,
+// Revoke and attaching then fail with ErrLeaseNotFound. This is how brokers
+// hold bundle ownership: the keys vanish when their holder stops renewing.
+//
+// Which leases exist, their TTLs and their keys are replicated FSM state
+// (so in snapshots); lease IDs are the Raft index of the grant, so every
+// replica agrees on them. Time is not replicated: the leader keeps each
+// lease's deadline in memory (lease.go), KeepAlive moves it without a Raft
+// entry (so it must reach the leader; elsewhere it fails with an error
+// wrapping raft.ErrNotLeader), and when a deadline passes the leader proposes
+// the revoke through Raft. A node that becomes leader (including on start)
+// first applies everything committed, then gives every lease a full TTL from
+// that moment: a leader change never expires a live lease, though it may
+// let a dead holder's keys live up to one TTL longer. Expiry is checked
+// every 100 ms.
 //
 // # History and compaction
 //
@@ -42,16 +74,18 @@
 // Service is a Raft group (internal/raftnode; one voter for now) whose FSM
 // keeps the state in Pebble, in Config.Dir/db next to the Raft log:
 //
-//	k/<key>                  a key's value, version and revisions
+//	k/<key>                  a key's value, version, revisions and lease
 //	h/<revision, 8 bytes BE> the events of that revision (the history)
+//	l/<lease, 8 bytes BE>    a lease's TTL
+//	a/<lease, 8 bytes BE><key> the keys attached to a lease (an index)
 //	m/applied, m/revision, m/compacted
 //	r/...                    the Raft log and stable store
 //
-// Put and Delete encode a command (command.go), replicate it through Raft,
-// and return once the FSM has applied it; the FSM checks the version, writes
-// the key, the history entry and the new revision and applied index in one
-// Pebble batch per Raft batch, and compacts the history, all
-// deterministically. Reads (Get, Range) go to the local Pebble state, so on
+// Put, Delete, Txn, Grant and Revoke encode a command (command.go),
+// replicate it through Raft, and return once the FSM has applied it; the
+// FSM checks the versions, compares and leases, writes the keys, lease
+// index, history entry, new revision and applied index in one Pebble batch
+// per Raft batch, and compacts the history, all deterministically. Reads (Get, Range) go to the local Pebble state, so on
 // this single node a read sees every write that has returned.
 //
 // Watchers never slow writers down: after each batch the FSM hands its

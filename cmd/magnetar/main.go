@@ -9,6 +9,7 @@ const usage = `Usage: magnetar <command> [flags]
 
 Commands:
   standalone   run the metadata service, a bookie and a broker in one process
+  meta         run one node of a metadata cluster (1, 3 or 5 nodes)
   bench        measure a running Magnetar: 'magnetar bench produce'
   version      print the version
 
@@ -32,6 +33,8 @@ func main() {
 	switch cmd := os.Args[1]; cmd {
 	case "standalone":
 		err = runStandalone(os.Args[2:])
+	case "meta":
+		err = runMeta(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:], os.Stdout)
 	case "version", "--version":

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/magnetar-mq/magnetar/internal/config"
+	"github.com/magnetar-mq/magnetar/metadata"
+)
+
+const metaUsage = `Usage: magnetar meta [flags]
+
+Runs one node of the metadata service: a Raft group of 1, 3 or 5 nodes
+that stores Magnetar's metadata and serves it over gRPC (--grpc-addr).
+Clients may connect to any node: followers name the leader, and the Go
+client (metadata.Dial) follows it.
+
+--peers lists every voter, this node included, as id=raftaddr=grpcaddr,
+separated by commas; start every node with the same list. The addresses
+must be reachable by the other nodes and clients (no 0.0.0.0). Without
+--peers the node is a cluster of one. The voters are fixed on the first
+start (stored in --data-dir); changing --peers later has no effect.
+
+Examples:
+  # a single node
+  magnetar meta --data-dir /var/lib/magnetar/meta
+
+  # a 3-node cluster on one machine
+  P=m1=127.0.0.1:6661=127.0.0.1:6660,m2=127.0.0.1:6671=127.0.0.1:6670,m3=127.0.0.1:6681=127.0.0.1:6680
+  magnetar meta --node-id m1 --data-dir d1 --raft-addr 127.0.0.1:6661 --grpc-addr 127.0.0.1:6660 --peers $P
+  magnetar meta --node-id m2 --data-dir d2 --raft-addr 127.0.0.1:6671 --grpc-addr 127.0.0.1:6670 --peers $P
+  magnetar meta --node-id m3 --data-dir d3 --raft-addr 127.0.0.1:6681 --grpc-addr 127.0.0.1:6680 --peers $P
+
+  # the same from the environment or a YAML file (keys are flag names)
+  MAGNETAR_NODE_ID=m1 MAGNETAR_PEERS=$P magnetar meta
+  magnetar meta --config meta.yaml
+
+Settings come from flags, then MAGNETAR_* environment variables (the flag
+name upper-cased, '-' as '_'), then the YAML file of --config.
+
+Flags:
+`
+
+func runMeta(args []string) error {
+	var (
+		cfg                          metadata.Config
+		configFile, logLevel, logFmt string
+		grpcAddr, httpAddr           string
+	)
+	fs := flag.NewFlagSet("magnetar meta", flag.ContinueOnError)
+	fs.StringVar(&configFile, "config", "", "YAML configuration file")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&logFmt, "log-format", "text", "log format: text or json")
+	fs.StringVar(&grpcAddr, "grpc-addr", ":6660", "listen address of the gRPC API")
+	fs.StringVar(&httpAddr, "http-addr", "", "listen address of /healthz, /readyz and /metrics (empty: none)")
+	cfg.RegisterFlags("", fs)
+	// A meta process talks to its peers: default to the standard Raft port
+	// and a data directory under ./data.
+	for name, def := range map[string]string{"raft-addr": ":6661", "data-dir": "data/meta"} {
+		f := fs.Lookup(name)
+		f.DefValue = def
+		_ = f.Value.Set(def)
+	}
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), metaUsage)
+		fs.PrintDefaults()
+	}
+	if err := config.Parse(fs, args, "config", os.LookupEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(logLevel, logFmt)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// Listen first: a port in use should fail before any state is opened.
+	grpcLn, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	defer grpcLn.Close()
+	var httpLn net.Listener
+	if httpAddr != "" {
+		if httpLn, err = net.Listen("tcp", httpAddr); err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		defer httpLn.Close()
+	}
+
+	start := time.Now()
+	log.Info("starting metadata node; waiting for a leader", "node_id", cfg.NodeID, "raft", cfg.RaftAddr, "peers", cfg.Peers.String())
+	svc, err := metadata.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := svc.Close(); err != nil {
+			log.Warn("closing the metadata service", "err", err)
+		}
+	}()
+
+	gs := grpc.NewServer()
+	metadata.NewGRPCServer(svc).Register(gs)
+	var wg sync.WaitGroup
+	failed := make(chan error, 2)
+	wg.Go(func() {
+		if err := gs.Serve(grpcLn); err != nil {
+			failed <- fmt.Errorf("grpc server: %w", err)
+		}
+	})
+	var hs *http.Server
+	if httpLn != nil {
+		hs = &http.Server{Handler: metaHTTP(svc), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("http server: %w", err)
+			}
+		})
+	}
+	st := svc.Status()
+	httpShown := ""
+	if httpLn != nil {
+		httpShown = httpLn.Addr().String()
+	}
+	log.Info("magnetar meta ready", "grpc", grpcLn.Addr().String(), "http", httpShown, "node_id", st.NodeID,
+		"leader", st.LeaderID, "revision", st.Revision, "startup", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-failed:
+	}
+	// Stop (not GracefulStop): watch streams never end on their own.
+	gs.Stop()
+	if hs != nil {
+		_ = hs.Close()
+	}
+	wg.Wait()
+	return err
+}
+
+// metaHTTP serves /healthz (the process runs), /readyz (a leader is known)
+// and /metrics.
+func metaHTTP(svc *metadata.Service) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "magnetar_meta_is_leader", Help: "1 if this metadata node is the Raft leader, else 0.",
+	}, func() float64 {
+		if svc.Status().Leader {
+			return 1
+		}
+		return 0
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "magnetar_meta_revision", Help: "Last metadata revision applied on this node.",
+	}, func() float64 { return float64(svc.Status().Revision) }))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if svc.Status().LeaderID == "" {
+			http.Error(w, "no leader known", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}

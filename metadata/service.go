@@ -154,7 +154,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("metadata: start raft: %w", err)
 	}
 	s.leases = startLessor(ctx, db, s.fsm, s.node, logger)
-	logger.Info("metadata service open", "dir", cfg.Dir, "revision", s.fsm.rev)
+	// s.fsm.rev belongs to the FSM goroutine now (a follower applies
+	// entries concurrently): Status reads the revision from Pebble.
+	st := s.Status()
+	logger.Info("metadata service open", "dir", cfg.Dir, "node_id", cfg.NodeID, "leader", st.LeaderID, "revision", st.Revision)
 	return s, nil
 }
 

@@ -22,7 +22,7 @@ type node struct {
 	grpcAddr string
 }
 
-func startCluster(t *testing.T) []*node {
+func startCluster(t testing.TB) []*node {
 	t.Helper()
 	var (
 		lis   []net.Listener
@@ -77,7 +77,7 @@ func startCluster(t *testing.T) []*node {
 	return nodes
 }
 
-func leaderIndex(t *testing.T, nodes []*node) int {
+func leaderIndex(t testing.TB, nodes []*node) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -38,10 +38,6 @@ import (
 // deadline.
 const leaseTick = 100 * time.Millisecond
 
-// errNotLeader wraps raft.ErrNotLeader for calls that only the leader can
-// serve (KeepAlive).
-var errNotLeader = fmt.Errorf("metadata: lease keep-alive needs the leader: %w", raft.ErrNotLeader)
-
 type leaseState struct {
 	ttl      time.Duration
 	deadline time.Time
@@ -236,12 +232,17 @@ func (l *lessor) applied(changes []leaseChange) {
 // lessor reloads (with fresh deadlines) at its next check.
 func (l *lessor) restored() { l.deactivate("state restored from a snapshot") }
 
-// keepAlive renews a live lease's deadline.
+// keepAlive renews a live lease's deadline. It fails with ErrNotLeader
+// (bare: Service.KeepAlive names the leader) unless this node is the leader
+// and has loaded the leases for its term; a new leader refuses keep-alives
+// until its barrier is done, and the client retries them.
 func (l *lessor) keepAlive(id LeaseID) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.mu.term == 0 {
-		return 0, errNotLeader
+	if l.mu.term == 0 || l.node.State() != raft.Leader {
+		// A deposed leader forgets its deadlines only at its next check:
+		// a renewal it took in between would be lost with them.
+		return 0, ErrNotLeader
 	}
 	st := l.mu.leases[id]
 	now := l.now()
@@ -271,13 +272,19 @@ func (s *Service) Grant(ctx context.Context, ttl time.Duration) (LeaseID, error)
 }
 
 // KeepAlive renews the lease for a full TTL. Only the leader keeps lease
-// deadlines: elsewhere it fails with an error wrapping raft.ErrNotLeader.
+// deadlines: elsewhere (and on a new leader until it has loaded the leases
+// of its term) it fails with a *NotLeaderError naming the leader's client
+// address, which the Client follows and retries.
 func (s *Service) KeepAlive(ctx context.Context, id LeaseID) (time.Duration, error) {
 	if err := s.rlock(ctx); err != nil {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	return s.leases.keepAlive(id)
+	ttl, err := s.leases.keepAlive(id)
+	if errors.Is(err, ErrNotLeader) {
+		return 0, s.notLeader()
+	}
+	return ttl, err
 }
 
 // Revoke deletes the lease and, in one revision, every key attached to it.

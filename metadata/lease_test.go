@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
 
 // fakeClock is a clock that only moves when told to.
@@ -74,8 +72,9 @@ func TestALeaderChangeGivesEveryLeaseAFullTTLFromTheNewLeadership(t *testing.T) 
 	// Leadership is lost and regained: the new term's leader forgets the old
 	// deadlines and starts every lease afresh.
 	s.leases.deactivate("simulated leader change")
-	if _, err := s.KeepAlive(ctx, id); !errors.Is(err, raft.ErrNotLeader) {
-		t.Fatalf("KeepAlive while not serving leases: err = %v, want raft.ErrNotLeader", err)
+	var nl *NotLeaderError
+	if _, err := s.KeepAlive(ctx, id); !errors.As(err, &nl) || !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("KeepAlive while not serving leases: err = %v, want a *NotLeaderError", err)
 	}
 	s.leases.check(ctx)
 	clock.Advance(9 * time.Second) // 18 s after the grant, 9 s after the election

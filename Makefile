@@ -8,7 +8,7 @@ PROTOC   ?= protoc
 STATICCHECK_VERSION  := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
-PROTO_GEN := protocol/native/nativepb internal/metapb bookie/bookiepb metadata/metadatapb
+PROTO_GEN := protocol/native/nativepb metadata/catalog/catalogpb bookie/bookiepb metadata/metadatapb
 
 export PATH := $(GOBIN):$(PATH)
 
@@ -48,7 +48,7 @@ tools:
 generate:
 	$(PROTOC) -I protocol/native --go_out=protocol/native/nativepb --go_opt=paths=source_relative \
 		--go-grpc_out=protocol/native/nativepb --go-grpc_opt=paths=source_relative protocol/native/magnetar.proto
-	$(PROTOC) -I internal/metapb --go_out=internal/metapb --go_opt=paths=source_relative internal/metapb/records.proto
+	$(PROTOC) -I . --go_out=. --go_opt=paths=source_relative metadata/catalog/catalogpb/catalog.proto
 	$(PROTOC) -I . --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative bookie/bookiepb/bookie.proto
 	$(PROTOC) -I . --go_out=. --go_opt=paths=source_relative \

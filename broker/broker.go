@@ -12,6 +12,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/metadata"
+	"github.com/magnetar-mq/magnetar/metadata/catalog"
 )
 
 // defaultFlushTimeout bounds cursor persistence done on close paths.
@@ -23,7 +24,7 @@ const defaultFlushTimeout = 10 * time.Second
 type Broker struct {
 	cfg     Config
 	log     *slog.Logger
-	meta    metadata.Store
+	cat     *catalog.Catalog // the metadata store's typed view
 	store   bookie.Client
 	metrics *metrics
 
@@ -63,7 +64,7 @@ func New(cfg Config, meta metadata.Store, store bookie.Client, log *slog.Logger,
 	b := &Broker{
 		cfg:     cfg,
 		log:     log.With("component", "broker"),
-		meta:    meta,
+		cat:     catalog.New(meta),
 		store:   store,
 		metrics: newMetrics(reg),
 		stop:    make(chan struct{}),

@@ -5,10 +5,10 @@ import (
 	"testing"
 
 	"github.com/magnetar-mq/magnetar/bookie"
-	"github.com/magnetar-mq/magnetar/internal/metapb"
+	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
-func rangesString(rs []*metapb.OffsetRange) string {
+func rangesString(rs []*catalogpb.OffsetRange) string {
 	s := ""
 	for _, r := range rs {
 		s += fmt.Sprintf("[%d,%d)", r.Start, r.End)
@@ -30,7 +30,7 @@ func TestAckedRangesMergeNeighbours(t *testing.T) {
 		{[]int64{9, 5, 7, 3, 4, 8, 6}, "[3,10)"},
 	}
 	for _, tt := range tests {
-		var rs []*metapb.OffsetRange
+		var rs []*catalogpb.OffsetRange
 		for _, a := range tt.acks {
 			if !isAcked(rs, a) {
 				rs = addRange(rs, a)

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magnetar-mq/magnetar/bookie"
-	"github.com/magnetar-mq/magnetar/internal/metapb"
 	"github.com/magnetar-mq/magnetar/internal/record"
-	"github.com/magnetar-mq/magnetar/metadata"
+	"github.com/magnetar-mq/magnetar/metadata/catalog"
+	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
 const (
@@ -32,7 +32,7 @@ type partition struct {
 	b     *Broker
 	name  TopicName
 	index int32
-	key   string
+	pname catalog.PartitionName
 	epoch uint64
 	log   *slog.Logger
 
@@ -54,7 +54,7 @@ type partition struct {
 
 	mu struct {
 		sync.Mutex
-		meta        *metapb.Partition // its last segment is the open one
+		meta        *catalogpb.Partition // its last segment is the open one
 		metaVersion int64
 		next        int64 // one past the last durable offset
 		openBytes   int64 // bytes in the open segment
@@ -105,20 +105,20 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 	if index < 0 || index >= info.Partitions {
 		return nil, fmt.Errorf("%w: %s has %d partitions, asked for %d", ErrPartitionNotFound, name, info.Partitions, index)
 	}
-	key := partitionMetaKey(name, index)
-	pm, version, err := b.claimPartition(ctx, key)
+	pn := partitionName(name, index)
+	pm, version, err := b.claimPartition(ctx, pn)
 	if err != nil {
 		return nil, err
 	}
 	// Seal what the previous owner left open. Sealing with our epoch fences
 	// it: its appends fail from now on, and the end offset is final.
-	if n := len(pm.Segments); n > 0 && pm.Segments[n-1].State == metapb.SegmentState_SEGMENT_OPEN {
+	if n := len(pm.Segments); n > 0 && pm.Segments[n-1].State == catalogpb.SegmentState_SEGMENT_OPEN {
 		last := pm.Segments[n-1]
 		si, err := b.store.Seal(ctx, last.Id, pm.Epoch, last.StartOffset)
 		if err != nil {
 			return nil, fmt.Errorf("broker: sealing segment %d of %s-%d: %w", last.Id, name, index, err)
 		}
-		last.State = metapb.SegmentState_SEGMENT_SEALED
+		last.State = catalogpb.SegmentState_SEGMENT_SEALED
 		last.EndOffset = si.NextOffset
 		last.Bytes = si.Bytes
 		if last.EndOffset == last.StartOffset {
@@ -132,7 +132,7 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 	if n := len(pm.Segments); n > 0 {
 		next = pm.Segments[n-1].EndOffset
 	}
-	version, err = b.openSegment(ctx, key, pm, version, next)
+	version, err = b.openSegment(ctx, pn, pm, version, next)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		b:          b,
 		name:       name,
 		index:      index,
-		key:        key,
+		pname:      pn,
 		epoch:      pm.Epoch,
 		log:        b.log.With("topic", name.String(), "partition", index),
 		appendCh:   make(chan *appendReq, appendQueue),
@@ -169,65 +169,64 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 // claimPartition raises the partition's epoch with a compare-and-swap, so
 // any other broker that still thinks it owns the partition fails its next
 // metadata update.
-func (b *Broker) claimPartition(ctx context.Context, key string) (*metapb.Partition, int64, error) {
+func (b *Broker) claimPartition(ctx context.Context, pn catalog.PartitionName) (*catalogpb.Partition, int64, error) {
 	for {
-		kv, ok, err := b.meta.Get(ctx, key)
+		e, ok, err := b.cat.Partitions.Get(ctx, pn)
 		if err != nil {
 			return nil, 0, wrapMeta("load partition", err)
 		}
-		pm := &metapb.Partition{}
+		pm := &catalogpb.Partition{}
 		var version int64
 		if ok {
-			if err := proto.Unmarshal(kv.Value, pm); err != nil {
-				return nil, 0, fmt.Errorf("broker: %s: corrupt metadata: %w", key, err)
-			}
-			version = kv.Version
+			pm, version = e.Value, e.Version
 		}
 		pm.Epoch++
-		nkv, err := b.putPartitionMeta(ctx, key, pm, version)
-		if errors.Is(err, metadata.ErrVersionMismatch) {
-			continue
+		nv, err := b.putPartitionMeta(ctx, pn, pm, version)
+		if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrExists) || errors.Is(err, catalog.ErrNotFound) {
+			continue // another broker moved it (or deleted it) since we read it
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		return pm, nkv.Version, nil
+		return pm, nv, nil
 	}
 }
 
 // openSegment records a new open segment starting at start in the
 // partition's metadata and creates it on the segment store.
-func (b *Broker) openSegment(ctx context.Context, key string, pm *metapb.Partition, version int64, start int64) (int64, error) {
+func (b *Broker) openSegment(ctx context.Context, pn catalog.PartitionName, pm *catalogpb.Partition, version int64, start int64) (int64, error) {
 	id, err := b.allocSegmentID(ctx)
 	if err != nil {
 		return 0, err
 	}
-	pm.Segments = append(pm.Segments, &metapb.Segment{
+	pm.Segments = append(pm.Segments, &catalogpb.Segment{
 		Id:          id,
-		State:       metapb.SegmentState_SEGMENT_OPEN,
+		State:       catalogpb.SegmentState_SEGMENT_OPEN,
 		StartOffset: start,
 		Epoch:       pm.Epoch,
 	})
-	kv, err := b.putPartitionMeta(ctx, key, pm, version)
+	nv, err := b.putPartitionMeta(ctx, pn, pm, version)
 	if err != nil {
 		return 0, err
 	}
 	if err := b.store.CreateSegment(ctx, id, start, pm.Epoch); err != nil {
 		return 0, fmt.Errorf("broker: creating segment %d: %w", id, err)
 	}
-	return kv.Version, nil
+	return nv, nil
 }
 
-func (b *Broker) putPartitionMeta(ctx context.Context, key string, pm *metapb.Partition, version int64) (metadata.KV, error) {
-	val, err := proto.Marshal(pm)
-	if err != nil {
-		return metadata.KV{}, err
+// putPartitionMeta writes the partition row with compare-and-swap: creates
+// it when version is 0, else updates it from that version. It returns the
+// new version.
+func (b *Broker) putPartitionMeta(ctx context.Context, pn catalog.PartitionName, pm *catalogpb.Partition, version int64) (int64, error) {
+	var nv int64
+	var err error
+	if version == 0 {
+		nv, err = b.cat.Partitions.Create(ctx, pn, pm)
+	} else {
+		nv, err = b.cat.Partitions.Update(ctx, pn, pm, version)
 	}
-	kv, err := b.meta.Put(ctx, key, val, version)
-	if err != nil {
-		return metadata.KV{}, wrapMeta("update partition", err)
-	}
-	return kv, nil
+	return nv, wrapMeta("update partition", err)
 }
 
 // publish queues a batch for appending.
@@ -369,7 +368,7 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 // store may place on another shard.
 func (p *partition) roll() error {
 	p.mu.Lock()
-	pm := proto.Clone(p.mu.meta).(*metapb.Partition)
+	pm := proto.Clone(p.mu.meta).(*catalogpb.Partition)
 	version := p.mu.metaVersion
 	p.mu.Unlock()
 	last := pm.Segments[len(pm.Segments)-1]
@@ -377,10 +376,10 @@ func (p *partition) roll() error {
 	if err != nil {
 		return fmt.Errorf("broker: rolling segment %d: %w", last.Id, err)
 	}
-	last.State = metapb.SegmentState_SEGMENT_SEALED
+	last.State = catalogpb.SegmentState_SEGMENT_SEALED
 	last.EndOffset = si.NextOffset
 	last.Bytes = si.Bytes
-	version, err = p.b.openSegment(p.ctx, p.key, pm, version, si.NextOffset)
+	version, err = p.b.openSegment(p.ctx, p.pname, pm, version, si.NextOffset)
 	if err != nil {
 		return err
 	}
@@ -440,7 +439,7 @@ func (p *partition) read(ctx context.Context, from int64, maxBytes int) ([]booki
 
 // segmentForLocked returns the segment holding offset, or the first one
 // after it.
-func (p *partition) segmentForLocked(offset int64) *metapb.Segment {
+func (p *partition) segmentForLocked(offset int64) *catalogpb.Segment {
 	segs := p.mu.meta.Segments
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].StartOffset > offset })
 	if i == 0 {

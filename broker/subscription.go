@@ -3,14 +3,11 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/magnetar-mq/magnetar/internal/metapb"
-	"github.com/magnetar-mq/magnetar/metadata"
+	"github.com/magnetar-mq/magnetar/metadata/catalog"
+	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
 // InitialPosition is where a new subscription starts.
@@ -30,14 +27,14 @@ const (
 type subscription struct {
 	p    *partition
 	name string
-	key  string
+	cn   catalog.CursorName
 
 	flushMu sync.Mutex // serialises flushes so an older state never overwrites a newer one
 
 	mu struct {
 		sync.Mutex
 		next     int64
-		acked    []*metapb.OffsetRange // sorted, disjoint, all above next
+		acked    []*catalogpb.OffsetRange // sorted, disjoint, all above next
 		dirty    bool
 		consumer *Consumer
 	}
@@ -53,17 +50,13 @@ func (p *partition) subscription(ctx context.Context, name string, pos InitialPo
 	}
 	p.mu.Unlock()
 
-	s := &subscription{p: p, name: name, key: cursorKey(p.name, p.index, name)}
-	kv, ok, err := p.b.meta.Get(ctx, s.key)
+	s := &subscription{p: p, name: name, cn: catalog.CursorName{Partition: p.pname, Subscription: name}}
+	e, ok, err := p.b.cat.Cursors.Get(ctx, s.cn)
 	if err != nil {
 		return nil, wrapMeta("load cursor", err)
 	}
 	if ok {
-		var c metapb.Cursor
-		if err := proto.Unmarshal(kv.Value, &c); err != nil {
-			return nil, fmt.Errorf("broker: cursor %s: corrupt metadata: %w", s.key, err)
-		}
-		s.mu.next, s.mu.acked = c.NextOffset, c.Acked
+		s.mu.next, s.mu.acked = e.Value.NextOffset, e.Value.Acked
 	} else {
 		p.mu.Lock()
 		if pos == Earliest {
@@ -106,14 +99,14 @@ func (s *subscription) ack(offsets []int64) {
 }
 
 // isAcked reports whether off lies in one of the sorted ranges.
-func isAcked(ranges []*metapb.OffsetRange, off int64) bool {
+func isAcked(ranges []*catalogpb.OffsetRange, off int64) bool {
 	i := sort.Search(len(ranges), func(i int) bool { return ranges[i].End > off })
 	return i < len(ranges) && ranges[i].Start <= off
 }
 
 // addRange adds the single offset off (not yet in ranges) to the sorted,
 // disjoint ranges, merging neighbours.
-func addRange(ranges []*metapb.OffsetRange, off int64) []*metapb.OffsetRange {
+func addRange(ranges []*catalogpb.OffsetRange, off int64) []*catalogpb.OffsetRange {
 	i := sort.Search(len(ranges), func(i int) bool { return ranges[i].Start > off })
 	joinPrev := i > 0 && ranges[i-1].End == off
 	joinNext := i < len(ranges) && ranges[i].Start == off+1
@@ -128,7 +121,7 @@ func addRange(ranges []*metapb.OffsetRange, off int64) []*metapb.OffsetRange {
 	default:
 		ranges = append(ranges, nil)
 		copy(ranges[i+1:], ranges[i:])
-		ranges[i] = &metapb.OffsetRange{Start: off, End: off + 1}
+		ranges[i] = &catalogpb.OffsetRange{Start: off, End: off + 1}
 	}
 	return ranges
 }
@@ -142,17 +135,13 @@ func (s *subscription) flush(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
-	c := &metapb.Cursor{NextOffset: s.mu.next, Acked: make([]*metapb.OffsetRange, len(s.mu.acked))}
+	c := &catalogpb.Cursor{NextOffset: s.mu.next, Acked: make([]*catalogpb.OffsetRange, len(s.mu.acked))}
 	for i, r := range s.mu.acked {
-		c.Acked[i] = &metapb.OffsetRange{Start: r.Start, End: r.End}
+		c.Acked[i] = &catalogpb.OffsetRange{Start: r.Start, End: r.End}
 	}
 	s.mu.dirty = false
 	s.mu.Unlock()
-	val, err := proto.Marshal(c)
-	if err == nil {
-		_, err = s.p.b.meta.Put(ctx, s.key, val, metadata.AnyVersion)
-	}
-	if err != nil {
+	if _, err := s.p.b.cat.Cursors.Set(ctx, s.cn, c); err != nil {
 		s.mu.Lock()
 		s.mu.dirty = true
 		s.mu.Unlock()
@@ -187,21 +176,20 @@ func (s *subscription) backlogLocked(end int64) int64 {
 // subscriptionStats reports every subscription of the partition, loading
 // the durable ones that are not loaded yet.
 func (p *partition) subscriptionStats(ctx context.Context, end int64) ([]SubscriptionStats, error) {
-	prefix := cursorsPrefix + p.name.String() + "/" + fmt.Sprint(p.index) + "/"
 	var names []string
-	opts := metadata.RangeOptions{Limit: 1000}
+	var page catalog.Page
 	for {
-		res, err := p.b.meta.Range(ctx, prefix, opts)
+		l, err := p.b.cat.Cursors.List(ctx, p.pname, page)
 		if err != nil {
 			return nil, wrapMeta("list cursors", err)
 		}
-		for _, kv := range res.KVs {
-			names = append(names, kv.Key[len(prefix):])
+		for _, e := range l.Entries {
+			names = append(names, e.Name.Subscription)
 		}
-		if !res.More || len(res.KVs) == 0 {
+		if l.Next == "" {
 			break
 		}
-		opts.StartAfter = res.KVs[len(res.KVs)-1].Key
+		page.After = l.Next
 	}
 	out := make([]SubscriptionStats, 0, len(names))
 	for _, name := range names {

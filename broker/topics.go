@@ -4,36 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/magnetar-mq/magnetar/bookie"
-	"github.com/magnetar-mq/magnetar/internal/metapb"
 	"github.com/magnetar-mq/magnetar/metadata"
+	"github.com/magnetar-mq/magnetar/metadata/catalog"
+	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
-// Metadata layout of the broker's records.
-const (
-	topicsPrefix     = "/topics/"
-	partitionsPrefix = "/partitions/"
-	cursorsPrefix    = "/cursors/"
-	segmentIDKey     = "/counters/segment-id"
-	// MaxPartitions caps the partitions of one topic.
-	MaxPartitions = 4096
-)
+// MaxPartitions caps the partitions of one topic.
+const MaxPartitions = 4096
 
-func topicKey(n TopicName) string { return topicsPrefix + n.String() }
+// catName is the topic's name in the catalog's terms.
+func (n TopicName) catName() catalog.TopicName { return catalog.TopicName(n) }
 
-func partitionMetaKey(n TopicName, index int32) string {
-	return partitionsPrefix + n.String() + "/" + strconv.Itoa(int(index))
-}
-
-func cursorKey(n TopicName, index int32, sub string) string {
-	return cursorsPrefix + n.String() + "/" + strconv.Itoa(int(index)) + "/" + sub
+func partitionName(n TopicName, index int32) catalog.PartitionName {
+	return catalog.PartitionName{Topic: n.catName(), Index: index}
 }
 
 // TopicInfo describes a topic.
@@ -47,12 +36,8 @@ func (b *Broker) CreateTopic(ctx context.Context, name TopicName, partitions int
 	if partitions < 1 || partitions > MaxPartitions {
 		return fmt.Errorf("%w: partitions must be between 1 and %d, got %d", ErrInvalidArgument, MaxPartitions, partitions)
 	}
-	val, err := proto.Marshal(&metapb.Topic{Partitions: partitions, CreatedUnixMs: time.Now().UnixMilli()})
-	if err != nil {
-		return err
-	}
-	if _, err := b.meta.Put(ctx, topicKey(name), val, 0); err != nil {
-		if errors.Is(err, metadata.ErrVersionMismatch) {
+	if _, err := b.cat.Topics.Create(ctx, name.catName(), &catalogpb.Topic{Partitions: partitions, CreatedUnixMs: time.Now().UnixMilli()}); err != nil {
+		if errors.Is(err, catalog.ErrExists) {
 			return fmt.Errorf("%w: %s", ErrTopicExists, name)
 		}
 		return wrapMeta("create topic", err)
@@ -65,16 +50,12 @@ func (b *Broker) CreateTopic(ctx context.Context, name TopicName, partitions int
 // AutoCreateTopics), a missing topic is created with one partition.
 func (b *Broker) Topic(ctx context.Context, name TopicName, autoCreate bool) (TopicInfo, error) {
 	for {
-		kv, ok, err := b.meta.Get(ctx, topicKey(name))
+		e, ok, err := b.cat.Topics.Get(ctx, name.catName())
 		if err != nil {
 			return TopicInfo{}, wrapMeta("get topic", err)
 		}
 		if ok {
-			var t metapb.Topic
-			if err := proto.Unmarshal(kv.Value, &t); err != nil {
-				return TopicInfo{}, fmt.Errorf("broker: topic %s: corrupt metadata: %w", name, err)
-			}
-			return TopicInfo{Name: name, Partitions: t.Partitions}, nil
+			return TopicInfo{Name: name, Partitions: e.Value.Partitions}, nil
 		}
 		if !autoCreate || !b.cfg.AutoCreateTopics {
 			return TopicInfo{}, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
@@ -88,32 +69,35 @@ func (b *Broker) Topic(ctx context.Context, name TopicName, autoCreate bool) (To
 // ListTopics lists the topics of one namespace ("tenant/namespace"), or of
 // every namespace when namespace is empty, in name order.
 func (b *Broker) ListTopics(ctx context.Context, namespace string) ([]TopicInfo, error) {
-	prefix := topicsPrefix
-	if namespace != "" {
-		prefix += strings.TrimSuffix(namespace, "/") + "/"
+	var scope catalog.NamespaceName
+	if namespace = strings.TrimSuffix(namespace, "/"); namespace != "" {
+		parts := strings.Split(namespace, "/")
+		if len(parts) > 2 || slices.Contains(parts, "") {
+			return nil, nil // no topic row lives under such a prefix
+		}
+		scope.Tenant = parts[0]
+		if len(parts) == 2 {
+			scope.Namespace = parts[1] // else every namespace of the tenant
+		}
 	}
 	var out []TopicInfo
-	opts := metadata.RangeOptions{Limit: 1000}
+	var page catalog.Page
 	for {
-		res, err := b.meta.Range(ctx, prefix, opts)
+		l, err := b.cat.Topics.List(ctx, scope, page)
 		if err != nil {
 			return nil, wrapMeta("list topics", err)
 		}
-		for _, kv := range res.KVs {
-			name, err := ParseTopicName(strings.TrimPrefix(kv.Key, topicsPrefix), b.cfg.DefaultNamespace)
+		for _, e := range l.Entries {
+			name, err := ParseTopicName(e.Name.String(), b.cfg.DefaultNamespace)
 			if err != nil {
-				continue // not a topic row this version understands
+				continue // not a topic name this version understands
 			}
-			var t metapb.Topic
-			if err := proto.Unmarshal(kv.Value, &t); err != nil {
-				return nil, fmt.Errorf("broker: topic %s: corrupt metadata: %w", name, err)
-			}
-			out = append(out, TopicInfo{Name: name, Partitions: t.Partitions})
+			out = append(out, TopicInfo{Name: name, Partitions: e.Value.Partitions})
 		}
-		if !res.More || len(res.KVs) == 0 {
+		if l.Next == "" {
 			return out, nil
 		}
-		opts.StartAfter = res.KVs[len(res.KVs)-1].Key
+		page.After = l.Next
 	}
 }
 
@@ -126,7 +110,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name TopicName) error {
 	}
 	// Remove the topic row first: from now on the topic does not exist for
 	// lookups, and no new partition load can start.
-	if err := b.meta.Delete(ctx, topicKey(name), metadata.AnyVersion); err != nil {
+	if err := b.cat.Topics.Delete(ctx, name.catName(), metadata.AnyVersion); err != nil {
 		return wrapMeta("delete topic", err)
 	}
 	for i := int32(0); i < info.Partitions; i++ {
@@ -148,37 +132,32 @@ func (b *Broker) DeleteTopic(ctx context.Context, name TopicName) error {
 }
 
 func (b *Broker) deletePartitionData(ctx context.Context, name TopicName, index int32) error {
-	key := partitionMetaKey(name, index)
-	kv, ok, err := b.meta.Get(ctx, key)
+	pn := partitionName(name, index)
+	e, ok, err := b.cat.Partitions.Get(ctx, pn)
 	if err != nil {
 		return wrapMeta("delete partition", err)
 	}
 	if ok {
-		var pm metapb.Partition
-		if err := proto.Unmarshal(kv.Value, &pm); err != nil {
-			return fmt.Errorf("broker: partition %s-%d: corrupt metadata: %w", name, index, err)
-		}
-		for _, seg := range pm.Segments {
+		for _, seg := range e.Value.Segments {
 			if err := b.store.DeleteSegment(ctx, seg.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
 				return fmt.Errorf("broker: deleting segment %d: %w", seg.Id, err)
 			}
 		}
-		if err := b.meta.Delete(ctx, key, metadata.AnyVersion); err != nil {
+		if err := b.cat.Partitions.Delete(ctx, pn, metadata.AnyVersion); err != nil {
 			return wrapMeta("delete partition", err)
 		}
 	}
-	prefix := cursorsPrefix + name.String() + "/" + strconv.Itoa(int(index)) + "/"
 	for {
-		res, err := b.meta.Range(ctx, prefix, metadata.RangeOptions{Limit: 1000})
+		l, err := b.cat.Cursors.List(ctx, pn, catalog.Page{})
 		if err != nil {
 			return wrapMeta("delete cursors", err)
 		}
-		for _, kv := range res.KVs {
-			if err := b.meta.Delete(ctx, kv.Key, metadata.AnyVersion); err != nil {
+		for _, c := range l.Entries {
+			if err := b.cat.Cursors.Delete(ctx, c.Name, metadata.AnyVersion); err != nil {
 				return wrapMeta("delete cursor", err)
 			}
 		}
-		if !res.More {
+		if l.Next == "" {
 			return nil
 		}
 	}
@@ -249,28 +228,6 @@ func (b *Broker) TopicStats(ctx context.Context, name TopicName) (TopicStats, er
 // allocSegmentID returns a cluster-unique segment ID from a counter in the
 // metadata store.
 func (b *Broker) allocSegmentID(ctx context.Context) (uint64, error) {
-	for {
-		kv, ok, err := b.meta.Get(ctx, segmentIDKey)
-		if err != nil {
-			return 0, wrapMeta("allocate segment id", err)
-		}
-		var cur uint64
-		var version int64
-		if ok {
-			cur, err = strconv.ParseUint(string(kv.Value), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("broker: corrupt segment id counter %q", kv.Value)
-			}
-			version = kv.Version
-		}
-		next := cur + 1
-		_, err = b.meta.Put(ctx, segmentIDKey, []byte(strconv.FormatUint(next, 10)), version)
-		if errors.Is(err, metadata.ErrVersionMismatch) {
-			continue
-		}
-		if err != nil {
-			return 0, wrapMeta("allocate segment id", err)
-		}
-		return next, nil
-	}
+	id, err := b.cat.NextSegmentID(ctx)
+	return id, wrapMeta("allocate segment id", err)
 }

@@ -1,9 +1,12 @@
 // Package metadata is Magnetar's metadata service: the replacement for
 // ZooKeeper that holds tenants, namespaces, topics, segment lists, cursors,
 // ownership and policies. Every other component sees it as a Store (see
-// store.go); Service is the real implementation and
-// metadata/metadatatest.Store an in-memory one for unit tests. Both pass
-// metadatatest.RunConformance.
+// store.go). Service is the real implementation (one node of a Raft group
+// of 1, 3 or 5 voters); Client is a Store backed by a cluster over gRPC
+// (GRPCServer serves a Service's API, metadatapb its protobuf); and
+// metadata/metadatatest.Store is an in-memory one for unit tests. All three
+// pass metadatatest.RunConformance. How to run a cluster, its consistency
+// guarantees and its failure behaviour, for operators: docs/metadata.md.
 //
 // # Model
 //
@@ -52,13 +55,16 @@
 // (so in snapshots); lease IDs are the Raft index of the grant, so every
 // replica agrees on them. Time is not replicated: the leader keeps each
 // lease's deadline in memory (lease.go), KeepAlive moves it without a Raft
-// entry (so it must reach the leader; elsewhere it fails with an error
-// wrapping raft.ErrNotLeader), and when a deadline passes the leader proposes
-// the revoke through Raft. A node that becomes leader (including on start)
-// first applies everything committed, then gives every lease a full TTL from
-// that moment: a leader change never expires a live lease, though it may
-// let a dead holder's keys live up to one TTL longer. Expiry is checked
-// every 100 ms.
+// entry (so it must reach the leader: elsewhere it fails with a
+// *NotLeaderError naming the leader, which Client follows), and when a
+// deadline passes the leader proposes the revoke through Raft. Expiry is
+// checked every 100 ms, so a dead holder's keys go about one TTL after its
+// last KeepAlive (tests/meta_lease_test.go: within TTL + 1 s of a SIGKILL
+// on three processes). A node that becomes leader (including on start)
+// first applies everything committed, then gives every lease a full TTL
+// from that moment: a leader change never expires a live lease, though it
+// may let a dead holder's keys live up to one TTL longer. Until it has
+// done so it refuses KeepAlive as a follower would, and the client retries.
 //
 // # History and compaction
 //
@@ -69,10 +75,46 @@
 // the kept history has its channel closed (as it would be on Close); if it
 // then resumes from the last revision it saw, it gets ErrCompacted.
 //
+// # Cluster and reads
+//
+// Service is one voter of a Raft group (internal/raftnode). With no
+// Config.RaftAddr it is a group of one with an in-memory transport, as in
+// `magnetar standalone`; with a RaftAddr and Config.Peers (every voter's
+// ID, Raft address and client address, the same list on every node) it is
+// one node of a cluster, as `magnetar meta` runs it. A majority must be up
+// to elect a leader; Open waits for one.
+//
+// Writes (Put, Delete, Txn, Grant, Revoke) are linearizable: only the
+// leader takes them, and they return once a majority stored the entry and
+// the leader applied it. A follower refuses them with a *NotLeaderError
+// (errors.Is ErrNotLeader) naming the leader's client address; the write
+// was not executed. A write whose leader died or was deposed while it was
+// in flight fails with ErrUnknownOutcome: it may or may not have applied.
+//
+// Reads (Get, Range) are linearizable by default: they are served by the
+// leader only, after it confirmed with a majority that it still leads (and,
+// once per term, applied every entry of earlier leaders), so a read sees
+// every write acknowledged before it began; a follower answers them with a
+// *NotLeaderError. Under a context from WithStaleReads they are served from
+// the local state of whichever node is asked, leader or not, even with no
+// leader: faster, a consistent prefix of the log (never a torn state), but
+// possibly behind. Watch is served by any node from the events it has
+// applied: complete and in order, a follower's a little behind the leader
+// (it learns an entry is committed with the leader's next append or
+// heartbeat).
+//
+// Client finds the leader from any address it is given, follows the
+// redirects of followers and the leader changes, and retries only what is
+// safe: reads, unconditional writes, KeepAlive, Grant and Revoke always,
+// compare-and-swap writes and Txns only when they surely did not execute
+// (otherwise ErrUnknownOutcome). Its watches resume on the new leader from
+// the last revision they delivered, so a failover neither loses nor repeats
+// an event.
+//
 // # Implementation
 //
-// Service is a Raft group (internal/raftnode; one voter for now) whose FSM
-// keeps the state in Pebble, in Config.Dir/db next to the Raft log:
+// Each node keeps its state in Pebble, in Config.Dir/db next to the Raft
+// log:
 //
 //	k/<key>                  a key's value, version, revisions and lease
 //	h/<revision, 8 bytes BE> the events of that revision (the history)
@@ -85,8 +127,10 @@
 // replicate it through Raft, and return once the FSM has applied it; the
 // FSM checks the versions, compares and leases, writes the keys, lease
 // index, history entry, new revision and applied index in one Pebble batch
-// per Raft batch, and compacts the history, all deterministically. Reads (Get, Range) go to the local Pebble state, so on
-// this single node a read sees every write that has returned.
+// per Raft batch, and compacts the history, all deterministically, so
+// every replica holds the same state at the same index. Reads go to the
+// local Pebble state once the read is allowed (above). Raft snapshots
+// stream the whole state and truncate the log.
 //
 // Watchers never slow writers down: after each batch the FSM hands its
 // events to a hub (watch.go) that keeps a ring of recent events and wakes

@@ -23,6 +23,10 @@ var (
 	ErrCorrupt = errors.New("bookie: corrupt entry")
 	// ErrClosed means the client or shard has been closed.
 	ErrClosed = errors.New("bookie: closed")
+	// ErrNotLeader means the replica asked is not its shard's Raft leader,
+	// so it cannot take a write or serve a linearizable read; the call was
+	// not executed. It comes wrapped in a *NotLeaderError naming the leader.
+	ErrNotLeader = errors.New("bookie: not leader")
 )
 
 // SegmentState is where a segment is in its lifecycle.

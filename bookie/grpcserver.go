@@ -127,6 +127,9 @@ func (s *GRPCServer) Seal(ctx context.Context, req *bookiepb.SealRequest) (*book
 // Read implements bookiepb.BookieServer. maxBytes is capped at 16 MiB.
 func (s *GRPCServer) Read(ctx context.Context, req *bookiepb.ReadRequest) (*bookiepb.ReadResponse, error) {
 	maxBytes := int(min(max(req.GetMaxBytes(), 0), maxGRPCReadBytes))
+	if req.GetFollowerRead() {
+		ctx = WithFollowerReads(ctx)
+	}
 	entries, err := s.c.Read(ctx, req.GetSegment(), req.GetFromOffset(), maxBytes)
 	if err != nil {
 		return nil, s.status("Read", err, codes.DataLoss)
@@ -142,6 +145,9 @@ func (s *GRPCServer) Read(ctx context.Context, req *bookiepb.ReadRequest) (*book
 
 // Info implements bookiepb.BookieServer.
 func (s *GRPCServer) Info(ctx context.Context, req *bookiepb.InfoRequest) (*bookiepb.InfoResponse, error) {
+	if req.GetFollowerRead() {
+		ctx = WithFollowerReads(ctx)
+	}
 	info, err := s.c.Info(ctx, req.GetSegment())
 	if err != nil {
 		return nil, s.status("Info", err, codes.DataLoss)

@@ -25,6 +25,8 @@ var wireErrors = []struct {
 	{ErrFenced, bookiepb.ErrorReason_ERROR_REASON_FENCED, codes.Aborted},
 	{ErrBadOffset, bookiepb.ErrorReason_ERROR_REASON_BAD_OFFSET, codes.OutOfRange},
 	{ErrCorrupt, bookiepb.ErrorReason_ERROR_REASON_CORRUPT, codes.InvalidArgument},
+	{ErrNotLeader, bookiepb.ErrorReason_ERROR_REASON_NOT_LEADER, codes.Unavailable},
+	{ErrUnknownOutcome, bookiepb.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME, codes.Unavailable},
 	{ErrClosed, bookiepb.ErrorReason_ERROR_REASON_CLOSED, codes.Unavailable},
 }
 
@@ -43,7 +45,11 @@ func toStatus(err error, corruptCode codes.Code) error {
 		if w.err == ErrCorrupt {
 			code = corruptCode
 		}
-		st, derr := status.New(code, err.Error()).WithDetails(&bookiepb.ErrorDetail{Reason: w.reason})
+		detail := &bookiepb.ErrorDetail{Reason: w.reason}
+		if nl := (*NotLeaderError)(nil); errors.As(err, &nl) {
+			detail.LeaderId, detail.LeaderAddr = nl.LeaderID, nl.LeaderAddr
+		}
+		st, derr := status.New(code, err.Error()).WithDetails(detail)
 		if derr != nil {
 			// Marshaling a one-enum message cannot fail; keep the code if it does.
 			return status.Error(code, err.Error())
@@ -75,7 +81,7 @@ func (e *remoteError) Unwrap() error              { return e.sentinel }
 func (e *remoteError) GRPCStatus() *status.Status { return e.st }
 
 // fromStatus converts a gRPC call's error back to a bookie error: the
-// sentinel named by its ErrorDetail, or context.Canceled /
+// sentinel named by its ErrorDetail (a *NotLeaderError for ErrNotLeader), or context.Canceled /
 // context.DeadlineExceeded for those codes; any other status (the
 // connection failed, say) is returned as is.
 func fromStatus(err error) error {
@@ -87,6 +93,9 @@ func fromStatus(err error) error {
 		detail, ok := d.(*bookiepb.ErrorDetail)
 		if !ok {
 			continue
+		}
+		if detail.GetReason() == bookiepb.ErrorReason_ERROR_REASON_NOT_LEADER {
+			return &remoteError{sentinel: &NotLeaderError{LeaderID: detail.GetLeaderId(), LeaderAddr: detail.GetLeaderAddr()}, st: st}
 		}
 		for _, w := range wireErrors {
 			if w.reason == detail.GetReason() {

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 
 	"github.com/magnetar-mq/magnetar/internal/raftnode"
 	"github.com/magnetar-mq/magnetar/internal/record"
@@ -22,6 +25,8 @@ import (
 const (
 	DefaultCacheSize    = 128 << 20
 	DefaultMemTableSize = 64 << 20
+	// DefaultElectionTimeout is ShardConfig.ElectionTimeout's default.
+	DefaultElectionTimeout = 500 * time.Millisecond
 )
 
 // ErrInvalidConfig means a ShardConfig cannot work.
@@ -36,8 +41,28 @@ type ShardConfig struct {
 	CacheSize int64 `yaml:"cache_size"`
 	// MemTableSize is Pebble's memtable size, in bytes.
 	MemTableSize uint64 `yaml:"memtable_size"`
+	// NodeID is this replica's Raft server ID; it must be one of Peers.
+	// Empty: Raft.ID (default "node-1").
+	NodeID string `yaml:"node_id"`
+	// RaftAddr is the TCP address Raft listens on (host:port). Empty (and
+	// no Peers): a single voter with an in-memory transport, as in
+	// standalone.
+	RaftAddr string `yaml:"raft_addr"`
+	// RaftAdvertiseAddr is where the other replicas reach this one's Raft;
+	// default: this node's entry in Peers.
+	RaftAdvertiseAddr string `yaml:"raft_advertise_addr"`
+	// Peers are the shard's replicas, this one included (1 or 3; 5 works
+	// too), the same list on every replica; the voters are fixed on the
+	// first start. Empty: this replica alone.
+	Peers Peers `yaml:"peers"`
+	// ElectionTimeout is Raft's heartbeat and election timeout when the
+	// shard talks over the network (RaftAddr set); a dead leader is
+	// replaced after about this long. A single in-memory voter keeps
+	// raftnode's short timers.
+	ElectionTimeout time.Duration `yaml:"election_timeout"`
 	// Raft tunes the shard's Raft node. OpenShard fills in its DB, FSM,
-	// LogPrefix and Logger.
+	// LogPrefix and Logger, and its ID, BindAddr, AdvertiseAddr, Peers and
+	// timers from the fields above when they are set.
 	Raft raftnode.Config `yaml:"raft"`
 	// Logger receives the shard's logs (with component=bookie); nil
 	// discards them.
@@ -49,6 +74,11 @@ func (c *ShardConfig) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory of the bookie shard's data.")
 	fs.Int64Var(&c.CacheSize, prefix+"cache-size", DefaultCacheSize, "Pebble block cache size in bytes.")
 	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes.")
+	fs.StringVar(&c.NodeID, prefix+"node-id", "", "Raft server ID of this replica; must be one of --"+prefix+"peers (empty: --"+prefix+"raft.id).")
+	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6671 (empty with no peers: single replica, no network).")
+	fs.StringVar(&c.RaftAdvertiseAddr, prefix+"raft-advertise-addr", "", "Raft address the other replicas reach this one at (default: its --"+prefix+"peers entry).")
+	fs.Var(&c.Peers, prefix+"peers", "Replicas of the shard, this one included, the same list on every replica: id=raftaddr=grpcaddr,... e.g. b1=10.0.0.1:6671=10.0.0.1:6670,b2=10.0.0.2:6671=10.0.0.2:6670,b3=10.0.0.3:6671=10.0.0.3:6670.")
+	fs.DurationVar(&c.ElectionTimeout, prefix+"election-timeout", DefaultElectionTimeout, "Raft heartbeat and election timeout of a replicated shard; a dead leader is replaced after about this long.")
 	c.Raft.RegisterFlags(prefix+"raft.", fs)
 }
 
@@ -62,6 +92,29 @@ func (c *ShardConfig) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.NodeID != "" {
+		c.Raft.ID = c.NodeID
+	}
+	if c.RaftAddr != "" {
+		c.Raft.BindAddr = c.RaftAddr
+		// Over a network raftnode's single-node timers would make
+		// leaders flap.
+		c.Raft.HeartbeatTimeout = c.ElectionTimeout
+		c.Raft.ElectionTimeout = c.ElectionTimeout
+		c.Raft.LeaderLeaseTimeout = c.ElectionTimeout / 2
+	}
+	if c.RaftAdvertiseAddr != "" {
+		c.Raft.AdvertiseAddr = c.RaftAdvertiseAddr
+	}
+	if len(c.Peers) > 0 {
+		c.Raft.Peers = c.Raft.Peers[:0:0]
+		for _, p := range c.Peers {
+			c.Raft.Peers = append(c.Raft.Peers, raftnode.Peer{ID: p.ID, Address: p.RaftAddr})
+		}
 	}
 	if c.Raft.Dir == "" && c.Dir != "" {
 		c.Raft.Dir = filepath.Join(c.Dir, "raft")
@@ -79,8 +132,51 @@ func (c *ShardConfig) Validate() error {
 		return fmt.Errorf("%w: negative cache size", ErrInvalidConfig)
 	case c.MemTableSize >= 4<<30:
 		return fmt.Errorf("%w: memtable size must be under 4 GiB", ErrInvalidConfig)
+	case c.ElectionTimeout != 0 && c.ElectionTimeout < 10*time.Millisecond:
+		return fmt.Errorf("%w: election timeout %v is below 10ms", ErrInvalidConfig, c.ElectionTimeout)
+	case len(c.Peers) > 0 && c.RaftAddr == "":
+		return fmt.Errorf("%w: peers are set but the raft address is empty", ErrInvalidConfig)
+	}
+	if c.RaftAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+			return fmt.Errorf("%w: raft address: %w", ErrInvalidConfig, err)
+		}
+	}
+	if n := len(c.Peers); n > 0 && n%2 == 0 {
+		return fmt.Errorf("%w: %d peers: use an odd number of replicas (1, 3 or 5)", ErrInvalidConfig, n)
+	}
+	id := c.NodeID
+	if id == "" {
+		id = c.Raft.ID
+	}
+	ids := map[string]bool{}
+	self := len(c.Peers) == 0
+	for _, p := range c.Peers {
+		if ids[p.ID] {
+			return fmt.Errorf("%w: peer id %q appears twice", ErrInvalidConfig, p.ID)
+		}
+		ids[p.ID] = true
+		self = self || p.ID == id
+		for _, a := range []string{p.RaftAddr, p.ClientAddr} {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("%w: peer %s: %w", ErrInvalidConfig, p.ID, err)
+			}
+		}
+	}
+	if !self {
+		return fmt.Errorf("%w: node id %q is not among the peers", ErrInvalidConfig, id)
 	}
 	return nil
+}
+
+// peer returns the replica with the given Raft ID.
+func (c *ShardConfig) peer(id string) (Peer, bool) {
+	for _, p := range c.Peers {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Peer{}, false
 }
 
 // Shard is one bookie shard served in process: a Raft group (a single voter
@@ -91,6 +187,7 @@ type Shard struct {
 	log  *slog.Logger
 	db   *pebble.DB
 	node *raftnode.Node
+	cfg  ShardConfig // after EnsureDefaults
 
 	// ops is held shared by every call that uses db or node and
 	// exclusively by Close, which so waits for calls in flight before
@@ -104,8 +201,10 @@ type Shard struct {
 
 var _ Client = (*Shard)(nil)
 
-// OpenShard opens (or creates) the shard stored under cfg.Dir and returns
-// once it is leader and has applied every committed command.
+// OpenShard opens (or creates) the shard replica stored under cfg.Dir and
+// returns once a leader is known and, if it is this replica, it has applied
+// every committed command. A replica of a replicated shard waits in
+// OpenShard until a majority of its peers is up (or ctx ends).
 func OpenShard(ctx context.Context, cfg ShardConfig) (*Shard, error) {
 	return openShard(ctx, cfg, nil)
 }
@@ -148,7 +247,10 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 		db.Close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	return &Shard{log: log, db: db, node: node}, nil
+	s := &Shard{log: log, db: db, node: node, cfg: cfg}
+	st := s.Status()
+	log.Info("shard open", "node_id", st.NodeID, "leader", st.LeaderID, "replicas", max(len(cfg.Peers), 1))
+	return s, nil
 }
 
 // Close stops taking calls, waits for the calls in flight to finish (Raft
@@ -186,10 +288,68 @@ func (s *Shard) exit() { s.ops.RUnlock() }
 // propose replicates a command and returns the state machine's response.
 func (s *Shard) propose(ctx context.Context, cmd []byte) (any, error) {
 	resp, err := s.node.Apply(ctx, cmd)
-	if errors.Is(err, raftnode.ErrClosed) {
-		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+	return resp, s.mapRaftErr(err)
+}
+
+// mapRaftErr turns Raft's errors into bookie's: a follower's refusal into a
+// *NotLeaderError, a leadership lost with the command in flight into
+// ErrUnknownOutcome.
+func (s *Shard) mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raftnode.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return s.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	default:
+		return err
 	}
-	return resp, err
+}
+
+func (s *Shard) notLeader() error {
+	id, _ := s.node.Leader()
+	e := &NotLeaderError{LeaderID: id}
+	if p, ok := s.cfg.peer(id); ok {
+		e.LeaderAddr = p.ClientAddr
+	}
+	return e
+}
+
+// readable checks that this replica may serve a read: it is the leader and
+// a majority confirms it (raftnode.Node.VerifyLeader), unless ctx carries
+// WithFollowerReads. A single voter is its own majority and skips the check.
+func (s *Shard) readable(ctx context.Context) error {
+	if followerReads(ctx) || len(s.cfg.Peers) <= 1 {
+		return nil
+	}
+	return s.mapRaftErr(s.node.VerifyLeader(ctx))
+}
+
+// ShardStatus is one replica's view of its shard.
+type ShardStatus struct {
+	NodeID string
+	// Leader is true on the leader.
+	Leader bool
+	// LeaderID and LeaderAddr (gRPC address, when peers are configured)
+	// name the leader; empty while none is known.
+	LeaderID   string
+	LeaderAddr string
+	// AppliedIndex is the last Raft index applied on this replica.
+	AppliedIndex uint64
+}
+
+// Status reports this replica's view of the shard.
+func (s *Shard) Status() ShardStatus {
+	st := ShardStatus{NodeID: s.cfg.Raft.ID, Leader: s.node.State() == raft.Leader}
+	st.LeaderID, _ = s.node.Leader()
+	if p, ok := s.cfg.peer(st.LeaderID); ok {
+		st.LeaderAddr = p.ClientAddr
+	}
+	st.AppliedIndex = s.node.Raft().AppliedIndex()
+	return st
 }
 
 // CreateSegment implements Client.
@@ -250,22 +410,32 @@ func (s *Shard) DeleteSegment(ctx context.Context, segment uint64) error {
 	return err
 }
 
-// Read implements Client. It serves the state applied on this node (the
-// leader), without a trip through Raft; the entries are copies.
+// Read implements Client. It serves the state applied on this replica
+// without a trip through the Raft log; the entries are copies. On a
+// replicated shard the leader first confirms its leadership with a
+// majority (one round of heartbeats), so the read is linearizable; a
+// follower refuses with a *NotLeaderError unless ctx carries
+// WithFollowerReads.
 func (s *Shard) Read(ctx context.Context, segment uint64, fromOffset int64, maxBytes int) ([]Entry, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer s.exit()
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
 	return readEntries(s.db, segment, fromOffset, maxBytes)
 }
 
-// Info implements Client.
+// Info implements Client; it is linearizable as Read is.
 func (s *Shard) Info(ctx context.Context, segment uint64) (SegmentInfo, error) {
 	if err := s.enter(ctx); err != nil {
 		return SegmentInfo{}, err
 	}
 	defer s.exit()
+	if err := s.readable(ctx); err != nil {
+		return SegmentInfo{}, err
+	}
 	info, ok, err := getMeta(s.db, segment)
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: segment %d", ErrSegmentNotFound, segment)

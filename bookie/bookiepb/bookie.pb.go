@@ -47,6 +47,13 @@ const (
 	ErrorReason_ERROR_REASON_CORRUPT ErrorReason = 6
 	// bookie.ErrClosed: the shard is shutting down (code UNAVAILABLE).
 	ErrorReason_ERROR_REASON_CLOSED ErrorReason = 7
+	// bookie.ErrNotLeader: this replica is not the shard's Raft leader; the
+	// call was not executed. ErrorDetail.leader_addr names the leader's gRPC
+	// address, empty while none is known (code UNAVAILABLE).
+	ErrorReason_ERROR_REASON_NOT_LEADER ErrorReason = 8
+	// bookie.ErrUnknownOutcome: the leader lost its leadership while the
+	// write was in flight; it may or may not be stored (code UNAVAILABLE).
+	ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME ErrorReason = 9
 )
 
 // Enum value maps for ErrorReason.
@@ -60,6 +67,8 @@ var (
 		5: "ERROR_REASON_BAD_OFFSET",
 		6: "ERROR_REASON_CORRUPT",
 		7: "ERROR_REASON_CLOSED",
+		8: "ERROR_REASON_NOT_LEADER",
+		9: "ERROR_REASON_UNKNOWN_OUTCOME",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":       0,
@@ -70,6 +79,8 @@ var (
 		"ERROR_REASON_BAD_OFFSET":        5,
 		"ERROR_REASON_CORRUPT":           6,
 		"ERROR_REASON_CLOSED":            7,
+		"ERROR_REASON_NOT_LEADER":        8,
+		"ERROR_REASON_UNKNOWN_OUTCOME":   9,
 	}
 )
 
@@ -152,8 +163,12 @@ func (SegmentState) EnumDescriptor() ([]byte, []int) {
 // ErrorDetail is attached to the status of every call that failed with a
 // bookie error.
 type ErrorDetail struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        ErrorReason            `protobuf:"varint,1,opt,name=reason,proto3,enum=magnetar.bookie.v1.ErrorReason" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason ErrorReason            `protobuf:"varint,1,opt,name=reason,proto3,enum=magnetar.bookie.v1.ErrorReason" json:"reason,omitempty"`
+	// For ERROR_REASON_NOT_LEADER: the leader's Raft server ID and gRPC
+	// address, both empty while no leader is known.
+	LeaderId      string `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderAddr    string `protobuf:"bytes,3,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -193,6 +208,20 @@ func (x *ErrorDetail) GetReason() ErrorReason {
 		return x.Reason
 	}
 	return ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+func (x *ErrorDetail) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ErrorDetail) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
 }
 
 // SegmentInfo mirrors bookie.SegmentInfo.
@@ -596,7 +625,10 @@ type ReadRequest struct {
 	// About how many bytes of entries to return (at least one entry if any
 	// exists); the server may cap it to keep responses under its message
 	// size limit.
-	MaxBytes      int64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MaxBytes int64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// follower_read lets any replica answer from the entries it has applied
+	// (see bookie.WithFollowerReads); otherwise only the leader answers.
+	FollowerRead  bool `protobuf:"varint,4,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -650,6 +682,13 @@ func (x *ReadRequest) GetMaxBytes() int64 {
 		return x.MaxBytes
 	}
 	return 0
+}
+
+func (x *ReadRequest) GetFollowerRead() bool {
+	if x != nil {
+		return x.FollowerRead
+	}
+	return false
 }
 
 // Entry is one stored record batch.
@@ -758,8 +797,10 @@ func (x *ReadResponse) GetEntries() []*Entry {
 }
 
 type InfoRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Segment       uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Segment uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	// follower_read lets any replica answer from its applied state.
+	FollowerRead  bool `protobuf:"varint,2,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -799,6 +840,13 @@ func (x *InfoRequest) GetSegment() uint64 {
 		return x.Segment
 	}
 	return 0
+}
+
+func (x *InfoRequest) GetFollowerRead() bool {
+	if x != nil {
+		return x.FollowerRead
+	}
+	return false
 }
 
 type InfoResponse struct {
@@ -929,9 +977,12 @@ var File_bookie_bookiepb_bookie_proto protoreflect.FileDescriptor
 
 const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\n" +
-	"\x1cbookie/bookiepb/bookie.proto\x12\x12magnetar.bookie.v1\"F\n" +
+	"\x1cbookie/bookiepb/bookie.proto\x12\x12magnetar.bookie.v1\"\x84\x01\n" +
 	"\vErrorDetail\x127\n" +
-	"\x06reason\x18\x01 \x01(\x0e2\x1f.magnetar.bookie.v1.ErrorReasonR\x06reason\"\xc5\x01\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x1f.magnetar.bookie.v1.ErrorReasonR\x06reason\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1f\n" +
+	"\vleader_addr\x18\x03 \x01(\tR\n" +
+	"leaderAddr\"\xc5\x01\n" +
 	"\vSegmentInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x126\n" +
 	"\x05state\x18\x02 \x01(\x0e2 .magnetar.bookie.v1.SegmentStateR\x05state\x12\x14\n" +
@@ -957,12 +1008,13 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
 	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\"C\n" +
 	"\fSealResponse\x123\n" +
-	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\"e\n" +
+	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\"\x8a\x01\n" +
 	"\vReadRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12\x1f\n" +
 	"\vfrom_offset\x18\x02 \x01(\x03R\n" +
 	"fromOffset\x12\x1b\n" +
-	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\"]\n" +
+	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\x12#\n" +
+	"\rfollower_read\x18\x04 \x01(\bR\ffollowerRead\"]\n" +
 	"\x05Entry\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x03R\n" +
 	"baseOffset\x12\x1f\n" +
@@ -970,14 +1022,15 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"lastOffset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"C\n" +
 	"\fReadResponse\x123\n" +
-	"\aentries\x18\x01 \x03(\v2\x19.magnetar.bookie.v1.EntryR\aentries\"'\n" +
+	"\aentries\x18\x01 \x03(\v2\x19.magnetar.bookie.v1.EntryR\aentries\"L\n" +
 	"\vInfoRequest\x12\x18\n" +
-	"\asegment\x18\x01 \x01(\x04R\asegment\"C\n" +
+	"\asegment\x18\x01 \x01(\x04R\asegment\x12#\n" +
+	"\rfollower_read\x18\x02 \x01(\bR\ffollowerRead\"C\n" +
 	"\fInfoResponse\x123\n" +
 	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\")\n" +
 	"\rDeleteRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\"\x10\n" +
-	"\x0eDeleteResponse*\xfa\x01\n" +
+	"\x0eDeleteResponse*\xb9\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eERROR_REASON_SEGMENT_NOT_FOUND\x10\x01\x12\x1f\n" +
@@ -986,7 +1039,9 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\x13ERROR_REASON_FENCED\x10\x04\x12\x1b\n" +
 	"\x17ERROR_REASON_BAD_OFFSET\x10\x05\x12\x18\n" +
 	"\x14ERROR_REASON_CORRUPT\x10\x06\x12\x17\n" +
-	"\x13ERROR_REASON_CLOSED\x10\a*_\n" +
+	"\x13ERROR_REASON_CLOSED\x10\a\x12\x1b\n" +
+	"\x17ERROR_REASON_NOT_LEADER\x10\b\x12 \n" +
+	"\x1cERROR_REASON_UNKNOWN_OUTCOME\x10\t*_\n" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SEGMENT_STATE_OPEN\x10\x01\x12\x18\n" +

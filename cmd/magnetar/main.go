@@ -10,6 +10,7 @@ const usage = `Usage: magnetar <command> [flags]
 Commands:
   standalone   run the metadata service, a bookie and a broker in one process
   meta         run one node of a metadata cluster (1, 3 or 5 nodes)
+  bookie       run one replica of a bookie shard (1 or 3 replicas)
   bench        measure a running Magnetar: 'magnetar bench produce'
   version      print the version
 
@@ -35,6 +36,8 @@ func main() {
 		err = runStandalone(os.Args[2:])
 	case "meta":
 		err = runMeta(os.Args[2:])
+	case "bookie":
+		err = runBookie(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:], os.Stdout)
 	case "version", "--version":

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/internal/config"
+)
+
+const bookieUsage = `Usage: magnetar bookie [flags]
+
+Runs one replica of a bookie shard: a Raft group of 1 or 3 replicas that
+stores segment entries and serves them over gRPC (--grpc-addr). Writes
+and linearizable reads go to the shard's leader; a follower answers
+NotLeader with the leader's address, and the Go client
+(bookie.DialShard) follows it.
+
+--peers lists every replica, this one included, as id=raftaddr=grpcaddr,
+separated by commas; start every replica with the same list. The
+addresses must be reachable by the other replicas and clients (no
+0.0.0.0). Without --peers the replica is a shard of one. The replicas are
+fixed on the first start (stored in --data-dir); changing --peers later
+has no effect.
+
+Examples:
+  # a single-replica shard
+  magnetar bookie --data-dir /var/lib/magnetar/bookie
+
+  # a 3-replica shard on one machine
+  P=b1=127.0.0.1:6671=127.0.0.1:6670,b2=127.0.0.1:6681=127.0.0.1:6680,b3=127.0.0.1:6691=127.0.0.1:6690
+  magnetar bookie --node-id b1 --data-dir d1 --raft-addr 127.0.0.1:6671 --grpc-addr 127.0.0.1:6670 --peers $P
+  magnetar bookie --node-id b2 --data-dir d2 --raft-addr 127.0.0.1:6681 --grpc-addr 127.0.0.1:6680 --peers $P
+  magnetar bookie --node-id b3 --data-dir d3 --raft-addr 127.0.0.1:6691 --grpc-addr 127.0.0.1:6690 --peers $P
+
+  # the same from the environment or a YAML file (keys are flag names)
+  MAGNETAR_NODE_ID=b1 MAGNETAR_PEERS=$P magnetar bookie
+  magnetar bookie --config bookie.yaml
+
+Settings come from flags, then MAGNETAR_* environment variables (the flag
+name upper-cased, '-' as '_'), then the YAML file of --config.
+
+Flags:
+`
+
+func runBookie(args []string) error {
+	var (
+		cfg                          bookie.ShardConfig
+		configFile, logLevel, logFmt string
+		grpcAddr, httpAddr           string
+	)
+	fs := flag.NewFlagSet("magnetar bookie", flag.ContinueOnError)
+	fs.StringVar(&configFile, "config", "", "YAML configuration file")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&logFmt, "log-format", "text", "log format: text or json")
+	fs.StringVar(&grpcAddr, "grpc-addr", ":6670", "listen address of the bookie gRPC service")
+	fs.StringVar(&httpAddr, "http-addr", "", "listen address of /healthz, /readyz and /metrics (empty: none)")
+	cfg.RegisterFlags("", fs)
+	// The shard's directory flag is "dir"; a bookie process calls it
+	// --data-dir like the other roles, defaults to the standard Raft port
+	// and a data directory under ./data.
+	fs.StringVar(&cfg.Dir, "data-dir", "data/bookie", "Directory of this replica's data (Pebble DB with the Raft log, Raft snapshots).")
+	f := fs.Lookup("raft-addr")
+	f.DefValue = ":6671"
+	_ = f.Value.Set(":6671")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), bookieUsage)
+		fs.PrintDefaults()
+	}
+	if err := config.Parse(fs, args, "config", os.LookupEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(logLevel, logFmt)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// Listen first: a port in use should fail before any state is opened.
+	grpcLn, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	defer grpcLn.Close()
+	var httpLn net.Listener
+	if httpAddr != "" {
+		if httpLn, err = net.Listen("tcp", httpAddr); err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		defer httpLn.Close()
+	}
+
+	start := time.Now()
+	log.Info("starting bookie replica; waiting for a leader", "node_id", cfg.Raft.ID, "raft", cfg.RaftAddr, "peers", cfg.Peers.String())
+	shard, err := bookie.OpenShard(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := shard.Close(); err != nil {
+			log.Warn("closing the shard", "err", err)
+		}
+	}()
+
+	gs := grpc.NewServer(bookie.GRPCServerOptions()...)
+	bookie.NewGRPCServer(shard, log).Register(gs)
+	var wg sync.WaitGroup
+	failed := make(chan error, 2)
+	wg.Go(func() {
+		if err := gs.Serve(grpcLn); err != nil {
+			failed <- fmt.Errorf("grpc server: %w", err)
+		}
+	})
+	var hs *http.Server
+	httpShown := ""
+	if httpLn != nil {
+		httpShown = httpLn.Addr().String()
+		hs = &http.Server{Handler: bookieHTTP(shard), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("http server: %w", err)
+			}
+		})
+	}
+	st := shard.Status()
+	log.Info("magnetar bookie ready", "grpc", grpcLn.Addr().String(), "http", httpShown, "node_id", st.NodeID,
+		"leader", st.LeaderID, "applied_index", st.AppliedIndex, "startup", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-failed:
+	}
+	// Stop (not GracefulStop): the shard's Close drains the calls in
+	// flight; a call whose reply is lost is an unknown outcome the writer
+	// resolves by sealing.
+	gs.Stop()
+	if hs != nil {
+		_ = hs.Close()
+	}
+	wg.Wait()
+	return err
+}
+
+// bookieHTTP serves /healthz (the process runs), /readyz (a leader is
+// known) and /metrics.
+func bookieHTTP(shard *bookie.Shard) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "magnetar_bookie_is_leader", Help: "1 if this bookie replica is its shard's Raft leader, else 0.",
+	}, func() float64 {
+		if shard.Status().Leader {
+			return 1
+		}
+		return 0
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "magnetar_bookie_applied_index", Help: "Last Raft index applied on this bookie replica.",
+	}, func() float64 { return float64(shard.Status().AppliedIndex) }))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if shard.Status().LeaderID == "" {
+			http.Error(w, "no leader known", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}

@@ -1,0 +1,351 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/bookie/bookietest"
+)
+
+// bookieNode is one `magnetar bookie` process: a replica of a test shard.
+type bookieNode struct {
+	t        testing.TB
+	id       string
+	dataDir  string
+	raftAddr string
+	grpcAddr string
+	logPath  string
+	cmd      *exec.Cmd
+	ready    chan struct{} // closed when it logs "magnetar bookie ready"
+	exited   chan struct{}
+}
+
+// startBookieShard starts n `magnetar bookie` processes on 127.0.0.1 as
+// the replicas of one shard and waits until each says it is ready (a
+// leader is elected). It returns the nodes and the --peers value.
+func startBookieShard(t testing.TB, n int) ([]*bookieNode, string) {
+	t.Helper()
+	addrs := freeLoopbackAddrs(t, 2*n)
+	var nodes []*bookieNode
+	var peers []string
+	for i := range n {
+		b := &bookieNode{t: t, id: fmt.Sprintf("b%d", i+1), dataDir: filepath.Join(t.TempDir(), "bookie"),
+			raftAddr: addrs[2*i], grpcAddr: addrs[2*i+1]}
+		nodes = append(nodes, b)
+		peers = append(peers, b.id+"="+b.raftAddr+"="+b.grpcAddr)
+	}
+	p := strings.Join(peers, ",")
+	for _, b := range nodes {
+		b.start(p)
+	}
+	for _, b := range nodes {
+		b.waitReady()
+	}
+	return nodes, p
+}
+
+// start runs the process (again, after a kill: same data directory).
+func (b *bookieNode) start(peers string) {
+	t := b.t
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), "bookie-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.logPath = logFile.Name()
+	b.cmd = exec.Command(filepath.Join(binDir, "magnetar"), "bookie", "--node-id", b.id, "--data-dir", b.dataDir,
+		"--raft-addr", b.raftAddr, "--grpc-addr", b.grpcAddr, "--peers", peers, "--election-timeout", "300ms")
+	stderr, err := b.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready, exited := make(chan struct{}), make(chan struct{})
+	b.ready, b.exited = ready, exited
+	cmd := b.cmd
+	var copied sync.WaitGroup
+	copied.Add(1)
+	go func() {
+		defer copied.Done()
+		defer logFile.Close()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		seen := false
+		for sc.Scan() {
+			fmt.Fprintln(logFile, sc.Text())
+			if !seen && strings.Contains(sc.Text(), `msg="magnetar bookie ready"`) {
+				seen = true
+				close(ready)
+			}
+		}
+		_, _ = io.Copy(logFile, stderr)
+	}()
+	go func() {
+		copied.Wait()
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		b.kill()
+		if t.Failed() {
+			b.dumpLog()
+		}
+	})
+}
+
+func (b *bookieNode) waitReady() {
+	b.t.Helper()
+	select {
+	case <-b.ready:
+	case <-b.exited:
+		b.dumpLog()
+		b.t.Fatalf("bookie %s exited before it was ready: %v", b.id, b.cmd.ProcessState)
+	case <-time.After(20 * time.Second):
+		b.dumpLog()
+		b.t.Fatalf("bookie %s not ready within 20s", b.id)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (b *bookieNode) kill() {
+	select {
+	case <-b.exited:
+		return
+	default:
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGKILL)
+	<-b.exited
+}
+
+func (b *bookieNode) dumpLog() {
+	data, err := os.ReadFile(b.logPath)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	b.t.Logf("bookie %s log (last %d lines):\n%s", b.id, len(lines), strings.Join(lines, "\n"))
+}
+
+func dialShard(t testing.TB, nodes []*bookieNode) *bookie.RemoteClient {
+	t.Helper()
+	var addrs []string
+	for _, b := range nodes {
+		addrs = append(addrs, b.grpcAddr)
+	}
+	c, err := bookie.DialShard(testContext(t, 20*time.Second), addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// entryValue is what the writer stores at offset o: one record whose
+// value names its offset, so a misplaced entry is visible.
+func entryValue(o int64) string { return fmt.Sprintf("entry-%d", o) }
+
+// readAll reads the segment from offset 0 until a read returns nothing.
+func readAll(ctx context.Context, t testing.TB, c bookie.Client, seg uint64) ([]bookie.Entry, error) {
+	t.Helper()
+	var out []bookie.Entry
+	next := int64(0)
+	for {
+		es, err := c.Read(ctx, seg, next, 1<<20)
+		if err != nil || len(es) == 0 {
+			return out, err
+		}
+		out = append(out, es...)
+		next = es[len(es)-1].LastOffset + 1
+	}
+}
+
+// checkDense checks that entries are exactly offsets 0..n-1, one record
+// each, in order, each holding the record the writer made for its offset.
+func checkDense(t testing.TB, es []bookie.Entry, n int64) {
+	t.Helper()
+	if int64(len(es)) != n {
+		t.Fatalf("%d entries, want %d", len(es), n)
+	}
+	for i, e := range es {
+		want := bookietest.Batch(t, int64(i), entryValue(int64(i)))
+		if e.BaseOffset != int64(i) || e.LastOffset != int64(i) || !bytes.Equal(e.Data, want) {
+			t.Fatalf("entry %d: offsets %d..%d, %d bytes; want the writer's batch for offset %d", i, e.BaseOffset, e.LastOffset, len(e.Data), i)
+		}
+	}
+}
+
+// A shard of 3 real `magnetar bookie` processes: a writer streams appends
+// through a leader-following RemoteClient and the leader is killed with
+// SIGKILL mid-stream. The writer carries on with the new leader (an append
+// in flight at the kill reports an unknown outcome, which the writer
+// resolves with a linearizable Info); afterwards the segment holds every
+// acknowledged append, densely, in order, none twice. The killed replica
+// is restarted and, once caught up, serves the same bytes itself.
+func TestBookieShardSurvivesItsLeader(t *testing.T) {
+	skipIfShort(t)
+	nodes, peers := startBookieShard(t, 3)
+	c := dialShard(t, nodes)
+	ctx := testContext(t, 60*time.Second)
+	const seg = 1
+	if err := c.CreateSegment(ctx, seg, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu      sync.Mutex
+		acked   = map[int64]bool{}
+		unknown int
+		next    int64 // the writer's next offset
+	)
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	stop := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				writerDone <- nil
+				return
+			default:
+			}
+			mu.Lock()
+			off := next
+			mu.Unlock()
+			actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			got, err := c.Append(actx, bookie.AppendRequest{Segment: seg, Epoch: 1, Entries: [][]byte{bookietest.Batch(t, off, entryValue(off))}})
+			cancel()
+			mu.Lock()
+			switch {
+			case err == nil && got == off+1:
+				acked[off] = true
+				next = got
+			case errors.Is(err, bookie.ErrUnknownOutcome):
+				// Stored or not: the leader knows.
+				unknown++
+				info, ierr := c.Info(ctx, seg)
+				if ierr != nil || (info.NextOffset != off && info.NextOffset != off+1) {
+					mu.Unlock()
+					writerDone <- fmt.Errorf("resolving the append at %d (%v): Info = %+v, %v", off, err, info, ierr)
+					return
+				}
+				next = info.NextOffset
+			default:
+				mu.Unlock()
+				writerDone <- fmt.Errorf("Append at %d: next %d, %w", off, got, err)
+				return
+			}
+			mu.Unlock()
+		}
+	}()
+
+	waitFor(t, 15*time.Second, "100 acknowledged appends", func() bool { return ackedCount() >= 100 })
+	var old *bookieNode
+	for _, b := range nodes {
+		if b.grpcAddr == c.Leader() {
+			old = b
+		}
+	}
+	if old == nil {
+		t.Fatalf("the client's leader %q is none of the replicas", c.Leader())
+	}
+	old.kill()
+	before := ackedCount()
+	t.Logf("killed leader %s after %d acknowledged appends", old.id, before)
+	waitFor(t, 20*time.Second, "100 more acknowledged appends after the kill", func() bool { return ackedCount() >= before+100 })
+	close(stop)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	if c.Leader() == old.grpcAddr {
+		t.Fatal("the client still names the killed replica as leader")
+	}
+
+	mu.Lock()
+	total := next
+	t.Logf("%d entries, %d acknowledged, %d appends with an unknown outcome", total, len(acked), unknown)
+	mu.Unlock()
+	info, err := c.Info(ctx, seg)
+	if err != nil || info.NextOffset != total {
+		t.Fatalf("Info = %+v, %v; want next offset %d", info, err, total)
+	}
+	es, err := readAll(ctx, t, c, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDense(t, es, total) // every acknowledged offset is among them
+
+	// The killed replica comes back, catches up from the leader and serves
+	// the same entries from its own state (a follower read).
+	old.start(peers)
+	old.waitReady()
+	oc, err := bookie.Dial(ctx, old.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oc.Close()
+	fctx := bookie.WithFollowerReads(ctx)
+	waitFor(t, 20*time.Second, "the restarted replica to catch up", func() bool {
+		info, err := oc.Info(fctx, seg)
+		return err == nil && info.NextOffset == total
+	})
+	es, err = readAll(fctx, t, oc, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDense(t, es, total)
+}
+
+// Fencing across processes: writer A appends to a segment; writer B,
+// another client, seals it with a newer epoch; A's next append fails with
+// ErrFenced, and the sealed segment ends exactly after A's last
+// acknowledged entry.
+func TestBookieShardFencesTheOldWriter(t *testing.T) {
+	skipIfShort(t)
+	nodes, _ := startBookieShard(t, 3)
+	a, b := dialShard(t, nodes), dialShard(t, nodes)
+	ctx := testContext(t, 30*time.Second)
+	const seg = 7
+	if err := a.CreateSegment(ctx, seg, 100, 1); err != nil {
+		t.Fatal(err)
+	}
+	next := int64(100)
+	for range 20 {
+		n, err := a.Append(ctx, bookie.AppendRequest{Segment: seg, Epoch: 1, Entries: [][]byte{bookietest.Batch(t, next, entryValue(next))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next = n
+	}
+	sealed, err := b.Seal(ctx, seg, 2, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed.State != bookie.SegmentSealed || sealed.NextOffset != next || sealed.Epoch != 2 {
+		t.Fatalf("sealed %+v; want sealed at %d with epoch 2", sealed, next)
+	}
+	_, err = a.Append(ctx, bookie.AppendRequest{Segment: seg, Epoch: 1, Entries: [][]byte{bookietest.Batch(t, next, entryValue(next))}})
+	if !errors.Is(err, bookie.ErrFenced) {
+		t.Fatalf("A's append after the seal: %v, want ErrFenced", err)
+	}
+	if info, err := a.Info(ctx, seg); err != nil || info.NextOffset != next || info.State != bookie.SegmentSealed {
+		t.Fatalf("Info after the fenced append = %+v, %v", info, err)
+	}
+}

@@ -47,9 +47,34 @@
 // unknown segment records it sealed and empty, so a writer that never got
 // to create it cannot create it later.
 //
+// # Replication
+//
+// A shard is one Raft group of 1 or 3 replicas (ShardConfig.Peers, each
+// with its Raft and gRPC address; no peers: one voter on an in-memory
+// transport, as in standalone). Writes are Raft commands, so only the
+// leader takes them: a follower answers ErrNotLeader inside a
+// *NotLeaderError that names the leader's gRPC address, and the call was
+// not executed. Read and Info on the leader are linearizable: the leader
+// confirms with a majority that it still leads (a round of heartbeats,
+// no log entry) before reading its applied state. Under WithFollowerReads
+// any replica serves them from what it has applied: a prefix of the log, so
+// every entry returned is committed and final, but recent ones may be
+// missing. A single voter skips the leadership check.
+//
+// A write that was in flight when the leader lost its leadership or shut
+// down fails with ErrUnknownOutcome: it may or may not commit. RemoteClient
+// (DialShard, given every replica's address) sends each call to the
+// leader, follows NotLeader answers, and retries only what surely did not
+// run (refused by a follower or a closing replica, or never sent) or is
+// harmless to repeat (Read, Info, Seal); an Append, CreateSegment or
+// DeleteSegment with an unknown outcome returns ErrUnknownOutcome, and the
+// writer seals the segment to learn where it ends. cmd/magnetar's `bookie`
+// command runs one replica per process; docs/bookie.md shows how to run a
+// shard.
+//
 // # State machine
 //
-// A Shard is a single Raft group (one voter for now) whose log and state
+// A Shard replica is a Raft group member whose log and state
 // share one Pebble database, following the durability contract of
 // internal/raftnode: Raft's log is written with fsync, the state machine
 // (fsm) applies committed commands with pebble.NoSync and stores the last

@@ -256,7 +256,12 @@ func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, call func(con
 			return err
 		case !replicated:
 			return err
-		case errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrClosed) || isTransport(err):
+		case errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnknownOutcome):
+			// The replica is shutting down and refused the call before
+			// proposing it: try the others.
+			c.forget(addr)
+			continue
+		case errors.Is(err, ErrUnknownOutcome) || isTransport(err):
 			c.forget(addr)
 			if policy == retryAlways {
 				continue

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -179,10 +179,12 @@ func (c *ShardConfig) peer(id string) (Peer, bool) {
 	return Peer{}, false
 }
 
-// Shard is one bookie shard served in process: a Raft group (a single voter
-// for now) over a Pebble database. It implements Client; every method is
-// safe for concurrent use, and concurrent appends share Raft batches and
-// fsyncs (group commit).
+// Shard is one replica of a bookie shard, served in process: a member of
+// the shard's Raft group (a single voter, or one of ShardConfig.Peers) over
+// a Pebble database. It implements Client; on a follower, writes and
+// linearizable reads fail with a *NotLeaderError. Every method is safe for
+// concurrent use, and concurrent appends share Raft batches and fsyncs
+// (group commit).
 type Shard struct {
 	log  *slog.Logger
 	db   *pebble.DB
@@ -292,14 +294,19 @@ func (s *Shard) propose(ctx context.Context, cmd []byte) (any, error) {
 }
 
 // mapRaftErr turns Raft's errors into bookie's: a follower's refusal into a
-// *NotLeaderError, a leadership lost with the command in flight into
-// ErrUnknownOutcome.
+// *NotLeaderError, a leadership lost or a shutdown with the command in
+// flight into ErrUnknownOutcome. A bare ErrClosed means the call was
+// refused before anything was proposed.
 func (s *Shard) mapRaftErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raftnode.ErrClosed):
+	case err == raftnode.ErrClosed:
+		// Refused before it was handed to Raft.
 		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, raftnode.ErrClosed):
+		// Shut down with the command in flight: it may still commit.
+		return fmt.Errorf("%w: %w: %w", ErrUnknownOutcome, ErrClosed, err)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return s.notLeader()
 	case errors.Is(err, raft.ErrLeadershipLost):

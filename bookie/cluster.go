@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/magnetar-mq/magnetar/internal/cluster"
 )
 
 // ErrUnknownOutcome means a write was sent but its result is unknown: the
@@ -53,60 +54,21 @@ func followerReads(ctx context.Context) bool {
 	return v
 }
 
-// Peer is one replica of a shard.
-type Peer struct {
-	// ID is its Raft server ID.
-	ID string
-	// RaftAddr is where the other replicas reach its Raft transport.
-	RaftAddr string
-	// ClientAddr is where clients reach its gRPC service; a follower sends
-	// clients there when this peer is the leader.
-	ClientAddr string
-}
+// Peer is one replica of a shard: its Raft server ID, where the other
+// replicas reach its Raft transport, and where clients reach its gRPC
+// service (a follower sends clients there when this peer is the leader).
+type Peer = cluster.Peer
 
 // Peers is a shard's replicas; as a flag it reads
 // "id=raftaddr=clientaddr,id=raftaddr=clientaddr,...".
-type Peers []Peer
-
-// String formats the peers as the flag reads them.
-func (p *Peers) String() string {
-	if p == nil {
-		return ""
-	}
-	parts := make([]string, len(*p))
-	for i, x := range *p {
-		parts[i] = x.ID + "=" + x.RaftAddr + "=" + x.ClientAddr
-	}
-	return strings.Join(parts, ",")
-}
-
-// Set parses "id=raftaddr=clientaddr,..." (replacing any earlier value).
-func (p *Peers) Set(s string) error {
-	ps, err := ParsePeers(s)
-	if err != nil {
-		return err
-	}
-	*p = ps
-	return nil
-}
-
-// UnmarshalText lets YAML and environment values use the flag's format.
-func (p *Peers) UnmarshalText(b []byte) error { return p.Set(string(b)) }
+type Peers = cluster.Peers
 
 // ParsePeers parses "id=raftaddr=clientaddr,..."; an empty string is no
-// peers.
+// peers. Its errors wrap ErrInvalidConfig.
 func ParsePeers(s string) (Peers, error) {
-	var out Peers
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		f := strings.Split(part, "=")
-		if len(f) != 3 || f[0] == "" || f[1] == "" || f[2] == "" {
-			return nil, fmt.Errorf("%w: peer %q: want id=raftaddr=clientaddr", ErrInvalidConfig, part)
-		}
-		out = append(out, Peer{ID: f[0], RaftAddr: f[1], ClientAddr: f[2]})
+	ps, err := cluster.ParsePeers(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return out, nil
+	return ps, nil
 }

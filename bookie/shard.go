@@ -111,10 +111,7 @@ func (c *ShardConfig) EnsureDefaults() {
 		c.Raft.AdvertiseAddr = c.RaftAdvertiseAddr
 	}
 	if len(c.Peers) > 0 {
-		c.Raft.Peers = c.Raft.Peers[:0:0]
-		for _, p := range c.Peers {
-			c.Raft.Peers = append(c.Raft.Peers, raftnode.Peer{ID: p.ID, Address: p.RaftAddr})
-		}
+		c.Raft.Peers = c.Peers.Raft()
 	}
 	if c.Raft.Dir == "" && c.Dir != "" {
 		c.Raft.Dir = filepath.Join(c.Dir, "raft")
@@ -149,34 +146,10 @@ func (c *ShardConfig) Validate() error {
 	if id == "" {
 		id = c.Raft.ID
 	}
-	ids := map[string]bool{}
-	self := len(c.Peers) == 0
-	for _, p := range c.Peers {
-		if ids[p.ID] {
-			return fmt.Errorf("%w: peer id %q appears twice", ErrInvalidConfig, p.ID)
-		}
-		ids[p.ID] = true
-		self = self || p.ID == id
-		for _, a := range []string{p.RaftAddr, p.ClientAddr} {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return fmt.Errorf("%w: peer %s: %w", ErrInvalidConfig, p.ID, err)
-			}
-		}
-	}
-	if !self {
-		return fmt.Errorf("%w: node id %q is not among the peers", ErrInvalidConfig, id)
+	if err := c.Peers.Validate(id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
-}
-
-// peer returns the replica with the given Raft ID.
-func (c *ShardConfig) peer(id string) (Peer, bool) {
-	for _, p := range c.Peers {
-		if p.ID == id {
-			return p, true
-		}
-	}
-	return Peer{}, false
 }
 
 // Shard is one replica of a bookie shard, served in process: a member of
@@ -319,7 +292,7 @@ func (s *Shard) mapRaftErr(err error) error {
 func (s *Shard) notLeader() error {
 	id, _ := s.node.Leader()
 	e := &NotLeaderError{LeaderID: id}
-	if p, ok := s.cfg.peer(id); ok {
+	if p, ok := s.cfg.Peers.Lookup(id); ok {
 		e.LeaderAddr = p.ClientAddr
 	}
 	return e
@@ -352,7 +325,7 @@ type ShardStatus struct {
 func (s *Shard) Status() ShardStatus {
 	st := ShardStatus{NodeID: s.cfg.Raft.ID, Leader: s.node.State() == raft.Leader}
 	st.LeaderID, _ = s.node.Leader()
-	if p, ok := s.cfg.peer(st.LeaderID); ok {
+	if p, ok := s.cfg.Peers.Lookup(st.LeaderID); ok {
 		st.LeaderAddr = p.ClientAddr
 	}
 	st.AppliedIndex = s.node.Raft().AppliedIndex()

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/magnetar-mq/magnetar/internal/cluster"
 )
 
 // Config configures the metadata service.
@@ -35,62 +36,23 @@ type Config struct {
 	ElectionTimeout time.Duration `yaml:"election_timeout"`
 }
 
-// Peer is one voter of a metadata cluster.
-type Peer struct {
-	// ID is its Raft server ID.
-	ID string
-	// RaftAddr is where the other nodes reach its Raft transport.
-	RaftAddr string
-	// ClientAddr is where clients reach its gRPC API; a follower sends
-	// clients there when this peer is the leader.
-	ClientAddr string
-}
+// Peer is one voter of a metadata cluster: its Raft server ID, where the
+// other nodes reach its Raft transport, and where clients reach its gRPC
+// API (a follower sends clients there when this peer is the leader).
+type Peer = cluster.Peer
 
 // Peers is a list of voters; as a flag it reads
 // "id=raftaddr=clientaddr,id=raftaddr=clientaddr,...".
-type Peers []Peer
-
-// String formats the peers as the flag reads them.
-func (p *Peers) String() string {
-	if p == nil {
-		return ""
-	}
-	parts := make([]string, len(*p))
-	for i, x := range *p {
-		parts[i] = x.ID + "=" + x.RaftAddr + "=" + x.ClientAddr
-	}
-	return strings.Join(parts, ",")
-}
-
-// Set parses "id=raftaddr=clientaddr,..." (replacing any earlier value).
-func (p *Peers) Set(s string) error {
-	ps, err := ParsePeers(s)
-	if err != nil {
-		return err
-	}
-	*p = ps
-	return nil
-}
-
-// UnmarshalText lets YAML and env values use the flag's format.
-func (p *Peers) UnmarshalText(b []byte) error { return p.Set(string(b)) }
+type Peers = cluster.Peers
 
 // ParsePeers parses "id=raftaddr=clientaddr,..."; an empty string is no
-// peers.
+// peers. Its errors wrap ErrInvalidConfig.
 func ParsePeers(s string) (Peers, error) {
-	var out Peers
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		f := strings.Split(part, "=")
-		if len(f) != 3 || f[0] == "" || f[1] == "" || f[2] == "" {
-			return nil, fmt.Errorf("%w: peer %q: want id=raftaddr=clientaddr", ErrInvalidConfig, part)
-		}
-		out = append(out, Peer{ID: f[0], RaftAddr: f[1], ClientAddr: f[2]})
+	ps, err := cluster.ParsePeers(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return out, nil
+	return ps, nil
 }
 
 // Defaults of Config.
@@ -151,32 +113,8 @@ func (c *Config) Validate() error {
 	if n := len(c.Peers); n > 0 && n%2 == 0 {
 		return fmt.Errorf("%w: %d peers: use an odd number of voters (1, 3 or 5)", ErrInvalidConfig, n)
 	}
-	ids := map[string]bool{}
-	self := len(c.Peers) == 0
-	for _, p := range c.Peers {
-		if ids[p.ID] {
-			return fmt.Errorf("%w: peer id %q appears twice", ErrInvalidConfig, p.ID)
-		}
-		ids[p.ID] = true
-		self = self || p.ID == c.NodeID
-		for _, a := range []string{p.RaftAddr, p.ClientAddr} {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return fmt.Errorf("%w: peer %s: %w", ErrInvalidConfig, p.ID, err)
-			}
-		}
-	}
-	if !self {
-		return fmt.Errorf("%w: node id %q is not among the peers", ErrInvalidConfig, c.NodeID)
+	if err := c.Peers.Validate(c.NodeID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
-}
-
-// peer returns the peer with the given ID.
-func (c *Config) peer(id string) (Peer, bool) {
-	for _, p := range c.Peers {
-		if p.ID == id {
-			return p, true
-		}
-	}
-	return Peer{}, false
 }

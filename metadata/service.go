@@ -147,9 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		FSM:       s.fsm,
 		Logger:    logger,
 		BindAddr:  cfg.RaftAddr,
-	}
-	for _, p := range cfg.Peers {
-		rcfg.Peers = append(rcfg.Peers, raftnode.Peer{ID: p.ID, Address: p.RaftAddr})
+		Peers:     cfg.Peers.Raft(),
 	}
 	if cfg.RaftAddr != "" {
 		// Over a network the single-node timers would make leaders flap.
@@ -217,7 +215,7 @@ func (s *Service) mapRaftErr(err error) error {
 func (s *Service) notLeader() error {
 	id, _ := s.node.Leader()
 	e := &NotLeaderError{LeaderID: id}
-	if p, ok := s.cfg.peer(id); ok {
+	if p, ok := s.cfg.Peers.Lookup(id); ok {
 		e.LeaderAddr = p.ClientAddr
 	}
 	return e
@@ -233,7 +231,7 @@ func (s *Service) Status() NodeStatus {
 		s.mu.RUnlock()
 	}
 	st.LeaderID, _ = s.node.Leader()
-	if p, ok := s.cfg.peer(st.LeaderID); ok {
+	if p, ok := s.cfg.Peers.Lookup(st.LeaderID); ok {
 		st.LeaderAddr = p.ClientAddr
 	}
 	return st

@@ -5,17 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/magnetar-mq/magnetar/bookie"
@@ -99,19 +95,11 @@ func runBookie(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	// Listen first: a port in use should fail before any state is opened.
-	grpcLn, err := net.Listen("tcp", grpcAddr)
+	lns, err := listenRole(grpcAddr, httpAddr)
 	if err != nil {
-		return fmt.Errorf("grpc listener: %w", err)
+		return err
 	}
-	defer grpcLn.Close()
-	var httpLn net.Listener
-	if httpAddr != "" {
-		if httpLn, err = net.Listen("tcp", httpAddr); err != nil {
-			return fmt.Errorf("http listener: %w", err)
-		}
-		defer httpLn.Close()
-	}
+	defer lns.Close()
 
 	start := time.Now()
 	log.Info("starting bookie replica; waiting for a leader", "node_id", cfg.Raft.ID, "raft", cfg.RaftAddr, "peers", cfg.Peers.String())
@@ -127,68 +115,29 @@ func runBookie(args []string) error {
 
 	gs := grpc.NewServer(bookie.GRPCServerOptions()...)
 	bookie.NewGRPCServer(shard, log).Register(gs)
-	var wg sync.WaitGroup
-	failed := make(chan error, 2)
-	wg.Go(func() {
-		if err := gs.Serve(grpcLn); err != nil {
-			failed <- fmt.Errorf("grpc server: %w", err)
-		}
+	// On shutdown the shard's Close drains the calls in flight; a call
+	// whose reply is lost is an unknown outcome the writer resolves by
+	// sealing.
+	return lns.serve(ctx, log, gs, bookieHTTP(shard), func(grpcAddr, httpAddr string) {
+		st := shard.Status()
+		log.Info("magnetar bookie ready", "grpc", grpcAddr, "http", httpAddr, "node_id", st.NodeID,
+			"leader", st.LeaderID, "applied_index", st.AppliedIndex, "startup", time.Since(start).Round(time.Millisecond))
 	})
-	var hs *http.Server
-	httpShown := ""
-	if httpLn != nil {
-		httpShown = httpLn.Addr().String()
-		hs = &http.Server{Handler: bookieHTTP(shard), ReadHeaderTimeout: 10 * time.Second}
-		wg.Go(func() {
-			if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				failed <- fmt.Errorf("http server: %w", err)
-			}
-		})
-	}
-	st := shard.Status()
-	log.Info("magnetar bookie ready", "grpc", grpcLn.Addr().String(), "http", httpShown, "node_id", st.NodeID,
-		"leader", st.LeaderID, "applied_index", st.AppliedIndex, "startup", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-failed:
-	}
-	// Stop (not GracefulStop): the shard's Close drains the calls in
-	// flight; a call whose reply is lost is an unknown outcome the writer
-	// resolves by sealing.
-	gs.Stop()
-	if hs != nil {
-		_ = hs.Close()
-	}
-	wg.Wait()
-	return err
 }
 
 // bookieHTTP serves /healthz (the process runs), /readyz (a leader is
 // known) and /metrics.
 func bookieHTTP(shard *bookie.Shard) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "magnetar_bookie_is_leader", Help: "1 if this bookie replica is its shard's Raft leader, else 0.",
-	}, func() float64 {
-		if shard.Status().Leader {
-			return 1
-		}
-		return 0
-	}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "magnetar_bookie_applied_index", Help: "Last Raft index applied on this bookie replica.",
-	}, func() float64 { return float64(shard.Status().AppliedIndex) }))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if shard.Status().LeaderID == "" {
-			http.Error(w, "no leader known", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	return mux
+	return roleHTTP(func() string { return shard.Status().LeaderID },
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "magnetar_bookie_is_leader", Help: "1 if this bookie replica is its shard's Raft leader, else 0.",
+		}, func() float64 {
+			if shard.Status().Leader {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "magnetar_bookie_applied_index", Help: "Last Raft index applied on this bookie replica.",
+		}, func() float64 { return float64(shard.Status().AppliedIndex) }))
 }

@@ -5,17 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/magnetar-mq/magnetar/internal/config"
@@ -97,19 +93,11 @@ func runMeta(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	// Listen first: a port in use should fail before any state is opened.
-	grpcLn, err := net.Listen("tcp", grpcAddr)
+	lns, err := listenRole(grpcAddr, httpAddr)
 	if err != nil {
-		return fmt.Errorf("grpc listener: %w", err)
+		return err
 	}
-	defer grpcLn.Close()
-	var httpLn net.Listener
-	if httpAddr != "" {
-		if httpLn, err = net.Listen("tcp", httpAddr); err != nil {
-			return fmt.Errorf("http listener: %w", err)
-		}
-		defer httpLn.Close()
-	}
+	defer lns.Close()
 
 	start := time.Now()
 	log.Info("starting metadata node; waiting for a leader", "node_id", cfg.NodeID, "raft", cfg.RaftAddr, "peers", cfg.Peers.String())
@@ -125,68 +113,26 @@ func runMeta(args []string) error {
 
 	gs := grpc.NewServer()
 	metadata.NewGRPCServer(svc).Register(gs)
-	var wg sync.WaitGroup
-	failed := make(chan error, 2)
-	wg.Go(func() {
-		if err := gs.Serve(grpcLn); err != nil {
-			failed <- fmt.Errorf("grpc server: %w", err)
-		}
+	return lns.serve(ctx, log, gs, metaHTTP(svc), func(grpcAddr, httpAddr string) {
+		st := svc.Status()
+		log.Info("magnetar meta ready", "grpc", grpcAddr, "http", httpAddr, "node_id", st.NodeID,
+			"leader", st.LeaderID, "revision", st.Revision, "startup", time.Since(start).Round(time.Millisecond))
 	})
-	var hs *http.Server
-	if httpLn != nil {
-		hs = &http.Server{Handler: metaHTTP(svc), ReadHeaderTimeout: 10 * time.Second}
-		wg.Go(func() {
-			if err := hs.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				failed <- fmt.Errorf("http server: %w", err)
-			}
-		})
-	}
-	st := svc.Status()
-	httpShown := ""
-	if httpLn != nil {
-		httpShown = httpLn.Addr().String()
-	}
-	log.Info("magnetar meta ready", "grpc", grpcLn.Addr().String(), "http", httpShown, "node_id", st.NodeID,
-		"leader", st.LeaderID, "revision", st.Revision, "startup", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-failed:
-	}
-	// Stop (not GracefulStop): watch streams never end on their own.
-	gs.Stop()
-	if hs != nil {
-		_ = hs.Close()
-	}
-	wg.Wait()
-	return err
 }
 
 // metaHTTP serves /healthz (the process runs), /readyz (a leader is known)
 // and /metrics.
 func metaHTTP(svc *metadata.Service) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "magnetar_meta_is_leader", Help: "1 if this metadata node is the Raft leader, else 0.",
-	}, func() float64 {
-		if svc.Status().Leader {
-			return 1
-		}
-		return 0
-	}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "magnetar_meta_revision", Help: "Last metadata revision applied on this node.",
-	}, func() float64 { return float64(svc.Status().Revision) }))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if svc.Status().LeaderID == "" {
-			http.Error(w, "no leader known", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	return mux
+	return roleHTTP(func() string { return svc.Status().LeaderID },
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "magnetar_meta_is_leader", Help: "1 if this metadata node is the Raft leader, else 0.",
+		}, func() float64 {
+			if svc.Status().Leader {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "magnetar_meta_revision", Help: "Last metadata revision applied on this node.",
+		}, func() float64 { return float64(svc.Status().Revision) }))
 }

@@ -1,18 +1,11 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,136 +14,19 @@ import (
 )
 
 // bookieNode is one `magnetar bookie` process: a replica of a test shard.
-type bookieNode struct {
-	t        testing.TB
-	id       string
-	dataDir  string
-	raftAddr string
-	grpcAddr string
-	logPath  string
-	cmd      *exec.Cmd
-	ready    chan struct{} // closed when it logs "magnetar bookie ready"
-	exited   chan struct{}
-}
+type bookieNode = roleNode
 
 // startBookieShard starts n `magnetar bookie` processes on 127.0.0.1 as
 // the replicas of one shard and waits until each says it is ready (a
 // leader is elected). It returns the nodes and the --peers value.
 func startBookieShard(t testing.TB, n int) ([]*bookieNode, string) {
 	t.Helper()
-	addrs := freeLoopbackAddrs(t, 2*n)
-	var nodes []*bookieNode
-	var peers []string
-	for i := range n {
-		b := &bookieNode{t: t, id: fmt.Sprintf("b%d", i+1), dataDir: filepath.Join(t.TempDir(), "bookie"),
-			raftAddr: addrs[2*i], grpcAddr: addrs[2*i+1]}
-		nodes = append(nodes, b)
-		peers = append(peers, b.id+"="+b.raftAddr+"="+b.grpcAddr)
-	}
-	p := strings.Join(peers, ",")
-	for _, b := range nodes {
-		b.start(p)
-	}
-	for _, b := range nodes {
-		b.waitReady()
-	}
-	return nodes, p
-}
-
-// start runs the process (again, after a kill: same data directory).
-func (b *bookieNode) start(peers string) {
-	t := b.t
-	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), "bookie-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.logPath = logFile.Name()
-	b.cmd = exec.Command(filepath.Join(binDir, "magnetar"), "bookie", "--node-id", b.id, "--data-dir", b.dataDir,
-		"--raft-addr", b.raftAddr, "--grpc-addr", b.grpcAddr, "--peers", peers, "--election-timeout", "300ms")
-	stderr, err := b.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready, exited := make(chan struct{}), make(chan struct{})
-	b.ready, b.exited = ready, exited
-	cmd := b.cmd
-	var copied sync.WaitGroup
-	copied.Add(1)
-	go func() {
-		defer copied.Done()
-		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		seen := false
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if !seen && strings.Contains(sc.Text(), `msg="magnetar bookie ready"`) {
-				seen = true
-				close(ready)
-			}
-		}
-		_, _ = io.Copy(logFile, stderr)
-	}()
-	go func() {
-		copied.Wait()
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		b.kill()
-		if t.Failed() {
-			b.dumpLog()
-		}
-	})
-}
-
-func (b *bookieNode) waitReady() {
-	b.t.Helper()
-	select {
-	case <-b.ready:
-	case <-b.exited:
-		b.dumpLog()
-		b.t.Fatalf("bookie %s exited before it was ready: %v", b.id, b.cmd.ProcessState)
-	case <-time.After(20 * time.Second):
-		b.dumpLog()
-		b.t.Fatalf("bookie %s not ready within 20s", b.id)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (b *bookieNode) kill() {
-	select {
-	case <-b.exited:
-		return
-	default:
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGKILL)
-	<-b.exited
-}
-
-func (b *bookieNode) dumpLog() {
-	data, err := os.ReadFile(b.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
-	}
-	b.t.Logf("bookie %s log (last %d lines):\n%s", b.id, len(lines), strings.Join(lines, "\n"))
+	return startRoleCluster(t, "bookie", "b", n)
 }
 
 func dialShard(t testing.TB, nodes []*bookieNode) *bookie.RemoteClient {
 	t.Helper()
-	var addrs []string
-	for _, b := range nodes {
-		addrs = append(addrs, b.grpcAddr)
-	}
-	c, err := bookie.DialShard(testContext(t, 20*time.Second), addrs)
+	c, err := bookie.DialShard(testContext(t, 20*time.Second), grpcAddrs(nodes))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,10 @@
 package tests
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,146 +12,14 @@ import (
 )
 
 // metaNode is one `magnetar meta` process of a test cluster.
-type metaNode struct {
-	t        testing.TB
-	id       string
-	dataDir  string
-	raftAddr string
-	grpcAddr string
-	logPath  string
-	cmd      *exec.Cmd
-	ready    chan struct{} // closed when it logs "magnetar meta ready"
-	exited   chan struct{}
-}
-
-// freeLoopbackAddrs returns n 127.0.0.1 addresses whose ports were free a
-// moment ago (the cluster's addresses must be known before it starts).
-func freeLoopbackAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
-}
+type metaNode = roleNode
 
 // startMetaCluster starts n `magnetar meta` processes on 127.0.0.1 as one
 // cluster and waits until each says it is ready (a leader is elected).
 func startMetaCluster(t testing.TB, n int) []*metaNode {
 	t.Helper()
-	addrs := freeLoopbackAddrs(t, 2*n)
-	var nodes []*metaNode
-	var peers []string
-	for i := range n {
-		m := &metaNode{t: t, id: fmt.Sprintf("m%d", i+1), dataDir: filepath.Join(t.TempDir(), "meta"),
-			raftAddr: addrs[2*i], grpcAddr: addrs[2*i+1]}
-		nodes = append(nodes, m)
-		peers = append(peers, m.id+"="+m.raftAddr+"="+m.grpcAddr)
-	}
-	for _, m := range nodes {
-		m.start(strings.Join(peers, ","))
-	}
-	for _, m := range nodes {
-		m.waitReady()
-	}
+	nodes, _ := startRoleCluster(t, "meta", "m", n)
 	return nodes
-}
-
-func (m *metaNode) start(peers string) {
-	t := m.t
-	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), "meta-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.logPath = logFile.Name()
-	m.cmd = exec.Command(filepath.Join(binDir, "magnetar"), "meta", "--node-id", m.id, "--data-dir", m.dataDir,
-		"--raft-addr", m.raftAddr, "--grpc-addr", m.grpcAddr, "--peers", peers, "--election-timeout", "300ms")
-	stderr, err := m.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.ready, m.exited = make(chan struct{}), make(chan struct{})
-	var copied sync.WaitGroup
-	copied.Add(1)
-	go func() {
-		defer copied.Done()
-		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		ready := false
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if !ready && strings.Contains(sc.Text(), `msg="magnetar meta ready"`) {
-				ready = true
-				close(m.ready)
-			}
-		}
-		_, _ = io.Copy(logFile, stderr)
-	}()
-	go func() {
-		copied.Wait()
-		_ = m.cmd.Wait()
-		close(m.exited)
-	}()
-	t.Cleanup(func() {
-		m.kill()
-		if t.Failed() {
-			m.dumpLog()
-		}
-	})
-}
-
-func (m *metaNode) waitReady() {
-	m.t.Helper()
-	select {
-	case <-m.ready:
-	case <-m.exited:
-		m.dumpLog()
-		m.t.Fatalf("meta %s exited before it was ready: %v", m.id, m.cmd.ProcessState)
-	case <-time.After(20 * time.Second):
-		m.dumpLog()
-		m.t.Fatalf("meta %s not ready within 20s", m.id)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (m *metaNode) kill() {
-	select {
-	case <-m.exited:
-		return
-	default:
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGKILL)
-	<-m.exited
-}
-
-func (m *metaNode) dumpLog() {
-	data, err := os.ReadFile(m.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
-	}
-	m.t.Logf("meta %s log (last %d lines):\n%s", m.id, len(lines), strings.Join(lines, "\n"))
-}
-
-func grpcAddrs(nodes []*metaNode) []string {
-	var out []string
-	for _, m := range nodes {
-		out = append(out, m.grpcAddr)
-	}
-	return out
 }
 
 // leaderOf asks the live nodes who leads and returns that node.

@@ -27,6 +27,10 @@ var (
 	// so it cannot take a write or serve a linearizable read; the call was
 	// not executed. It comes wrapped in a *NotLeaderError naming the leader.
 	ErrNotLeader = errors.New("bookie: not leader")
+	// ErrDiskFull means the replica refused an append or a segment creation
+	// because its disk has less free space than ShardConfig.MinFreeBytes;
+	// nothing was written. Reads, seals and deletes still work.
+	ErrDiskFull = errors.New("bookie: disk full")
 )
 
 // SegmentState is where a segment is in its lifecycle.

@@ -28,6 +28,7 @@ var wireErrors = []struct {
 	{ErrNotLeader, bookiepb.ErrorReason_ERROR_REASON_NOT_LEADER, codes.Unavailable},
 	{ErrUnknownOutcome, bookiepb.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME, codes.Unavailable},
 	{ErrClosed, bookiepb.ErrorReason_ERROR_REASON_CLOSED, codes.Unavailable},
+	{ErrDiskFull, bookiepb.ErrorReason_ERROR_REASON_DISK_FULL, codes.ResourceExhausted},
 }
 
 // toStatus converts an error of a Client to the status the service

@@ -41,6 +41,10 @@ type ShardConfig struct {
 	CacheSize int64 `yaml:"cache_size"`
 	// MemTableSize is Pebble's memtable size, in bytes.
 	MemTableSize uint64 `yaml:"memtable_size"`
+	// MinFreeBytes is the disk space reserve: below it, Append and
+	// CreateSegment fail with ErrDiskFull (see diskspace.go). 0: the default;
+	// negative: no check.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 	// NodeID is this replica's Raft server ID; it must be one of Peers.
 	// Empty: Raft.ID (default "node-1").
 	NodeID string `yaml:"node_id"`
@@ -74,6 +78,7 @@ func (c *ShardConfig) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory of the bookie shard's data.")
 	fs.Int64Var(&c.CacheSize, prefix+"cache-size", DefaultCacheSize, "Pebble block cache size in bytes.")
 	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes.")
+	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space below which appends and segment creations fail with a disk-full error (negative: no check).")
 	fs.StringVar(&c.NodeID, prefix+"node-id", "", "Raft server ID of this replica; must be one of --"+prefix+"peers (empty: --"+prefix+"raft.id).")
 	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6671 (empty with no peers: single replica, no network).")
 	fs.StringVar(&c.RaftAdvertiseAddr, prefix+"raft-advertise-addr", "", "Raft address the other replicas reach this one at (default: its --"+prefix+"peers entry).")
@@ -89,6 +94,9 @@ func (c *ShardConfig) EnsureDefaults() {
 	}
 	if c.MemTableSize == 0 {
 		c.MemTableSize = DefaultMemTableSize
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -163,6 +171,7 @@ type Shard struct {
 	db   *pebble.DB
 	node *raftnode.Node
 	cfg  ShardConfig // after EnsureDefaults
+	disk diskGuard
 
 	// ops is held shared by every call that uses db or node and
 	// exclusively by Close, which so waits for calls in flight before
@@ -222,7 +231,10 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 		db.Close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, node: node, cfg: cfg}
+	s := &Shard{log: log, db: db, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
+	if fs == nil {
+		s.disk.fs = vfs.Default
+	}
 	st := s.Status()
 	log.Info("shard open", "node_id", st.NodeID, "leader", st.LeaderID, "replicas", max(len(cfg.Peers), 1))
 	return s, nil
@@ -338,6 +350,9 @@ func (s *Shard) CreateSegment(ctx context.Context, segment uint64, startOffset i
 		return err
 	}
 	defer s.exit()
+	if err := s.checkDisk(); err != nil {
+		return err
+	}
 	_, err := s.propose(ctx, appendCommand(nil, command{op: opCreate, segment: segment, start: startOffset, epoch: epoch}))
 	return err
 }
@@ -359,6 +374,9 @@ func (s *Shard) Append(ctx context.Context, req AppendRequest) (int64, error) {
 		return 0, err
 	}
 	defer s.exit()
+	if err := s.checkDisk(); err != nil {
+		return 0, err
+	}
 	c := command{op: opAppend, segment: req.Segment, epoch: req.Epoch, entries: req.Entries}
 	resp, err := s.propose(ctx, appendCommand(make([]byte, 0, appendCommandSize(req.Entries)), c))
 	if err != nil {

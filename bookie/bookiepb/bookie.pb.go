@@ -54,21 +54,26 @@ const (
 	// bookie.ErrUnknownOutcome: the leader lost its leadership while the
 	// write was in flight; it may or may not be stored (code UNAVAILABLE).
 	ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME ErrorReason = 9
+	// bookie.ErrDiskFull: the replica refused the write because its disk
+	// has less free space than its reserve; nothing was written (code
+	// RESOURCE_EXHAUSTED).
+	ErrorReason_ERROR_REASON_DISK_FULL ErrorReason = 10
 )
 
 // Enum value maps for ErrorReason.
 var (
 	ErrorReason_name = map[int32]string{
-		0: "ERROR_REASON_UNSPECIFIED",
-		1: "ERROR_REASON_SEGMENT_NOT_FOUND",
-		2: "ERROR_REASON_SEGMENT_EXISTS",
-		3: "ERROR_REASON_SEGMENT_SEALED",
-		4: "ERROR_REASON_FENCED",
-		5: "ERROR_REASON_BAD_OFFSET",
-		6: "ERROR_REASON_CORRUPT",
-		7: "ERROR_REASON_CLOSED",
-		8: "ERROR_REASON_NOT_LEADER",
-		9: "ERROR_REASON_UNKNOWN_OUTCOME",
+		0:  "ERROR_REASON_UNSPECIFIED",
+		1:  "ERROR_REASON_SEGMENT_NOT_FOUND",
+		2:  "ERROR_REASON_SEGMENT_EXISTS",
+		3:  "ERROR_REASON_SEGMENT_SEALED",
+		4:  "ERROR_REASON_FENCED",
+		5:  "ERROR_REASON_BAD_OFFSET",
+		6:  "ERROR_REASON_CORRUPT",
+		7:  "ERROR_REASON_CLOSED",
+		8:  "ERROR_REASON_NOT_LEADER",
+		9:  "ERROR_REASON_UNKNOWN_OUTCOME",
+		10: "ERROR_REASON_DISK_FULL",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":       0,
@@ -81,6 +86,7 @@ var (
 		"ERROR_REASON_CLOSED":            7,
 		"ERROR_REASON_NOT_LEADER":        8,
 		"ERROR_REASON_UNKNOWN_OUTCOME":   9,
+		"ERROR_REASON_DISK_FULL":         10,
 	}
 )
 
@@ -1030,7 +1036,7 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\")\n" +
 	"\rDeleteRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\"\x10\n" +
-	"\x0eDeleteResponse*\xb9\x02\n" +
+	"\x0eDeleteResponse*\xd5\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eERROR_REASON_SEGMENT_NOT_FOUND\x10\x01\x12\x1f\n" +
@@ -1041,7 +1047,9 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\x14ERROR_REASON_CORRUPT\x10\x06\x12\x17\n" +
 	"\x13ERROR_REASON_CLOSED\x10\a\x12\x1b\n" +
 	"\x17ERROR_REASON_NOT_LEADER\x10\b\x12 \n" +
-	"\x1cERROR_REASON_UNKNOWN_OUTCOME\x10\t*_\n" +
+	"\x1cERROR_REASON_UNKNOWN_OUTCOME\x10\t\x12\x1a\n" +
+	"\x16ERROR_REASON_DISK_FULL\x10\n" +
+	"*_\n" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SEGMENT_STATE_OPEN\x10\x01\x12\x18\n" +

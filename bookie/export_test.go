@@ -7,7 +7,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// OpenShardFS opens a shard whose Pebble database lives on fs.
+// OpenShardFS opens a shard whose Pebble databases live on fs.
 func OpenShardFS(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) {
 	return openShard(ctx, cfg, fs)
 }
@@ -15,10 +15,10 @@ func OpenShardFS(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error
 // RaftLastIndex is the index of the shard's last Raft log entry.
 func (s *Shard) RaftLastIndex() uint64 { return s.node.Raft().LastIndex() }
 
-// WALSyncs is the number of fsyncs of Pebble's WAL so far.
+// WALSyncs is the number of fsyncs of the Raft log's Pebble WAL so far.
 func (s *Shard) WALSyncs() uint64 {
 	var m dto.Metric
-	if err := s.db.Metrics().LogWriter.FsyncLatency.Write(&m); err != nil {
+	if err := s.logDB.Metrics().LogWriter.FsyncLatency.Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetHistogram().GetSampleCount()

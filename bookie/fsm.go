@@ -56,8 +56,9 @@ func newFSM(db *pebble.DB, log *slog.Logger) (*fsm, error) {
 func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch applies committed log entries in one Pebble batch, together
-// with the new applied index, committed without fsync: the Raft log already
-// holds the entries durably and is replayed after a crash. Entries at or
+// with the new applied index, committed to the state database, which has
+// no WAL: the Raft log already holds the entries durably and is replayed
+// after a crash over whatever prefix of batches had been flushed. Entries at or
 // below the stored applied index were applied before a restart and are
 // skipped. Each response is the command's result: an error, the segment's
 // next offset (append) or its SegmentInfo (seal).

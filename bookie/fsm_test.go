@@ -50,7 +50,7 @@ func newFSMHarness(t testing.TB) *fsmHarness {
 
 func (h *fsmHarness) open() {
 	h.t.Helper()
-	db, err := pebble.Open("db", &pebble.Options{FS: h.fs})
+	db, err := pebble.Open("db", stateOptions(h.fs, nil, 0, pebbleLogger{slog.New(slog.DiscardHandler)}))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -60,8 +60,13 @@ func (h *fsmHarness) open() {
 	}
 }
 
+// reopen closes the state as Shard.Close does (flushed: it has no WAL) and
+// opens it again.
 func (h *fsmHarness) reopen() {
 	h.t.Helper()
+	if err := h.db.Flush(); err != nil {
+		h.t.Fatal(err)
+	}
 	if err := h.db.Close(); err != nil {
 		h.t.Fatal(err)
 	}
@@ -187,7 +192,7 @@ func TestReadReportsCorruptStoredEntries(t *testing.T) {
 	)
 	bad := testBatch(t, 2, 2)
 	bad[len(bad)-1] ^= 0xff
-	if err := h.db.Set(entryKey(1, 2), bad, pebble.Sync); err != nil {
+	if err := h.db.Set(entryKey(1, 2), bad, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if es, err := readEntries(h.db, 1, 0, 1); err != nil || len(es) != 1 {
@@ -197,7 +202,7 @@ func TestReadReportsCorruptStoredEntries(t *testing.T) {
 		t.Fatalf("reading over the corrupt entry: %v, want ErrCorrupt", err)
 	}
 	// An entry stored under the wrong key is corrupt too.
-	if err := h.db.Set(entryKey(1, 2), testBatch(t, 3, 1), pebble.Sync); err != nil {
+	if err := h.db.Set(entryKey(1, 2), testBatch(t, 3, 1), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := readEntries(h.db, 1, 2, 1<<20); !errors.Is(err, ErrCorrupt) {
@@ -281,7 +286,7 @@ func TestAnInterruptedRestoreIsDetectedOnOpen(t *testing.T) {
 	if err := dst.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pebble.Open("db", &pebble.Options{FS: dst.fs})
+	db, err := pebble.Open("db", stateOptions(dst.fs, nil, 0, pebbleLogger{slog.New(slog.DiscardHandler)}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,12 +34,13 @@ var ErrInvalidConfig = errors.New("bookie: invalid config")
 
 // ShardConfig configures a Shard.
 type ShardConfig struct {
-	// Dir holds the shard's Pebble database (Dir/db) and Raft snapshots
-	// (Dir/raft unless Raft.Dir is set).
+	// Dir holds the shard's Pebble databases (the Raft log in Dir/log, the
+	// state in Dir/state; see doc.go) and Raft snapshots (Dir/raft unless
+	// Raft.Dir is set).
 	Dir string `yaml:"dir"`
-	// CacheSize is Pebble's block cache, in bytes.
+	// CacheSize is Pebble's block cache, in bytes, shared by both databases.
 	CacheSize int64 `yaml:"cache_size"`
-	// MemTableSize is Pebble's memtable size, in bytes.
+	// MemTableSize is the memtable size of each Pebble database, in bytes.
 	MemTableSize uint64 `yaml:"memtable_size"`
 	// MinFreeBytes is the disk space reserve: below it, Append and
 	// CreateSegment fail with ErrDiskFull (see diskspace.go). 0: the default;
@@ -167,11 +168,13 @@ func (c *ShardConfig) Validate() error {
 // concurrent use, and concurrent appends share Raft batches and fsyncs
 // (group commit).
 type Shard struct {
-	log  *slog.Logger
-	db   *pebble.DB
-	node *raftnode.Node
-	cfg  ShardConfig // after EnsureDefaults
-	disk diskGuard
+	log *slog.Logger
+	db  *pebble.DB // the state (storage.state)
+	// logDB holds the Raft log (storage.log).
+	logDB *pebble.DB
+	node  *raftnode.Node
+	cfg   ShardConfig // after EnsureDefaults
+	disk  diskGuard
 
 	// ops is held shared by every call that uses db or node and
 	// exclusively by Close, which so waits for calls in flight before
@@ -204,34 +207,28 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bookie: %w", err)
 	}
-	cache := pebble.NewCache(cfg.CacheSize)
-	defer cache.Unref()
-	db, err := pebble.Open(filepath.Join(cfg.Dir, "db"), &pebble.Options{
-		FS:           fs,
-		Cache:        cache,
-		MemTableSize: cfg.MemTableSize,
-		Logger:       pebbleLogger{log.With("subcomponent", "pebble")},
-	})
+	store, err := openStorage(cfg.Dir, fs, cfg.CacheSize, cfg.MemTableSize, log)
 	if err != nil {
-		return nil, fmt.Errorf("bookie: opening pebble: %w", err)
+		return nil, err
 	}
+	db := store.state
 	f, err := newFSM(db, log)
 	if err != nil {
-		db.Close()
+		store.close()
 		return nil, err
 	}
 	log.Info("opening shard", "dir", cfg.Dir, "applied_index", f.applied)
 	rc := cfg.Raft
-	rc.DB = db
+	rc.DB = store.log
 	rc.FSM = f
 	rc.LogPrefix = raftLogPrefix
 	rc.Logger = log
 	node, err := raftnode.Open(ctx, rc)
 	if err != nil {
-		db.Close()
+		store.close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
+	s := &Shard{log: log, db: db, logDB: store.log, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
 	if fs == nil {
 		s.disk.fs = vfs.Default
 	}
@@ -251,7 +248,7 @@ func (s *Shard) Close() error {
 		s.closing.Store(true)
 		s.ops.Lock()
 		defer s.ops.Unlock()
-		s.closeErr = errors.Join(s.node.Close(), s.db.Close())
+		s.closeErr = errors.Join(s.node.Close(), storage{log: s.logDB, state: s.db}.close())
 		s.log.Info("shard closed", "err", s.closeErr)
 	})
 	return s.closeErr

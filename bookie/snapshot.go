@@ -30,13 +30,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var errBadSnapshot = errors.New("bookie: malformed snapshot")
 
-// Snapshot makes the applied state durable (a synced write of the applied
-// index: Pebble's WAL is one ordered file, so it syncs every earlier NoSync
-// write too) and captures a Pebble snapshot for Persist. Raft may truncate
-// its log up to the snapshot's index once this returns.
+// Snapshot makes the applied state durable and captures a Pebble snapshot
+// for Persist. Raft may truncate its log up to the snapshot's index once
+// this returns, and the state database has no WAL: its writes are durable
+// once flushed, so Snapshot flushes the memtables first (the applied index
+// is in them, written by ApplyBatch with the state it describes).
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	if err := f.db.Set(keyApplied, binary.BigEndian.AppendUint64(nil, f.applied), pebble.Sync); err != nil {
-		return nil, fmt.Errorf("bookie: syncing state before snapshot: %w", err)
+	if err := f.db.Flush(); err != nil {
+		return nil, fmt.Errorf("bookie: flushing state before snapshot: %w", err)
 	}
 	return &fsmSnapshot{snap: f.db.NewSnapshot()}, nil
 }
@@ -212,11 +213,16 @@ func readSnapshot(r io.Reader, fn func(key, value []byte) error) error {
 }
 
 // Restore replaces the state machine's state with a snapshot's. A marker
-// key, written first and removed last (both synced), makes an interrupted
-// restore detectable when the shard next opens.
+// key, flushed to disk first and removed in the last flush, makes an
+// interrupted restore detectable when the shard next opens. Raft truncates
+// its log after a restore, so the restored state is flushed (made durable:
+// the state database has no WAL) before Restore returns.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.db.Set(keyRestoring, nil, pebble.Sync); err != nil {
+	if err := f.db.Set(keyRestoring, nil, pebble.NoSync); err != nil {
+		return err
+	}
+	if err := f.db.Flush(); err != nil {
 		return err
 	}
 	b := f.db.NewBatch()
@@ -253,7 +259,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := b.Delete(keyRestoring, nil); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	if err := f.db.Flush(); err != nil {
 		return err
 	}
 	f.applied = applied

@@ -1,5 +1,7 @@
-// Package raftnode runs one hashicorp/raft node whose log, stable store and
-// FSM state all live in one Pebble DB.
+// Package raftnode runs one hashicorp/raft node whose log and stable store
+// live in a Pebble DB (Config.DB), which the FSM may share (the metadata
+// service does) or not (bookie shards keep their state in a second,
+// WAL-less Pebble instance; see package bookie).
 //
 // A Node is what the metadata service and every bookie shard build on. Open
 // starts the node, bootstrapping the initial voters on the first start, and
@@ -31,9 +33,12 @@
 //
 // # Durability contract
 //
-// The Raft log is stored by internal/raftstore under Config.LogPrefix in the
-// same Pebble DB as the FSM, and every log write is a pebble.Sync batch.
-// FSMs built on a Node must follow these rules:
+// The Raft log is stored by internal/raftstore under Config.LogPrefix in
+// Config.DB, and every log write is a pebble.Sync batch. The rules below are
+// written for an FSM that shares that DB; an FSM with its own DB follows the
+// same rules with its own means of durability (package bookie: no WAL, and
+// a Flush before Raft may truncate). FSMs built on a Node must follow these
+// rules:
 //
 //  1. Apply writes the FSM's state changes with pebble.NoSync, and writes the
 //     Raft index of the entry it applied in the same batch (the "applied

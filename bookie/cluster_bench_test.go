@@ -2,7 +2,6 @@ package bookie_test
 
 import (
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/internal/nettest"
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
 
@@ -31,12 +31,7 @@ func openBenchShard(b *testing.B, rf int) *bookie.Shard {
 	}
 	var addrs, peers []string
 	for i := range rf {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		addrs = append(addrs, l.Addr().String())
-		l.Close() // free again for Raft, a moment later
+		addrs = append(addrs, nettest.FreeAddr(b))
 		// No gRPC here: the client address is a placeholder.
 		peers = append(peers, fmt.Sprintf("r%d=%s=127.0.0.1:1", i+1, addrs[i]))
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/bookietest"
+	"github.com/magnetar-mq/magnetar/internal/nettest"
 )
 
 // replica is one in-process replica of a 3-replica test shard, served
@@ -29,7 +30,7 @@ func openReplicatedShard(t *testing.T) []*replica {
 	t.Helper()
 	var lns []net.Listener
 	var peers []string
-	raftAddrs := freeAddrs(t, 3)
+	raftAddrs := nettest.FreeAddrs(t, 3)
 	for i := range 3 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -65,20 +66,6 @@ func openReplicatedShard(t *testing.T) []*replica {
 		t.Cleanup(func() { _ = r.shard.Close() }) // after the server stops (cleanups run last first)
 	}
 	return reps
-}
-
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
 }
 
 // leaderAndFollower waits until one replica leads and returns it and a

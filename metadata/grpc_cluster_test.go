@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/magnetar-mq/magnetar/internal/nettest"
 	"github.com/magnetar-mq/magnetar/metadata"
 )
 
@@ -33,12 +34,7 @@ func startCluster(t testing.TB) []*node {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raftAddr := rl.Addr().String()
-		_ = rl.Close() // Raft listens there itself
+		raftAddr := nettest.FreeAddr(t) // Raft listens there itself
 		lis = append(lis, gl)
 		peers = append(peers, metadata.Peer{ID: fmt.Sprintf("m%d", i+1), RaftAddr: raftAddr, ClientAddr: gl.Addr().String()})
 	}

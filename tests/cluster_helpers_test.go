@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/magnetar-mq/magnetar/internal/nettest"
 )
 
 // roleNode is one process of a replicated role under test: a `magnetar
@@ -31,29 +32,13 @@ type roleNode struct {
 	exited   chan struct{}
 }
 
-// freeLoopbackAddrs returns n 127.0.0.1 addresses whose ports were free a
-// moment ago (the cluster's addresses must be known before it starts).
-func freeLoopbackAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
-}
-
 // startRoleCluster starts n `magnetar <role>` processes on 127.0.0.1 as
 // one Raft group, with IDs idPrefix1..idPrefixN, and waits until each says
 // it is ready (a leader is elected). It returns the nodes and the --peers
 // value (to restart a node with).
 func startRoleCluster(t testing.TB, role, idPrefix string, n int) ([]*roleNode, string) {
 	t.Helper()
-	addrs := freeLoopbackAddrs(t, 2*n)
+	addrs := nettest.FreeAddrs(t, 2*n)
 	var nodes []*roleNode
 	var peers []string
 	for i := range n {

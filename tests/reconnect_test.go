@@ -3,24 +3,12 @@ package tests
 import (
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/magnetar-mq/magnetar/client"
+	"github.com/magnetar-mq/magnetar/internal/nettest"
 )
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago, for a server that must come back on the same address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestClientsReconnectAfterTheServerRestarts kills the server under a
 // connected producer and consumer and restarts it on the same address:
@@ -31,7 +19,7 @@ func TestClientsReconnectAfterTheServerRestarts(t *testing.T) {
 	skipIfShort(t)
 	dataDir := t.TempDir()
 	ctx := testContext(t, 2*time.Minute)
-	native := freeAddr(t)
+	native := nettest.FreeAddr(t)
 	srv := startServer(t, dataDir, "--native-addr", native)
 
 	c, err := client.New(client.Options{Address: native})

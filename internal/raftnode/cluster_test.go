@@ -4,32 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-)
 
-// freeAddrs returns n loopback addresses whose ports were free a moment ago.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return addrs
-}
+	"github.com/magnetar-mq/magnetar/internal/nettest"
+)
 
 // cluster is three nodes in this process talking Raft over TCP.
 type cluster struct {
@@ -51,7 +33,7 @@ func clusterTimers(c *Config) {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	addrs := freeAddrs(t, 3)
+	addrs := nettest.FreeAddrs(t, 3)
 	var peers []Peer
 	for i, a := range addrs {
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i+1), Address: a})

@@ -310,8 +310,17 @@ func (pp *partitionProducer) connect() (*produceStream, error) {
 	return s, nil
 }
 
-// completeBatch reports a batch's outcome to its callbacks and waiters.
+// completeBatch reports the outcome of a batch that never reached a
+// stream's queue to its callbacks and waiters.
 func (p *Producer) completeBatch(b *sentBatch, base int64, partition int32, err error) {
+	p.runCallbacks(b, base, partition, err)
+	for _, w := range b.waiters {
+		close(w)
+	}
+}
+
+// runCallbacks reports a batch's outcome to its messages' callbacks.
+func (p *Producer) runCallbacks(b *sentBatch, base int64, partition int32, err error) {
 	for i, m := range b.msgs {
 		id := MessageID{}
 		if err == nil {
@@ -319,9 +328,6 @@ func (p *Producer) completeBatch(b *sentBatch, base int64, partition int32, err 
 		}
 		m.callback(id, m.msg, err)
 		<-p.sem
-	}
-	for _, w := range b.waiters {
-		close(w)
 	}
 }
 
@@ -334,6 +340,12 @@ type produceStream struct {
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when receive returns
 
+	// completeMu serialises completions (receipts and failure), so a batch
+	// is completed once and batches complete in order.
+	completeMu sync.Mutex
+
+	// A batch stays in queue until its callbacks have run: a flush waiter
+	// attached to it (addWaiter) is released only after them.
 	mu struct {
 		sync.Mutex
 		queue  []*sentBatch
@@ -383,13 +395,35 @@ func (s *produceStream) fail(err error) {
 	if s.mu.failed == nil {
 		s.mu.failed = err
 	}
-	queue := s.mu.queue
-	s.mu.queue = nil
 	s.mu.Unlock()
 	s.cancel()
-	for _, b := range queue {
-		s.p.completeBatch(b, 0, s.partition, err)
+	for s.completeHead(nil, 0, err) {
 	}
+}
+
+// completeHead completes the oldest batch awaiting a receipt (if seq is
+// not nil, only if it is that batch): its callbacks run first, then it
+// leaves the queue and its waiters are released. It reports whether a
+// batch was completed.
+func (s *produceStream) completeHead(seq *uint64, base int64, err error) bool {
+	s.completeMu.Lock()
+	defer s.completeMu.Unlock()
+	s.mu.Lock()
+	if len(s.mu.queue) == 0 || (seq != nil && s.mu.queue[0].seq != *seq) {
+		s.mu.Unlock()
+		return false
+	}
+	b := s.mu.queue[0]
+	s.mu.Unlock()
+	s.p.runCallbacks(b, base, s.partition, err)
+	s.mu.Lock()
+	s.mu.queue = s.mu.queue[1:]
+	waiters := b.waiters
+	s.mu.Unlock()
+	for _, w := range waiters {
+		close(w)
+	}
+	return true
 }
 
 func (s *produceStream) receive() {
@@ -413,16 +447,10 @@ func (s *produceStream) receive() {
 			s.fail(status.Error(codes.Internal, "client: unexpected produce response"))
 			return
 		}
-		s.mu.Lock()
-		if len(s.mu.queue) == 0 || s.mu.queue[0].seq != seq {
-			s.mu.Unlock()
+		if !s.completeHead(&seq, base, rerr) {
 			s.fail(status.Errorf(codes.Internal, "client: receipt for batch %d out of order", seq))
 			return
 		}
-		b := s.mu.queue[0]
-		s.mu.queue = s.mu.queue[1:]
-		s.mu.Unlock()
-		s.p.completeBatch(b, base, s.partition, rerr)
 	}
 }
 

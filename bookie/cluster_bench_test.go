@@ -46,7 +46,9 @@ func openBenchShard(b *testing.B, rf int) *bookie.Shard {
 		cfg := testConfig(b.TempDir())
 		cfg.CacheSize, cfg.MemTableSize = 0, 0
 		cfg.NodeID, cfg.RaftAddr, cfg.Peers = fmt.Sprintf("r%d", i+1), addrs[i], ps
-		cfg.ElectionTimeout = 500 * time.Millisecond
+		// Generous: a benchmark saturates both cores, and a follower that
+		// misses heartbeats would start an election mid-run.
+		cfg.ElectionTimeout = 2 * time.Second
 		wg.Go(func() { shards[i], errs[i] = bookie.OpenShard(ctx, cfg) })
 	}
 	wg.Wait()

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"net/http"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -15,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/magnetar-mq/magnetar/bookie"
-	"github.com/magnetar-mq/magnetar/internal/config"
 )
 
 const bookieUsage = `Usage: magnetar bookie [flags]
@@ -55,14 +51,12 @@ Flags:
 
 func runBookie(args []string) error {
 	var (
-		cfg                          bookie.ShardConfig
-		configFile, logLevel, logFmt string
-		grpcAddr, httpAddr           string
+		cfg                bookie.ShardConfig
+		grpcAddr, httpAddr string
 	)
 	fs := flag.NewFlagSet("magnetar bookie", flag.ContinueOnError)
-	fs.StringVar(&configFile, "config", "", "YAML configuration file")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&logFmt, "log-format", "text", "log format: text or json")
+	var sf serverFlags
+	sf.register(fs)
 	fs.StringVar(&grpcAddr, "grpc-addr", ":6670", "listen address of the bookie gRPC service")
 	fs.StringVar(&httpAddr, "http-addr", "", "listen address of /healthz, /readyz and /metrics (empty: none)")
 	cfg.RegisterFlags("", fs)
@@ -73,18 +67,8 @@ func runBookie(args []string) error {
 	f := fs.Lookup("raft-addr")
 	f.DefValue = ":6671"
 	_ = f.Value.Set(":6671")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), bookieUsage)
-		fs.PrintDefaults()
-	}
-	if err := config.Parse(fs, args, "config", os.LookupEnv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := newLogger(logLevel, logFmt)
-	if err != nil {
+	log, err := sf.parse(fs, bookieUsage, args)
+	if err != nil || log == nil { // nil, nil: --help
 		return err
 	}
 	cfg.Logger = log

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"net/http"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/magnetar-mq/magnetar/internal/config"
 	"github.com/magnetar-mq/magnetar/metadata"
 )
 
@@ -53,14 +49,12 @@ Flags:
 
 func runMeta(args []string) error {
 	var (
-		cfg                          metadata.Config
-		configFile, logLevel, logFmt string
-		grpcAddr, httpAddr           string
+		cfg                metadata.Config
+		grpcAddr, httpAddr string
 	)
 	fs := flag.NewFlagSet("magnetar meta", flag.ContinueOnError)
-	fs.StringVar(&configFile, "config", "", "YAML configuration file")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&logFmt, "log-format", "text", "log format: text or json")
+	var sf serverFlags
+	sf.register(fs)
 	fs.StringVar(&grpcAddr, "grpc-addr", ":6660", "listen address of the gRPC API")
 	fs.StringVar(&httpAddr, "http-addr", "", "listen address of /healthz, /readyz and /metrics (empty: none)")
 	cfg.RegisterFlags("", fs)
@@ -71,18 +65,8 @@ func runMeta(args []string) error {
 		f.DefValue = def
 		_ = f.Value.Set(def)
 	}
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), metaUsage)
-		fs.PrintDefaults()
-	}
-	if err := config.Parse(fs, args, "config", os.LookupEnv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := newLogger(logLevel, logFmt)
-	if err != nil {
+	log, err := sf.parse(fs, metaUsage, args)
+	if err != nil || log == nil { // nil, nil: --help
 		return err
 	}
 	cfg.Logger = log

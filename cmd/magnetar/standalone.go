@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/magnetar-mq/magnetar/internal/config"
 	"github.com/magnetar-mq/magnetar/internal/standalone"
 )
 
@@ -37,26 +32,14 @@ Flags:
 
 func runStandalone(args []string) error {
 	var (
-		cfg                          standalone.Config
-		configFile, logLevel, logFmt string
+		cfg standalone.Config
 	)
 	fs := flag.NewFlagSet("magnetar standalone", flag.ContinueOnError)
-	fs.StringVar(&configFile, "config", "", "YAML configuration file")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&logFmt, "log-format", "text", "log format: text or json")
+	var sf serverFlags
+	sf.register(fs)
 	cfg.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), standaloneUsage)
-		fs.PrintDefaults()
-	}
-	if err := config.Parse(fs, args, "config", os.LookupEnv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := newLogger(logLevel, logFmt)
-	if err != nil {
+	log, err := sf.parse(fs, standaloneUsage, args)
+	if err != nil || log == nil { // nil, nil: --help
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -79,20 +62,4 @@ func runStandalone(args []string) error {
 		log.Warn("shutdown", "err", cerr)
 	}
 	return err
-}
-
-func newLogger(level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	default:
-		return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
-	}
 }

@@ -13,12 +13,6 @@ import (
 	"github.com/magnetar-mq/magnetar/bookie/bookietest"
 )
 
-// logContains reports whether the node's current log file holds s.
-func (r *roleNode) logContains(s string) bool {
-	data, err := os.ReadFile(r.logPath)
-	return err == nil && strings.Contains(string(data), s)
-}
-
 // A follower whose disk is wiped catches up by snapshot install, on real
 // processes. The replicas snapshot every 64 log entries and keep only 16
 // behind a snapshot (MAGNETAR_RAFT_* settings, inherited by the

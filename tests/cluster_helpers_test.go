@@ -1,15 +1,10 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,16 +15,14 @@ import (
 // meta` node or a `magnetar bookie` replica, started with --node-id,
 // --data-dir, --raft-addr, --grpc-addr and --peers.
 type roleNode struct {
+	*process // the current run; a restart replaces it
 	t        testing.TB
 	role     string // the subcommand: "meta" or "bookie"
 	id       string
 	dataDir  string
 	raftAddr string
 	grpcAddr string
-	logPath  string
-	cmd      *exec.Cmd
-	ready    chan struct{} // closed when it logs "magnetar <role> ready"
-	exited   chan struct{}
+	ready    chan struct{} // closed when the current run logs "magnetar <role> ready"
 }
 
 // startRoleCluster starts n `magnetar <role>` processes on 127.0.0.1 as
@@ -61,52 +54,15 @@ func startRoleCluster(t testing.TB, role, idPrefix string, n int) ([]*roleNode, 
 func (r *roleNode) start(peers string) {
 	t := r.t
 	t.Helper()
-	logFile, err := os.CreateTemp(t.TempDir(), r.role+"-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.logPath = logFile.Name()
-	r.cmd = exec.Command(filepath.Join(binDir, "magnetar"), r.role, "--node-id", r.id, "--data-dir", r.dataDir,
-		"--raft-addr", r.raftAddr, "--grpc-addr", r.grpcAddr, "--peers", peers, "--election-timeout", "300ms")
-	stderr, err := r.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The goroutines use this run's channels and command, not r's fields,
-	// which a restart replaces.
-	ready, exited := make(chan struct{}), make(chan struct{})
-	r.ready, r.exited = ready, exited
-	cmd := r.cmd
+	args := []string{r.role, "--node-id", r.id, "--data-dir", r.dataDir,
+		"--raft-addr", r.raftAddr, "--grpc-addr", r.grpcAddr, "--peers", peers, "--election-timeout", "300ms"}
+	ready := make(chan struct{})
+	var once sync.Once
 	readyLine := `msg="magnetar ` + r.role + ` ready"`
-	var copied sync.WaitGroup
-	copied.Add(1)
-	go func() {
-		defer copied.Done()
-		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		seen := false
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if !seen && strings.Contains(sc.Text(), readyLine) {
-				seen = true
-				close(ready)
-			}
-		}
-		_, _ = io.Copy(logFile, stderr)
-	}()
-	go func() {
-		copied.Wait()
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		r.kill()
-		if t.Failed() {
-			r.dumpLog()
+	r.ready = ready
+	r.process = startProcess(t, r.role+" "+r.id, args, func(line string) {
+		if strings.Contains(line, readyLine) {
+			once.Do(func() { close(ready) })
 		}
 	})
 }
@@ -122,29 +78,6 @@ func (r *roleNode) waitReady() {
 		r.dumpLog()
 		r.t.Fatalf("%s %s not ready within 20s", r.role, r.id)
 	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (r *roleNode) kill() {
-	select {
-	case <-r.exited:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.exited
-}
-
-func (r *roleNode) dumpLog() {
-	data, err := os.ReadFile(r.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
-	}
-	r.t.Logf("%s %s log (last %d lines):\n%s", r.role, r.id, len(lines), strings.Join(lines, "\n"))
 }
 
 // grpcAddrs returns the nodes' gRPC addresses, in order.

@@ -49,29 +49,25 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// server is a `magnetar standalone` process.
-type server struct {
-	t          testing.TB
-	dataDir    string
-	cmd        *exec.Cmd
-	nativeAddr string
-	httpAddr   string
-	logPath    string
-	exited     chan struct{}
+// process is a running magnetar child process whose stderr is copied to a
+// log file. It is killed when the test ends, and its log shown if the test
+// failed.
+type process struct {
+	t       testing.TB
+	label   string // for log output, e.g. "standalone /tmp/x" or "meta m1"
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{} // closed once the process has exited and its log is written
 }
 
-var readyLine = regexp.MustCompile(`msg="magnetar standalone ready" native=(\S+) http=(\S+)`)
-
-// startServer starts a standalone on dataDir with ports chosen by the
-// kernel, and waits until it says it is ready and /readyz answers 200.
-func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
+// startProcess runs `magnetar args...` and calls onLine (from another
+// goroutine) with each line it logs.
+func startProcess(t testing.TB, label string, args []string, onLine func(string)) *process {
 	t.Helper()
 	logFile, err := os.CreateTemp(t.TempDir(), "magnetar-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"standalone", "--data-dir", dataDir,
-		"--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extraArgs...)
 	cmd := exec.Command(filepath.Join(binDir, "magnetar"), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -80,8 +76,7 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dataDir: dataDir, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
-	addrs := make(chan []string, 1)
+	p := &process{t: t, label: label, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
 	var copied sync.WaitGroup
 	copied.Add(1)
 	go func() {
@@ -90,31 +85,86 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logFile, line)
-			if m := readyLine.FindStringSubmatch(line); m != nil {
-				addrs <- m[1:]
-			}
+			fmt.Fprintln(logFile, sc.Text())
+			onLine(sc.Text())
 		}
 		_, _ = io.Copy(logFile, stderr)
 	}()
 	go func() {
 		copied.Wait() // Wait closes the pipe: read it all first
 		_ = cmd.Wait()
-		close(s.exited)
+		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		s.kill()
+		p.kill()
 		if t.Failed() {
-			s.dumpLog()
+			p.dumpLog()
 		}
 	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// logContains reports whether the process's log holds s.
+func (p *process) logContains(s string) bool {
+	data, err := os.ReadFile(p.logPath)
+	return err == nil && strings.Contains(string(data), s)
+}
+
+func (p *process) dumpLog() {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	p.t.Logf("magnetar %s log (last %d lines):\n%s", p.label, len(lines), strings.Join(lines, "\n"))
+}
+
+// server is a `magnetar standalone` process.
+type server struct {
+	*process
+	dataDir    string
+	nativeAddr string
+	httpAddr   string
+}
+
+var readyLine = regexp.MustCompile(`msg="magnetar standalone ready" native=(\S+) http=(\S+)`)
+
+// startServer starts a standalone on dataDir with ports chosen by the
+// kernel, and waits until it says it is ready and /readyz answers 200.
+func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
+	t.Helper()
+	args := append([]string{"standalone", "--data-dir", dataDir,
+		"--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extraArgs...)
+	addrs := make(chan []string, 1)
+	p := startProcess(t, "standalone "+dataDir, args, func(line string) {
+		if m := readyLine.FindStringSubmatch(line); m != nil {
+			select {
+			case addrs <- m[1:]:
+			default:
+			}
+		}
+	})
+	s := &server{process: p, dataDir: dataDir}
 	select {
 	case a := <-addrs:
 		s.nativeAddr, s.httpAddr = a[0], a[1]
 	case <-s.exited:
 		s.dumpLog()
-		t.Fatalf("magnetar exited before it was ready: %v", cmd.ProcessState)
+		t.Fatalf("magnetar exited before it was ready: %v", s.cmd.ProcessState)
 	case <-time.After(30 * time.Second):
 		s.dumpLog()
 		t.Fatal("magnetar did not become ready within 30s")
@@ -132,17 +182,6 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 
 func (s *server) adminURL() string { return "http://" + s.httpAddr }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (s *server) kill() {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.exited
-}
-
 // stop sends SIGTERM and waits for a clean exit.
 func (s *server) stop() {
 	s.t.Helper()
@@ -157,18 +196,6 @@ func (s *server) stop() {
 	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
 		s.t.Fatalf("magnetar exited with code %d after SIGTERM", code)
 	}
-}
-
-func (s *server) dumpLog() {
-	data, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 200 {
-		lines = lines[len(lines)-200:]
-	}
-	s.t.Logf("magnetar log (%s, last %d lines):\n%s", s.dataDir, len(lines), strings.Join(lines, "\n"))
 }
 
 // waitFor polls cond until it holds or the timeout passes.

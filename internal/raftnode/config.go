@@ -13,18 +13,29 @@ import (
 )
 
 // Config configures a Node. The zero values of the tuning knobs are replaced
-// by the defaults in EnsureDefaults; DB, FSM, Dir and LogPrefix are required.
+// by the defaults in EnsureDefaults. FSM and Dir are required, and where the
+// Raft log lives: either DB and LogPrefix (the log and stable store in a
+// Pebble DB, internal/raftstore) or LogStore and StableStore.
 type Config struct {
 	// ID is the Raft server ID; default "node-1".
 	ID string `yaml:"id"`
 	// Dir is where Raft keeps its snapshots (Dir/snapshots).
 	Dir string `yaml:"dir"`
-	// DB is shared with the FSM; the Raft log and stable store live under
-	// LogPrefix. The caller owns it and closes it after Node.Close.
+	// DB holds the Raft log and stable store under LogPrefix, and may be
+	// shared with the FSM. The caller owns it and closes it after
+	// Node.Close. Leave DB and LogPrefix unset when LogStore and StableStore
+	// are set.
 	DB *pebble.DB `yaml:"-"`
 	// LogPrefix is the key prefix of the Raft log, e.g. []byte("raft/"). It
 	// must not overlap the FSM's keys.
 	LogPrefix []byte `yaml:"-"`
+	// LogStore and StableStore, set together and instead of DB, are the
+	// caller's own Raft log and stable store (e.g. hashicorp/raft-wal). They
+	// must keep the durability contract in the package documentation:
+	// StoreLogs, Set and SetUint64 return only once what they wrote is on
+	// stable storage. The caller owns them and closes them after Node.Close.
+	LogStore    raft.LogStore    `yaml:"-"`
+	StableStore raft.StableStore `yaml:"-"`
 	// FSM is the state machine; it may also implement raft.BatchingFSM. See
 	// the package documentation for the durability contract it must follow.
 	FSM raft.FSM `yaml:"-"`
@@ -72,7 +83,7 @@ type Config struct {
 	// SnapshotsRetained is how many snapshots are kept in Dir/snapshots.
 	SnapshotsRetained int `yaml:"snapshots_retained"`
 	// LogCacheSize is how many recent log entries are cached in memory in
-	// front of the Pebble log store; negative disables the cache.
+	// front of the log store; negative disables the cache.
 	LogCacheSize int `yaml:"log_cache_size"`
 }
 
@@ -105,8 +116,8 @@ const (
 // ErrInvalidConfig is wrapped by every Validate error.
 var ErrInvalidConfig = errors.New("raftnode: invalid config")
 
-// RegisterFlags registers the tunable fields (not DB, FSM, Logger or
-// LogPrefix, which only code can set) with their defaults and help text.
+// RegisterFlags registers the tunable fields (not DB, LogPrefix, LogStore,
+// StableStore, FSM or Logger, which only code can set) with their defaults and help text.
 func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.ID, prefix+"id", DefaultID, "Raft server ID of this node.")
 	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory for Raft snapshots.")
@@ -171,15 +182,20 @@ func setDefault[T comparable](p *T, def T) {
 // Validate reports whether the config can start a node. Call EnsureDefaults
 // first.
 func (c *Config) Validate() error {
+	ownStores := c.LogStore != nil || c.StableStore != nil
 	switch {
-	case c.DB == nil:
-		return fmt.Errorf("%w: DB is nil", ErrInvalidConfig)
+	case ownStores && (c.LogStore == nil || c.StableStore == nil):
+		return fmt.Errorf("%w: LogStore and StableStore must be set together", ErrInvalidConfig)
+	case ownStores && (c.DB != nil || len(c.LogPrefix) > 0):
+		return fmt.Errorf("%w: DB and LogPrefix must be unset when LogStore and StableStore are set", ErrInvalidConfig)
+	case !ownStores && c.DB == nil:
+		return fmt.Errorf("%w: DB is nil (and no LogStore and StableStore)", ErrInvalidConfig)
+	case !ownStores && len(c.LogPrefix) == 0:
+		return fmt.Errorf("%w: LogPrefix is empty", ErrInvalidConfig)
 	case c.FSM == nil:
 		return fmt.Errorf("%w: FSM is nil", ErrInvalidConfig)
 	case c.Dir == "":
 		return fmt.Errorf("%w: Dir is empty", ErrInvalidConfig)
-	case len(c.LogPrefix) == 0:
-		return fmt.Errorf("%w: LogPrefix is empty", ErrInvalidConfig)
 	}
 	if err := c.validatePeers(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

@@ -1,7 +1,9 @@
-// Package raftnode runs one hashicorp/raft node whose log and stable store
-// live in a Pebble DB (Config.DB), which the FSM may share (the metadata
-// service does) or not (bookie shards keep their state in a second,
-// WAL-less Pebble instance; see package bookie).
+// Package raftnode runs one hashicorp/raft node. Its log and stable store
+// live either in a Pebble DB (Config.DB, under Config.LogPrefix, through
+// internal/raftstore), which the FSM may share (the metadata service does),
+// or in stores the caller supplies (Config.LogStore and Config.StableStore:
+// bookie shards keep their log in hashicorp/raft-wal segment files and their
+// state in a WAL-less Pebble instance; see package bookie).
 //
 // A Node is what the metadata service and every bookie shard build on. Open
 // starts the node, bootstrapping the initial voters on the first start, and
@@ -33,17 +35,23 @@
 //
 // # Durability contract
 //
-// The Raft log is stored by internal/raftstore under Config.LogPrefix in
-// Config.DB, and every log write is a pebble.Sync batch. The rules below are
-// written for an FSM that shares that DB; an FSM with its own DB follows the
-// same rules with its own means of durability (package bookie: no WAL, and
-// a Flush before Raft may truncate). FSMs built on a Node must follow these
-// rules:
+// The log store must make what it writes durable before it returns:
+// internal/raftstore writes every log batch as a pebble.Sync batch (the
+// default, Config.DB), and a caller's own LogStore and StableStore must do
+// the same (hashicorp/raft-wal fsyncs each StoreLogs before it returns and
+// commits its metadata and stable keys synchronously). A command is
+// acknowledged only after its entry is durable in a majority's logs and
+// applied on the leader, so an acknowledged command survives a crash even
+// if the FSM's own writes do not: the FSM's writes may lag the log, and the
+// log repairs them. FSMs built on a Node must follow these rules:
 //
-//  1. Apply writes the FSM's state changes with pebble.NoSync, and writes the
-//     Raft index of the entry it applied in the same batch (the "applied
-//     index"). NoSync is enough because the next synced log write flushes the
-//     shared WAL, FSM writes included; a crash can lose only a suffix of FSM
+//  1. Apply writes the FSM's state changes without syncing, and writes the
+//     Raft index of the entry it applied in the same atomic batch (the
+//     "applied index"). An FSM that shares the log's DB writes with
+//     pebble.NoSync: the next synced log write flushes the shared WAL, FSM
+//     writes included. An FSM with its own store may keep no WAL at all
+//     (package bookie): its writes reach the disk when its memtables flush,
+//     in commit order. Either way a crash loses at most a suffix of FSM
 //     writes whose log entries are already durable.
 //  2. Apply skips every entry whose index is <= its stored applied index. On
 //     restart Raft replays all entries after its last snapshot
@@ -52,12 +60,18 @@
 //     already applied must not be applied twice, and those whose writes were
 //     lost in a crash are applied again here.
 //  3. FSM.Snapshot (or at the latest FSMSnapshot.Persist, before it returns)
-//     makes the FSM state durable, e.g. db.LogData(nil, pebble.Sync) or
-//     db.Flush. Raft truncates the log up to the snapshot index after a
-//     snapshot, so no entry whose effects could still be lost may be deleted.
+//     makes the FSM state durable, e.g. db.LogData(nil, pebble.Sync) for an
+//     FSM sharing the log's DB, or db.Flush for a WAL-less one. Raft
+//     truncates the log up to the snapshot index after a snapshot, so no
+//     entry whose effects could still be lost may be deleted.
 //  4. Restore replaces the whole FSM state (including the applied index) with
-//     the snapshot's; it is used when a follower is too far behind, or by an
-//     operator restore.
+//     the snapshot's, and makes it durable before it returns (Raft
+//     truncates its log after a restore); it is used when a follower is too
+//     far behind, or by an operator restore.
+//
+// Whoever owns the stores closes them after Node.Close, the FSM's first
+// (a WAL-less FSM flushes on close, so the next start replays nothing),
+// then the log's.
 //
 // Responses: whatever FSM.Apply returns is what Node.Apply returns; an error
 // value is returned as Apply's error, so FSMs report rejected commands (e.g.

@@ -30,6 +30,20 @@ func newHCLogAdapter(l *slog.Logger, level hclog.Level) *hclogAdapter {
 	return a
 }
 
+// NewHCLogger returns an hclog.Logger that writes to l, named name, at
+// level (a level name as in Config.LogLevel: trace, debug, info, warn or
+// error) and above. It is for hashicorp libraries that work beside a Node,
+// such as a LogStore that logs (hashicorp/raft-wal).
+func NewHCLogger(l *slog.Logger, name, level string) (hclog.Logger, error) {
+	lv, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	a := newHCLogAdapter(l, lv)
+	a.name = name
+	return a, nil
+}
+
 // parseLevel parses a level name into an hclog level.
 func parseLevel(s string) (hclog.Level, error) {
 	switch l := hclog.LevelFromString(s); l {

@@ -21,7 +21,7 @@ var ErrClosed = errors.New("raftnode: closed")
 // Node is one running Raft node. Its methods are safe for concurrent use.
 type Node struct {
 	raft         *raft.Raft
-	store        *raftstore.Store
+	logs         raft.LogStore // the log store, without the cache in front
 	logger       *slog.Logger
 	closeTimeout time.Duration
 	trans        closableTransport
@@ -63,15 +63,21 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	logger := cfg.Logger.With("raft_id", cfg.ID)
 	hl := newHCLogAdapter(logger, level)
 
-	store, err := raftstore.New(cfg.DB, cfg.LogPrefix)
-	if err != nil {
-		return nil, err
+	logs, stable := cfg.LogStore, cfg.StableStore
+	if logs == nil {
+		store, err := raftstore.New(cfg.DB, cfg.LogPrefix)
+		if err != nil {
+			return nil, err
+		}
+		logs, stable = store, store
 	}
-	var logs raft.LogStore = store
+	stored := logs
 	if cfg.LogCacheSize > 0 {
-		if logs, err = raft.NewLogCache(cfg.LogCacheSize, store); err != nil {
+		cached, err := raft.NewLogCache(cfg.LogCacheSize, logs)
+		if err != nil {
 			return nil, fmt.Errorf("raftnode: %w", err)
 		}
+		logs = cached
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hl.Named("snapshot"))
 	if err != nil {
@@ -83,25 +89,25 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	rc := cfg.raftConfig(hl)
 
-	existing, err := raft.HasExistingState(logs, store, snaps)
+	existing, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		_ = trans.Close()
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
 	if !existing {
 		boot := cfg.voters(addr)
-		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, boot); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, stable, snaps, trans, boot); err != nil {
 			_ = trans.Close()
 			return nil, fmt.Errorf("raftnode: bootstrap: %w", err)
 		}
 		logger.Info("bootstrapped the raft configuration", "voters", len(boot.Servers))
 	}
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, trans)
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, stable, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
-	n := &Node{raft: r, store: store, logger: logger, closeTimeout: cfg.CloseTimeout, trans: trans, abandoned: make(chan struct{})}
+	n := &Node{raft: r, logs: stored, logger: logger, closeTimeout: cfg.CloseTimeout, trans: trans, abandoned: make(chan struct{})}
 	if err := n.waitReady(ctx); err != nil {
 		_ = n.Close()
 		return nil, err
@@ -253,8 +259,8 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // Config.CloseTimeout, then shuts Raft down and waits for its goroutines.
 // When the wait times out (a node that lost its majority cannot finish its
 // commands), the callers still waiting get ErrClosed; their outcome is
-// unknown. It does not close the DB; its owner does that after Close. Close
-// is idempotent.
+// unknown. It does not close the DB (or the LogStore and StableStore); their
+// owner does that after Close. Close is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()

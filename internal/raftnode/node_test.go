@@ -256,8 +256,8 @@ func TestSnapshotTruncatesTheLogAndStateSurvivesAReopen(t *testing.T) {
 	if _, _, snaps := fsm.stats(); snaps != 1 {
 		t.Fatalf("FSM.Snapshot called %d times, want 1", snaps)
 	}
-	first, _ := n.store.FirstIndex()
-	last, _ := n.store.LastIndex()
+	first, _ := n.logs.FirstIndex()
+	last, _ := n.logs.LastIndex()
 	if last-first+1 != trailing {
 		t.Fatalf("log after snapshot holds [%d, %d], want the last %d entries", first, last, trailing)
 	}
@@ -274,6 +274,84 @@ func TestSnapshotTruncatesTheLogAndStateSurvivesAReopen(t *testing.T) {
 	}
 	if snap := n.Raft().Stats()["last_snapshot_index"]; snap == "0" {
 		t.Fatalf("reopened node does not know its snapshot: last_snapshot_index = %s", snap)
+	}
+}
+
+func TestANodeKeepsItsLogInTheCallersOwnStores(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	store := raft.NewInmemStore() // kept across the reopen, as a WAL on disk would be
+	own := func(c *Config) {
+		c.DB, c.LogPrefix = nil, nil
+		c.LogStore, c.StableStore = store, store
+	}
+	n, _ := e.open(own)
+	for range 10 {
+		incr(t, n, "a")
+	}
+	if last, _ := store.LastIndex(); last < 10 {
+		t.Fatalf("the caller's log store ends at index %d, want the 10 commands in it", last)
+	}
+	if term, _ := store.GetUint64([]byte("CurrentTerm")); term == 0 {
+		t.Fatal("the caller's stable store holds no current term")
+	}
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte("raft/"), UpperBound: []byte("raft0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.First() {
+		t.Errorf("the DB holds Raft key %q although the caller supplied its own stores", it.Key())
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n, fsm := e.open(own)
+	if _, applies, _ := fsm.stats(); applies != 0 {
+		t.Fatalf("reopened FSM applied %d entries, want 0 (all were applied before)", applies)
+	}
+	if got := incr(t, n, "a"); got != 11 {
+		t.Fatalf("incr after reopen = %d, want 11", got)
+	}
+}
+
+func TestConfigNamesExactlyOneHomeForTheLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	fsm, err := newCounterFSM(e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := raft.NewInmemStore()
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"a DB and a log prefix", func(c *Config) { c.DB, c.LogPrefix = e.db, []byte("raft/") }, true},
+		{"a log store and a stable store", func(c *Config) { c.LogStore, c.StableStore = store, store }, true},
+		{"nothing", func(*Config) {}, false},
+		{"a DB without a log prefix", func(c *Config) { c.DB = e.db }, false},
+		{"a log store without a stable store", func(c *Config) { c.LogStore = store }, false},
+		{"a stable store without a log store", func(c *Config) { c.StableStore = store }, false},
+		{"both a DB and own stores", func(c *Config) {
+			c.DB, c.LogPrefix = e.db, []byte("raft/")
+			c.LogStore, c.StableStore = store, store
+		}, false},
+	} {
+		cfg := Config{Dir: e.dir, FSM: fsm}
+		tc.mod(&cfg)
+		cfg.EnsureDefaults()
+		err := cfg.Validate()
+		if tc.ok && err != nil {
+			t.Errorf("%s: Validate = %v, want nil", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", tc.name, err)
+		}
 	}
 }
 

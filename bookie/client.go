@@ -31,6 +31,9 @@ var (
 	// because its disk has less free space than ShardConfig.MinFreeBytes;
 	// nothing was written. Reads, seals and deletes still work.
 	ErrDiskFull = errors.New("bookie: disk full")
+	// ErrUnknownShard means the bookie asked hosts no replica of the shard
+	// named, or no shard of that ID is registered.
+	ErrUnknownShard = errors.New("bookie: unknown shard")
 )
 
 // SegmentState is where a segment is in its lifecycle.

@@ -48,15 +48,16 @@ import (
 // context.DeadlineExceeded, or the gRPC status error itself for a call
 // that failed for another reason.
 type RemoteClient struct {
-	dial   []grpc.DialOption
-	addrs  []string              // the replicas given to DialShard
-	fixed  bookiepb.BookieClient // NewRemoteClient's: one connection, no leader-following
-	closed atomic.Bool
-	next   atomic.Uint64 // round robin over addrs while no leader is known
+	shard     string // sent with every request; "" for a process's only shard
+	conns     *Conns
+	ownsConns bool                  // DialShard's: Close closes them
+	addrs     []string              // the replicas given to DialShard
+	fixed     bookiepb.BookieClient // NewRemoteClient's: one connection, no leader-following
+	closed    atomic.Bool
+	next      atomic.Uint64 // round robin over addrs while no leader is known
 
 	mu struct {
 		sync.Mutex
-		conns  map[string]*grpc.ClientConn
 		leader string // gRPC address of the leader, "" when unknown
 	}
 }
@@ -82,16 +83,42 @@ func Dial(ctx context.Context, addr string, opts ...grpc.DialOption) (*RemoteCli
 }
 
 // DialShard returns a client of the shard whose replicas serve gRPC at
-// addrs, once a connection to one of them is ready (or ctx is done). Without
-// options it uses plaintext; opts are applied after the defaults, so they
-// can add transport credentials or a custom dialer. Connections reconnect
-// by themselves after failures; Close closes them.
+// addrs (processes hosting that one shard), once a connection to one of
+// them is ready (or ctx is done). Without options it uses plaintext; opts
+// are applied after the defaults, so they can add transport credentials or
+// a custom dialer. Connections reconnect by themselves after failures;
+// Close closes them. To reach several shards over shared connections, use
+// Conns.
 func DialShard(ctx context.Context, addrs []string, opts ...grpc.DialOption) (*RemoteClient, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: no bookie addresses to dial", ErrInvalidConfig)
 	}
-	c := &RemoteClient{addrs: slices.Clone(addrs)}
-	c.dial = append([]grpc.DialOption{
+	conns := NewConns(opts...)
+	c := conns.Shard("", addrs)
+	c.ownsConns = true
+	if err := conns.waitAny(ctx, addrs); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Conns is a set of gRPC connections to bookie processes, one per address,
+// shared by the clients of every shard those processes host (Shard). It is
+// safe for concurrent use.
+type Conns struct {
+	dial []grpc.DialOption
+	mu   struct {
+		sync.Mutex
+		conns map[string]*grpc.ClientConn // nil once closed
+	}
+}
+
+// NewConns returns an empty set of connections; they are made on first
+// use. Without options they are plaintext; opts are applied after the
+// defaults, so they can add transport credentials or a custom dialer.
+func NewConns(opts ...grpc.DialOption) *Conns {
+	p := &Conns{dial: append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithInitialWindowSize(grpcStreamWindow),
 		grpc.WithInitialConnWindowSize(grpcConnWindow),
@@ -104,24 +131,66 @@ func DialShard(ctx context.Context, addrs []string, opts ...grpc.DialOption) (*R
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
-	}, opts...)
-	c.mu.conns = map[string]*grpc.ClientConn{}
+	}, opts...)}
+	p.mu.conns = map[string]*grpc.ClientConn{}
+	return p
+}
+
+// Shard returns a client of the shard with the given ID whose replicas
+// serve gRPC at addrs, over the set's connections. It does not wait for
+// a connection; its calls do. Closing it leaves the connections open.
+func (p *Conns) Shard(id string, addrs []string) *RemoteClient {
+	return &RemoteClient{shard: id, conns: p, addrs: slices.Clone(addrs)}
+}
+
+// Close closes every connection; the clients using them fail their calls.
+func (p *Conns) Close() error {
+	p.mu.Lock()
+	conns := p.mu.conns
+	p.mu.conns = nil
+	p.mu.Unlock()
+	var errs []error
+	for _, cc := range conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// conn returns the connection to addr, creating it on first use.
+func (p *Conns) conn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.conns == nil {
+		return nil, ErrClosed
+	}
+	if cc, ok := p.mu.conns[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpc.NewClient(addr, p.dial...)
+	if err != nil {
+		return nil, fmt.Errorf("bookie: dialing %s: %w", addr, err)
+	}
+	p.mu.conns[addr] = cc
+	return cc, nil
+}
+
+// waitAny connects to addrs and waits until one connection is ready or
+// ctx is done.
+func (p *Conns) waitAny(ctx context.Context, addrs []string) error {
 	var ccs []*grpc.ClientConn
-	for _, a := range c.addrs {
-		cc, err := c.conn(a)
+	for _, a := range addrs {
+		cc, err := p.conn(a)
 		if err != nil {
-			_ = c.Close()
-			return nil, err
+			return err
 		}
 		cc.Connect()
 		ccs = append(ccs, cc)
 	}
-	// Wait for any replica to be reachable, polling the states: WaitForStateChange
-	// watches one connection at a time.
+	// Poll the states: WaitForStateChange watches one connection at a time.
 	for {
 		for _, cc := range ccs {
 			if cc.GetState() == connectivity.Ready {
-				return c, nil
+				return nil
 			}
 		}
 		waitCtx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -129,8 +198,7 @@ func DialShard(ctx context.Context, addrs []string, opts ...grpc.DialOption) (*R
 		ccs[0].WaitForStateChange(waitCtx, s)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("bookie: dialing %s (connection %s): %w", strings.Join(addrs, ","), s, err)
+			return fmt.Errorf("bookie: dialing %s (connection %s): %w", strings.Join(addrs, ","), s, err)
 		}
 	}
 }
@@ -152,20 +220,13 @@ func (c *RemoteClient) Leader() string {
 }
 
 // Close makes later calls fail with ErrClosed and closes the connections
-// DialShard made; calls in flight fail. Close is idempotent.
+// DialShard made (not those of a Conns it came from); calls in flight on
+// them fail. Close is idempotent.
 func (c *RemoteClient) Close() error {
-	if c.closed.Swap(true) {
+	if c.closed.Swap(true) || !c.ownsConns {
 		return nil
 	}
-	c.mu.Lock()
-	conns := c.mu.conns
-	c.mu.conns = nil
-	c.mu.Unlock()
-	var errs []error
-	for _, cc := range conns {
-		errs = append(errs, cc.Close())
-	}
-	return errors.Join(errs...)
+	return c.conns.Close()
 }
 
 // wrap converts a call's error to a bookie error.
@@ -215,7 +276,7 @@ func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, call func(con
 			pause = min(2*pause, retryMax)
 		}
 		addr := c.target()
-		cc, err := c.conn(addr)
+		cc, err := c.conns.conn(addr)
 		if err != nil {
 			return err
 		}
@@ -317,24 +378,6 @@ func (c *RemoteClient) forget(addr string) {
 	c.mu.Unlock()
 }
 
-// conn returns the connection to addr, creating it on first use.
-func (c *RemoteClient) conn(addr string) (*grpc.ClientConn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.mu.conns == nil {
-		return nil, ErrClosed
-	}
-	if cc, ok := c.mu.conns[addr]; ok {
-		return cc, nil
-	}
-	cc, err := grpc.NewClient(addr, c.dial...)
-	if err != nil {
-		return nil, fmt.Errorf("bookie: dialing %s: %w", addr, err)
-	}
-	c.mu.conns[addr] = cc
-	return cc, nil
-}
-
 // connected waits until cc is ready, for at most connectTimeout; false
 // means the replica is unreachable now.
 func connected(ctx context.Context, cc *grpc.ClientConn) bool {
@@ -370,7 +413,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // CreateSegment implements Client.
 func (c *RemoteClient) CreateSegment(ctx context.Context, segment uint64, startOffset int64, epoch uint64) error {
 	return c.do(ctx, retryIfUnsent, func(ctx context.Context, rpc bookiepb.BookieClient) error {
-		_, err := rpc.CreateSegment(ctx, &bookiepb.CreateSegmentRequest{Segment: segment, StartOffset: startOffset, Epoch: epoch})
+		_, err := rpc.CreateSegment(ctx, &bookiepb.CreateSegmentRequest{Shard: c.shard, Segment: segment, StartOffset: startOffset, Epoch: epoch})
 		return err
 	})
 }
@@ -381,7 +424,7 @@ func (c *RemoteClient) CreateSegment(ctx context.Context, segment uint64, startO
 func (c *RemoteClient) Append(ctx context.Context, req AppendRequest) (int64, error) {
 	var resp *bookiepb.AppendResponse
 	err := c.do(ctx, retryIfUnsent, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
-		resp, err = rpc.Append(ctx, &bookiepb.AppendRequest{Segment: req.Segment, Epoch: req.Epoch, Entries: req.Entries})
+		resp, err = rpc.Append(ctx, &bookiepb.AppendRequest{Shard: c.shard, Segment: req.Segment, Epoch: req.Epoch, Entries: req.Entries})
 		return err
 	})
 	if err != nil {
@@ -394,7 +437,7 @@ func (c *RemoteClient) Append(ctx context.Context, req AppendRequest) (int64, er
 func (c *RemoteClient) Seal(ctx context.Context, segment uint64, epoch uint64, startOffset int64) (SegmentInfo, error) {
 	var resp *bookiepb.SealResponse
 	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
-		resp, err = rpc.Seal(ctx, &bookiepb.SealRequest{Segment: segment, Epoch: epoch, StartOffset: startOffset})
+		resp, err = rpc.Seal(ctx, &bookiepb.SealRequest{Shard: c.shard, Segment: segment, Epoch: epoch, StartOffset: startOffset})
 		return err
 	})
 	if err != nil {
@@ -410,7 +453,7 @@ func (c *RemoteClient) Seal(ctx context.Context, segment uint64, epoch uint64, s
 func (c *RemoteClient) Read(ctx context.Context, segment uint64, fromOffset int64, maxBytes int) ([]Entry, error) {
 	var resp *bookiepb.ReadResponse
 	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
-		resp, err = rpc.Read(ctx, &bookiepb.ReadRequest{Segment: segment, FromOffset: fromOffset, MaxBytes: int64(maxBytes), FollowerRead: followerReads(ctx)})
+		resp, err = rpc.Read(ctx, &bookiepb.ReadRequest{Shard: c.shard, Segment: segment, FromOffset: fromOffset, MaxBytes: int64(maxBytes), FollowerRead: followerReads(ctx)})
 		return err
 	})
 	if err != nil {
@@ -440,7 +483,7 @@ func entriesFromPB(segment uint64, pbs []*bookiepb.Entry) ([]Entry, error) {
 func (c *RemoteClient) Info(ctx context.Context, segment uint64) (SegmentInfo, error) {
 	var resp *bookiepb.InfoResponse
 	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
-		resp, err = rpc.Info(ctx, &bookiepb.InfoRequest{Segment: segment, FollowerRead: followerReads(ctx)})
+		resp, err = rpc.Info(ctx, &bookiepb.InfoRequest{Shard: c.shard, Segment: segment, FollowerRead: followerReads(ctx)})
 		return err
 	})
 	if err != nil {
@@ -452,7 +495,7 @@ func (c *RemoteClient) Info(ctx context.Context, segment uint64) (SegmentInfo, e
 // DeleteSegment implements Client.
 func (c *RemoteClient) DeleteSegment(ctx context.Context, segment uint64) error {
 	return c.do(ctx, retryIfUnsent, func(ctx context.Context, rpc bookiepb.BookieClient) error {
-		_, err := rpc.Delete(ctx, &bookiepb.DeleteRequest{Segment: segment})
+		_, err := rpc.Delete(ctx, &bookiepb.DeleteRequest{Shard: c.shard, Segment: segment})
 		return err
 	})
 }

@@ -22,7 +22,7 @@ import (
 func serveGRPC(tb testing.TB, c bookie.Client, lis net.Listener) {
 	tb.Helper()
 	srv := grpc.NewServer(bookie.GRPCServerOptions()...)
-	bookie.NewGRPCServer(c, nil).Register(srv)
+	bookie.NewGRPCServer(map[string]bookie.Client{"s1": c}, nil).Register(srv)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = srv.Serve(lis) })
 	tb.Cleanup(func() {

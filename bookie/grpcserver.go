@@ -2,12 +2,15 @@ package bookie
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 
 	"github.com/magnetar-mq/magnetar/bookie/bookiepb"
 )
@@ -62,26 +65,49 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 }
 
-// GRPCServer serves a Client (a *Shard, usually) as the bookie gRPC
-// service. It is a thin transport: every request becomes one call of the
-// Client with the request's context, and every error a status whose
-// ErrorDetail names the bookie sentinel error. It holds no state and needs
-// no Close; the owner of the grpc.Server stops it.
+// GRPCServer serves the shards of a bookie process (usually *Shards) as
+// the bookie gRPC service. It is a thin transport: every request becomes
+// one call of the Client of the shard it names, with the request's
+// context, and every error a status whose ErrorDetail names the bookie
+// sentinel error. It holds no state and needs no Close; the owner of the
+// grpc.Server stops it.
 type GRPCServer struct {
 	bookiepb.UnimplementedBookieServer
-	c   Client
-	log *slog.Logger
+	shards map[string]Client
+	only   Client // the one shard, when there is exactly one
+	log    *slog.Logger
 }
 
 var _ bookiepb.BookieServer = (*GRPCServer)(nil)
 
-// NewGRPCServer returns the gRPC service of c. log (nil discards) receives
-// errors that are not bookie errors.
-func NewGRPCServer(c Client, log *slog.Logger) *GRPCServer {
+// NewGRPCServer returns the gRPC service of shards, by shard ID. A request
+// that names no shard goes to the only one, if there is exactly one. log
+// (nil discards) receives errors that are not bookie errors.
+func NewGRPCServer(shards map[string]Client, log *slog.Logger) *GRPCServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &GRPCServer{c: c, log: log.With("component", "bookie-grpc")}
+	s := &GRPCServer{shards: maps.Clone(shards), log: log.With("component", "bookie-grpc")}
+	if len(shards) == 1 {
+		for _, c := range shards {
+			s.only = c
+		}
+	}
+	return s
+}
+
+// shard returns the Client of the shard a request names.
+func (s *GRPCServer) shard(id string) (Client, error) {
+	if id == "" && s.only != nil {
+		return s.only, nil
+	}
+	if c, ok := s.shards[id]; ok {
+		return c, nil
+	}
+	if id == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "bookie: the request names no shard and this process hosts %d", len(s.shards))
+	}
+	return nil, toStatus(fmt.Errorf("%w: %q", ErrUnknownShard, id), codes.NotFound)
 }
 
 // Register adds the service to g.
@@ -98,7 +124,11 @@ func (s *GRPCServer) status(method string, err error, corruptCode codes.Code) er
 
 // CreateSegment implements bookiepb.BookieServer.
 func (s *GRPCServer) CreateSegment(ctx context.Context, req *bookiepb.CreateSegmentRequest) (*bookiepb.CreateSegmentResponse, error) {
-	if err := s.c.CreateSegment(ctx, req.GetSegment(), req.GetStartOffset(), req.GetEpoch()); err != nil {
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CreateSegment(ctx, req.GetSegment(), req.GetStartOffset(), req.GetEpoch()); err != nil {
 		return nil, s.status("CreateSegment", err, codes.InvalidArgument)
 	}
 	return &bookiepb.CreateSegmentResponse{}, nil
@@ -108,7 +138,11 @@ func (s *GRPCServer) CreateSegment(ctx context.Context, req *bookiepb.CreateSegm
 // handed to the Client as they are: they were unmarshaled into buffers of
 // their own.
 func (s *GRPCServer) Append(ctx context.Context, req *bookiepb.AppendRequest) (*bookiepb.AppendResponse, error) {
-	next, err := s.c.Append(ctx, AppendRequest{Segment: req.GetSegment(), Epoch: req.GetEpoch(), Entries: req.GetEntries()})
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
+	next, err := c.Append(ctx, AppendRequest{Segment: req.GetSegment(), Epoch: req.GetEpoch(), Entries: req.GetEntries()})
 	if err != nil {
 		return nil, s.status("Append", err, codes.InvalidArgument)
 	}
@@ -117,7 +151,11 @@ func (s *GRPCServer) Append(ctx context.Context, req *bookiepb.AppendRequest) (*
 
 // Seal implements bookiepb.BookieServer.
 func (s *GRPCServer) Seal(ctx context.Context, req *bookiepb.SealRequest) (*bookiepb.SealResponse, error) {
-	info, err := s.c.Seal(ctx, req.GetSegment(), req.GetEpoch(), req.GetStartOffset())
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
+	info, err := c.Seal(ctx, req.GetSegment(), req.GetEpoch(), req.GetStartOffset())
 	if err != nil {
 		return nil, s.status("Seal", err, codes.DataLoss)
 	}
@@ -126,11 +164,15 @@ func (s *GRPCServer) Seal(ctx context.Context, req *bookiepb.SealRequest) (*book
 
 // Read implements bookiepb.BookieServer. maxBytes is capped at 16 MiB.
 func (s *GRPCServer) Read(ctx context.Context, req *bookiepb.ReadRequest) (*bookiepb.ReadResponse, error) {
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
 	maxBytes := int(min(max(req.GetMaxBytes(), 0), maxGRPCReadBytes))
 	if req.GetFollowerRead() {
 		ctx = WithFollowerReads(ctx)
 	}
-	entries, err := s.c.Read(ctx, req.GetSegment(), req.GetFromOffset(), maxBytes)
+	entries, err := c.Read(ctx, req.GetSegment(), req.GetFromOffset(), maxBytes)
 	if err != nil {
 		return nil, s.status("Read", err, codes.DataLoss)
 	}
@@ -145,10 +187,14 @@ func (s *GRPCServer) Read(ctx context.Context, req *bookiepb.ReadRequest) (*book
 
 // Info implements bookiepb.BookieServer.
 func (s *GRPCServer) Info(ctx context.Context, req *bookiepb.InfoRequest) (*bookiepb.InfoResponse, error) {
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
 	if req.GetFollowerRead() {
 		ctx = WithFollowerReads(ctx)
 	}
-	info, err := s.c.Info(ctx, req.GetSegment())
+	info, err := c.Info(ctx, req.GetSegment())
 	if err != nil {
 		return nil, s.status("Info", err, codes.DataLoss)
 	}
@@ -157,7 +203,11 @@ func (s *GRPCServer) Info(ctx context.Context, req *bookiepb.InfoRequest) (*book
 
 // Delete implements bookiepb.BookieServer.
 func (s *GRPCServer) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*bookiepb.DeleteResponse, error) {
-	if err := s.c.DeleteSegment(ctx, req.GetSegment()); err != nil {
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.DeleteSegment(ctx, req.GetSegment()); err != nil {
 		return nil, s.status("Delete", err, codes.DataLoss)
 	}
 	return &bookiepb.DeleteResponse{}, nil

@@ -29,6 +29,7 @@ var wireErrors = []struct {
 	{ErrUnknownOutcome, bookiepb.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME, codes.Unavailable},
 	{ErrClosed, bookiepb.ErrorReason_ERROR_REASON_CLOSED, codes.Unavailable},
 	{ErrDiskFull, bookiepb.ErrorReason_ERROR_REASON_DISK_FULL, codes.ResourceExhausted},
+	{ErrUnknownShard, bookiepb.ErrorReason_ERROR_REASON_UNKNOWN_SHARD, codes.NotFound},
 }
 
 // toStatus converts an error of a Client to the status the service

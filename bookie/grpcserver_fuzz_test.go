@@ -79,7 +79,7 @@ func FuzzGRPCServer(f *testing.F) {
 	if _, err := s.Append(ctx, bookie.AppendRequest{Segment: 1, Epoch: 1, Entries: [][]byte{bookietest.BatchN(f, 0, 3)}}); err != nil {
 		f.Fatal(err)
 	}
-	srv := bookie.NewGRPCServer(s, nil)
+	srv := bookie.NewGRPCServer(map[string]bookie.Client{"s1": s}, nil)
 
 	seed := func(method int, m proto.Message) {
 		b, err := proto.Marshal(m)

@@ -7,6 +7,7 @@ var (
 	keyApplied   = []byte("bk/a")
 	keyRestoring = []byte("bk/r")
 	prefixMeta   = []byte("bk/m")
+	endMeta      = []byte("bk/n") // prefixMeta's end
 	prefixEntry  = []byte("bk/e")
 	// raftLogPrefix is where internal/raftnode keeps the Raft log.
 	raftLogPrefix = []byte("raft/")
@@ -16,7 +17,7 @@ var (
 // pairs; Restore replaces exactly these.
 var fsmSpans = [][2][]byte{
 	{keyApplied, []byte("bk/b")},
-	{prefixMeta, []byte("bk/n")},
+	{prefixMeta, endMeta},
 	{prefixEntry, []byte("bk/f")},
 }
 

@@ -278,3 +278,32 @@ func TestEntriesSurviveRaftSnapshotsAndLogTruncation(t *testing.T) {
 	defer s.Close()
 	checkAcked(t, s, acked)
 }
+
+// Usage sums what the replica stores: segments, open ones, entry bytes;
+// a seal and a delete show in it.
+func TestShardUsageCountsSegmentsAndBytes(t *testing.T) {
+	s := openShard(t, t.TempDir())
+	defer s.Close()
+	for seg := uint64(1); seg <= 3; seg++ {
+		if err := s.CreateSegment(ctx, seg, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := bookietest.BatchN(t, 0, 5)
+	if _, err := s.Append(ctx, bookie.AppendRequest{Segment: 1, Epoch: 1, Entries: [][]byte{e}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Seal(ctx, 2, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSegment(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (bookie.Usage{Segments: 2, OpenSegments: 1, Bytes: int64(len(e))}); u != want {
+		t.Fatalf("usage %+v, want %+v", u, want)
+	}
+}

@@ -1,5 +1,6 @@
 // The bookie segment-store service: what a broker calls to create, append
-// to, seal, read and delete segments on one bookie shard. It mirrors the Go
+// to, seal, read and delete segments on a bookie shard. A bookie process
+// may host several shards; every request names the one it is for. It mirrors the Go
 // interface bookie.Client; see bookie/doc.go for the model (epochs,
 // fencing, dense offsets).
 
@@ -58,6 +59,9 @@ const (
 	// has less free space than its reserve; nothing was written (code
 	// RESOURCE_EXHAUSTED).
 	ErrorReason_ERROR_REASON_DISK_FULL ErrorReason = 10
+	// bookie.ErrUnknownShard: the process hosts no replica of the shard the
+	// request named (code NOT_FOUND).
+	ErrorReason_ERROR_REASON_UNKNOWN_SHARD ErrorReason = 11
 )
 
 // Enum value maps for ErrorReason.
@@ -74,6 +78,7 @@ var (
 		8:  "ERROR_REASON_NOT_LEADER",
 		9:  "ERROR_REASON_UNKNOWN_OUTCOME",
 		10: "ERROR_REASON_DISK_FULL",
+		11: "ERROR_REASON_UNKNOWN_SHARD",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":       0,
@@ -87,6 +92,7 @@ var (
 		"ERROR_REASON_NOT_LEADER":        8,
 		"ERROR_REASON_UNKNOWN_OUTCOME":   9,
 		"ERROR_REASON_DISK_FULL":         10,
+		"ERROR_REASON_UNKNOWN_SHARD":     11,
 	}
 )
 
@@ -318,10 +324,12 @@ func (x *SegmentInfo) GetBytes() int64 {
 }
 
 type CreateSegmentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Segment       uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
-	StartOffset   int64                  `protobuf:"varint,2,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Segment     uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	StartOffset int64                  `protobuf:"varint,2,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	Epoch       uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +385,13 @@ func (x *CreateSegmentRequest) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *CreateSegmentRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
+}
+
 type CreateSegmentResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -419,7 +434,9 @@ type AppendRequest struct {
 	Epoch   uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Kafka RecordBatch v2 bytes with base offsets set, dense from the
 	// segment's next offset.
-	Entries       [][]byte `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries [][]byte `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,6 +492,13 @@ func (x *AppendRequest) GetEntries() [][]byte {
 	return nil
 }
 
+func (x *AppendRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
+}
+
 type AppendResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NextOffset    int64                  `protobuf:"varint,1,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
@@ -524,7 +548,9 @@ type SealRequest struct {
 	Segment uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
 	Epoch   uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Where an unknown segment is recorded sealed and empty.
-	StartOffset   int64 `protobuf:"varint,3,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	StartOffset int64 `protobuf:"varint,3,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -578,6 +604,13 @@ func (x *SealRequest) GetStartOffset() int64 {
 		return x.StartOffset
 	}
 	return 0
+}
+
+func (x *SealRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
 }
 
 type SealResponse struct {
@@ -634,7 +667,9 @@ type ReadRequest struct {
 	MaxBytes int64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// follower_read lets any replica answer from the entries it has applied
 	// (see bookie.WithFollowerReads); otherwise only the leader answers.
-	FollowerRead  bool `protobuf:"varint,4,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
+	FollowerRead bool `protobuf:"varint,4,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -695,6 +730,13 @@ func (x *ReadRequest) GetFollowerRead() bool {
 		return x.FollowerRead
 	}
 	return false
+}
+
+func (x *ReadRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
 }
 
 // Entry is one stored record batch.
@@ -806,7 +848,9 @@ type InfoRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Segment uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
 	// follower_read lets any replica answer from its applied state.
-	FollowerRead  bool `protobuf:"varint,2,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
+	FollowerRead bool `protobuf:"varint,2,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +899,13 @@ func (x *InfoRequest) GetFollowerRead() bool {
 	return false
 }
 
+func (x *InfoRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
+}
+
 type InfoResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Info          *SegmentInfo           `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
@@ -900,8 +951,10 @@ func (x *InfoResponse) GetInfo() *SegmentInfo {
 }
 
 type DeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Segment       uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Segment uint64                 `protobuf:"varint,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -941,6 +994,13 @@ func (x *DeleteRequest) GetSegment() uint64 {
 		return x.Segment
 	}
 	return 0
+}
+
+func (x *DeleteRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
 }
 
 type DeleteResponse struct {
@@ -996,31 +1056,35 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\fstart_offset\x18\x04 \x01(\x03R\vstartOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x05 \x01(\x03R\n" +
 	"nextOffset\x12\x14\n" +
-	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\"i\n" +
+	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\"\x7f\n" +
 	"\x14CreateSegmentRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12!\n" +
 	"\fstart_offset\x18\x02 \x01(\x03R\vstartOffset\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"\x17\n" +
-	"\x15CreateSegmentResponse\"Y\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"\x17\n" +
+	"\x15CreateSegmentResponse\"o\n" +
 	"\rAppendRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
-	"\aentries\x18\x03 \x03(\fR\aentries\"1\n" +
+	"\aentries\x18\x03 \x03(\fR\aentries\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"1\n" +
 	"\x0eAppendResponse\x12\x1f\n" +
 	"\vnext_offset\x18\x01 \x01(\x03R\n" +
-	"nextOffset\"`\n" +
+	"nextOffset\"v\n" +
 	"\vSealRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
-	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\"C\n" +
+	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"C\n" +
 	"\fSealResponse\x123\n" +
-	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\"\x8a\x01\n" +
+	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\"\xa0\x01\n" +
 	"\vReadRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12\x1f\n" +
 	"\vfrom_offset\x18\x02 \x01(\x03R\n" +
 	"fromOffset\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\x12#\n" +
-	"\rfollower_read\x18\x04 \x01(\bR\ffollowerRead\"]\n" +
+	"\rfollower_read\x18\x04 \x01(\bR\ffollowerRead\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"]\n" +
 	"\x05Entry\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x03R\n" +
 	"baseOffset\x12\x1f\n" +
@@ -1028,15 +1092,17 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"lastOffset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"C\n" +
 	"\fReadResponse\x123\n" +
-	"\aentries\x18\x01 \x03(\v2\x19.magnetar.bookie.v1.EntryR\aentries\"L\n" +
+	"\aentries\x18\x01 \x03(\v2\x19.magnetar.bookie.v1.EntryR\aentries\"b\n" +
 	"\vInfoRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12#\n" +
-	"\rfollower_read\x18\x02 \x01(\bR\ffollowerRead\"C\n" +
+	"\rfollower_read\x18\x02 \x01(\bR\ffollowerRead\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"C\n" +
 	"\fInfoResponse\x123\n" +
-	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\")\n" +
+	"\x04info\x18\x01 \x01(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\x04info\"?\n" +
 	"\rDeleteRequest\x12\x18\n" +
-	"\asegment\x18\x01 \x01(\x04R\asegment\"\x10\n" +
-	"\x0eDeleteResponse*\xd5\x02\n" +
+	"\asegment\x18\x01 \x01(\x04R\asegment\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"\x10\n" +
+	"\x0eDeleteResponse*\xf5\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eERROR_REASON_SEGMENT_NOT_FOUND\x10\x01\x12\x1f\n" +
@@ -1049,7 +1115,8 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\x17ERROR_REASON_NOT_LEADER\x10\b\x12 \n" +
 	"\x1cERROR_REASON_UNKNOWN_OUTCOME\x10\t\x12\x1a\n" +
 	"\x16ERROR_REASON_DISK_FULL\x10\n" +
-	"*_\n" +
+	"\x12\x1e\n" +
+	"\x1aERROR_REASON_UNKNOWN_SHARD\x10\v*_\n" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SEGMENT_STATE_OPEN\x10\x01\x12\x18\n" +

@@ -1,5 +1,6 @@
 // The bookie segment-store service: what a broker calls to create, append
-// to, seal, read and delete segments on one bookie shard. It mirrors the Go
+// to, seal, read and delete segments on a bookie shard. A bookie process
+// may host several shards; every request names the one it is for. It mirrors the Go
 // interface bookie.Client; see bookie/doc.go for the model (epochs,
 // fencing, dense offsets).
 

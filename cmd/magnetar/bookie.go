@@ -98,7 +98,7 @@ func runBookie(args []string) error {
 	}()
 
 	gs := grpc.NewServer(bookie.GRPCServerOptions()...)
-	bookie.NewGRPCServer(shard, log).Register(gs)
+	bookie.NewGRPCServer(map[string]bookie.Client{"": shard}, log).Register(gs)
 	// On shutdown the shard's Close drains the calls in flight; a call
 	// whose reply is lost is an unknown outcome the writer resolves by
 	// sealing.

@@ -14,4 +14,12 @@ var (
 	ErrConsumerBusy      = errors.New("broker: exclusive subscription already has a consumer")
 	ErrPartitionFailed   = errors.New("broker: partition unloaded after a storage error")
 	ErrClosed            = errors.New("broker: closed")
+
+	// Errors of appending producer-encoded batches and reading stored ones
+	// (AppendBatch, ReadBatches), which the Kafka adapter uses.
+	ErrCorruptBatch         = errors.New("broker: corrupt record batch")
+	ErrOffsetOutOfRange     = errors.New("broker: offset out of range")
+	ErrDuplicateSequence    = errors.New("broker: duplicate producer sequence number")
+	ErrOutOfOrderSequence   = errors.New("broker: out of order producer sequence number")
+	ErrInvalidProducerEpoch = errors.New("broker: producer epoch is older than the current one")
 )

@@ -8,34 +8,45 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/metadata"
 )
 
 type row struct {
-	err  error
-	grpc codes.Code
-	http int
+	err   error
+	grpc  codes.Code
+	http  int
+	kafka *kerr.Error
 }
 
 // table is checked in order with errors.Is; the first match wins. 499 is
-// the de-facto status for a request the client gave up on.
+// the de-facto status for a request the client gave up on. Kafka codes
+// that clients retry (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
+// REQUEST_TIMED_OUT) go to errors a retry can get past: a partition being
+// reloaded, a broker shutting down.
 var table = []row{
-	{broker.ErrInvalidTopicName, codes.InvalidArgument, http.StatusBadRequest},
-	{broker.ErrInvalidArgument, codes.InvalidArgument, http.StatusBadRequest},
-	{broker.ErrTopicNotFound, codes.NotFound, http.StatusNotFound},
-	{broker.ErrTopicExists, codes.AlreadyExists, http.StatusConflict},
-	{broker.ErrPartitionNotFound, codes.OutOfRange, http.StatusNotFound},
-	{broker.ErrMessageTooLarge, codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
-	{broker.ErrConsumerBusy, codes.FailedPrecondition, http.StatusConflict},
-	{broker.ErrPartitionFailed, codes.Unavailable, http.StatusServiceUnavailable},
-	{broker.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable},
-	{bookie.ErrFenced, codes.Unavailable, http.StatusServiceUnavailable},
-	{bookie.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable},
-	{metadata.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable},
-	{context.Canceled, codes.Canceled, 499},
-	{context.DeadlineExceeded, codes.DeadlineExceeded, http.StatusGatewayTimeout},
+	{broker.ErrInvalidTopicName, codes.InvalidArgument, http.StatusBadRequest, kerr.InvalidTopicException},
+	{broker.ErrInvalidArgument, codes.InvalidArgument, http.StatusBadRequest, kerr.InvalidRequest},
+	{broker.ErrTopicNotFound, codes.NotFound, http.StatusNotFound, kerr.UnknownTopicOrPartition},
+	{broker.ErrTopicExists, codes.AlreadyExists, http.StatusConflict, kerr.TopicAlreadyExists},
+	{broker.ErrPartitionNotFound, codes.OutOfRange, http.StatusNotFound, kerr.UnknownTopicOrPartition},
+	{broker.ErrMessageTooLarge, codes.ResourceExhausted, http.StatusRequestEntityTooLarge, kerr.MessageTooLarge},
+	{broker.ErrCorruptBatch, codes.InvalidArgument, http.StatusBadRequest, kerr.CorruptMessage},
+	{broker.ErrOffsetOutOfRange, codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable, kerr.OffsetOutOfRange},
+	{broker.ErrDuplicateSequence, codes.AlreadyExists, http.StatusConflict, kerr.DuplicateSequenceNumber},
+	{broker.ErrOutOfOrderSequence, codes.FailedPrecondition, http.StatusConflict, kerr.OutOfOrderSequenceNumber},
+	{broker.ErrInvalidProducerEpoch, codes.FailedPrecondition, http.StatusConflict, kerr.InvalidProducerEpoch},
+	{broker.ErrConsumerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
+	{broker.ErrPartitionFailed, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
+	{broker.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
+	{bookie.ErrFenced, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
+	{bookie.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
+	{metadata.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
+	{context.Canceled, codes.Canceled, 499, kerr.RequestTimedOut},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, http.StatusGatewayTimeout, kerr.RequestTimedOut},
 }
 
 // GRPCCode returns the gRPC status code for err (codes.Internal for errors
@@ -75,4 +86,18 @@ func GRPCStatus(err error) error {
 		return err
 	}
 	return status.Error(GRPCCode(err), err.Error())
+}
+
+// KafkaCode returns the Kafka protocol error code for err (0 for nil,
+// UNKNOWN_SERVER_ERROR (-1) for errors not in the table).
+func KafkaCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, r := range table {
+		if errors.Is(err, r.err) {
+			return r.kafka.Code
+		}
+	}
+	return kerr.UnknownServerError.Code
 }

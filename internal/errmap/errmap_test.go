@@ -1,0 +1,37 @@
+package errmap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/magnetar-mq/magnetar/broker"
+)
+
+func TestKafkaCodesOfWrappedBrokerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want *kerr.Error
+	}{
+		{broker.ErrTopicNotFound, kerr.UnknownTopicOrPartition},
+		{broker.ErrMessageTooLarge, kerr.MessageTooLarge},
+		{broker.ErrCorruptBatch, kerr.CorruptMessage},
+		{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+		{broker.ErrDuplicateSequence, kerr.DuplicateSequenceNumber},
+		{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+		{broker.ErrPartitionFailed, kerr.NotLeaderForPartition},
+		{context.DeadlineExceeded, kerr.RequestTimedOut},
+		{errors.New("something else"), kerr.UnknownServerError},
+	} {
+		err := fmt.Errorf("wrapped: %w", tc.err)
+		if got := KafkaCode(err); got != tc.want.Code {
+			t.Errorf("%v: code %d, want %d (%s)", tc.err, got, tc.want.Code, tc.want.Message)
+		}
+	}
+	if KafkaCode(nil) != 0 {
+		t.Error("nil is not code 0")
+	}
+}

@@ -51,6 +51,10 @@ func New(s metadata.Store) *Catalog {
 	}
 }
 
+// Store returns the store the catalog is a view of, for what the typed
+// stores do not cover (keeping leases alive, revoking them).
+func (c *Catalog) Store() metadata.Store { return c.s }
+
 func idPath(what string) func(string) (string, error) {
 	return func(id string) (string, error) { return id, checkPart(what+" id", id) }
 }

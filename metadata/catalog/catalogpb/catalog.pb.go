@@ -904,12 +904,16 @@ func (x *Broker) GetVersion() string {
 	return ""
 }
 
-// Bookie is a live storage node's registration (lease-bound).
+// Bookie is a live storage node's registration (lease-bound), refreshed
+// every few seconds with what its shard replicas report.
 type Bookie struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	GrpcAddr      string                 `protobuf:"bytes,1,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	StartedUnixMs int64                  `protobuf:"varint,3,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	Shards        []*ShardReplica        `protobuf:"bytes,4,rep,name=shards,proto3" json:"shards,omitempty"`
+	UpdatedUnixMs int64                  `protobuf:"varint,5,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	Version       string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -965,20 +969,141 @@ func (x *Bookie) GetStartedUnixMs() int64 {
 	return 0
 }
 
-// Shard is one Raft group of bookies: its members and state.
+func (x *Bookie) GetShards() []*ShardReplica {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+func (x *Bookie) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+func (x *Bookie) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// ShardReplica is one replica's view of its shard, in its bookie's
+// registration. The leader's figures are the shard's load, by which new
+// segments are placed.
+type ShardReplica struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Shard  string                 `protobuf:"bytes,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	Leader bool                   `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The leader's Raft server ID as this replica knows it; empty while
+	// none is known.
+	LeaderId      string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Segments      int64  `protobuf:"varint,5,opt,name=segments,proto3" json:"segments,omitempty"`
+	OpenSegments  int64  `protobuf:"varint,6,opt,name=open_segments,json=openSegments,proto3" json:"open_segments,omitempty"`
+	Bytes         int64  `protobuf:"varint,7,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardReplica) Reset() {
+	*x = ShardReplica{}
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardReplica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardReplica) ProtoMessage() {}
+
+func (x *ShardReplica) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardReplica.ProtoReflect.Descriptor instead.
+func (*ShardReplica) Descriptor() ([]byte, []int) {
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ShardReplica) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
+}
+
+func (x *ShardReplica) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *ShardReplica) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ShardReplica) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ShardReplica) GetSegments() int64 {
+	if x != nil {
+		return x.Segments
+	}
+	return 0
+}
+
+func (x *ShardReplica) GetOpenSegments() int64 {
+	if x != nil {
+		return x.OpenSegments
+	}
+	return 0
+}
+
+func (x *ShardReplica) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+// Shard is one Raft group of bookies: its members and state. Its members
+// write it when they start (the first creates it).
 type Shard struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Bookie IDs of the voters.
 	Members       []string   `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	State         ShardState `protobuf:"varint,2,opt,name=state,proto3,enum=magnetar.catalog.v1.ShardState" json:"state,omitempty"`
 	CreatedUnixMs int64      `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// Where clients reach each member's bookie gRPC service, by bookie ID.
+	GrpcAddrs     map[string]string `protobuf:"bytes,4,rep,name=grpc_addrs,json=grpcAddrs,proto3" json:"grpc_addrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -990,7 +1115,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1003,7 +1128,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{10}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Shard) GetMembers() []string {
@@ -1027,6 +1152,13 @@ func (x *Shard) GetCreatedUnixMs() int64 {
 	return 0
 }
 
+func (x *Shard) GetGrpcAddrs() map[string]string {
+	if x != nil {
+		return x.GrpcAddrs
+	}
+	return nil
+}
+
 // BundleOwner says which broker serves a bundle (lease-bound: ownership
 // ends when the broker's lease does).
 type BundleOwner struct {
@@ -1039,7 +1171,7 @@ type BundleOwner struct {
 
 func (x *BundleOwner) Reset() {
 	*x = BundleOwner{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1183,7 @@ func (x *BundleOwner) String() string {
 func (*BundleOwner) ProtoMessage() {}
 
 func (x *BundleOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1196,7 @@ func (x *BundleOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleOwner.ProtoReflect.Descriptor instead.
 func (*BundleOwner) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{11}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BundleOwner) GetBroker() string {
@@ -1151,15 +1283,31 @@ const file_metadata_catalog_catalogpb_catalog_proto_rawDesc = "" +
 	"\n" +
 	"admin_addr\x18\x04 \x01(\tR\tadminAddr\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\tR\aversion\"j\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\"\xe7\x01\n" +
 	"\x06Bookie\x12\x1b\n" +
 	"\tgrpc_addr\x18\x01 \x01(\tR\bgrpcAddr\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12&\n" +
-	"\x0fstarted_unix_ms\x18\x03 \x01(\x03R\rstartedUnixMs\"\x80\x01\n" +
+	"\x0fstarted_unix_ms\x18\x03 \x01(\x03R\rstartedUnixMs\x129\n" +
+	"\x06shards\x18\x04 \x03(\v2!.magnetar.catalog.v1.ShardReplicaR\x06shards\x12&\n" +
+	"\x0fupdated_unix_ms\x18\x05 \x01(\x03R\rupdatedUnixMs\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\"\xd5\x01\n" +
+	"\fShardReplica\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\tR\x05shard\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\bR\x06leader\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12\x1a\n" +
+	"\bsegments\x18\x05 \x01(\x03R\bsegments\x12#\n" +
+	"\ropen_segments\x18\x06 \x01(\x03R\fopenSegments\x12\x14\n" +
+	"\x05bytes\x18\a \x01(\x03R\x05bytes\"\x88\x02\n" +
 	"\x05Shard\x12\x18\n" +
 	"\amembers\x18\x01 \x03(\tR\amembers\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.magnetar.catalog.v1.ShardStateR\x05state\x12&\n" +
-	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"O\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\x12H\n" +
+	"\n" +
+	"grpc_addrs\x18\x04 \x03(\v2).magnetar.catalog.v1.Shard.GrpcAddrsEntryR\tgrpcAddrs\x1a<\n" +
+	"\x0eGrpcAddrsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
 	"\vBundleOwner\x12\x16\n" +
 	"\x06broker\x18\x01 \x01(\tR\x06broker\x12(\n" +
 	"\x10acquired_unix_ms\x18\x02 \x01(\x03R\x0eacquiredUnixMs*\xb6\x01\n" +
@@ -1197,7 +1345,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_metadata_catalog_catalogpb_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(BacklogQuotaAction)(0), // 0: magnetar.catalog.v1.BacklogQuotaAction
 	(AutoTopicCreation)(0),  // 1: magnetar.catalog.v1.AutoTopicCreation
@@ -1213,8 +1361,10 @@ var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(*Cursor)(nil),          // 11: magnetar.catalog.v1.Cursor
 	(*Broker)(nil),          // 12: magnetar.catalog.v1.Broker
 	(*Bookie)(nil),          // 13: magnetar.catalog.v1.Bookie
-	(*Shard)(nil),           // 14: magnetar.catalog.v1.Shard
-	(*BundleOwner)(nil),     // 15: magnetar.catalog.v1.BundleOwner
+	(*ShardReplica)(nil),    // 14: magnetar.catalog.v1.ShardReplica
+	(*Shard)(nil),           // 15: magnetar.catalog.v1.Shard
+	(*BundleOwner)(nil),     // 16: magnetar.catalog.v1.BundleOwner
+	nil,                     // 17: magnetar.catalog.v1.Shard.GrpcAddrsEntry
 }
 var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	0,  // 0: magnetar.catalog.v1.Policies.backlog_quota_action:type_name -> magnetar.catalog.v1.BacklogQuotaAction
@@ -1224,12 +1374,14 @@ var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	2,  // 4: magnetar.catalog.v1.Segment.state:type_name -> magnetar.catalog.v1.SegmentState
 	8,  // 5: magnetar.catalog.v1.Partition.segments:type_name -> magnetar.catalog.v1.Segment
 	10, // 6: magnetar.catalog.v1.Cursor.acked:type_name -> magnetar.catalog.v1.OffsetRange
-	3,  // 7: magnetar.catalog.v1.Shard.state:type_name -> magnetar.catalog.v1.ShardState
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	14, // 7: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
+	3,  // 8: magnetar.catalog.v1.Shard.state:type_name -> magnetar.catalog.v1.ShardState
+	17, // 9: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_metadata_catalog_catalogpb_catalog_proto_init() }
@@ -1244,7 +1396,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metadata_catalog_catalogpb_catalog_proto_rawDesc), len(file_metadata_catalog_catalogpb_catalog_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

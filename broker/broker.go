@@ -13,6 +13,7 @@ import (
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
+	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
 // defaultFlushTimeout bounds cursor persistence done on close paths.
@@ -25,7 +26,7 @@ type Broker struct {
 	cfg     Config
 	log     *slog.Logger
 	cat     *catalog.Catalog // the metadata store's typed view
-	store   bookie.Client
+	shards  bookie.Router // the segment store's shards
 	metrics *metrics
 
 	stop chan struct{} // closed by Close
@@ -52,9 +53,9 @@ type partitionSlot struct {
 	err   error
 }
 
-// New returns a broker over the given metadata store and segment store.
-// reg may be nil.
-func New(cfg Config, meta metadata.Store, store bookie.Client, log *slog.Logger, reg prometheus.Registerer) (*Broker, error) {
+// New returns a broker over the given metadata store and the segment
+// store's shards. reg may be nil.
+func New(cfg Config, meta metadata.Store, shards bookie.Router, log *slog.Logger, reg prometheus.Registerer) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func New(cfg Config, meta metadata.Store, store bookie.Client, log *slog.Logger,
 		cfg:     cfg,
 		log:     log.With("component", "broker"),
 		cat:     catalog.New(meta),
-		store:   store,
+		shards:  shards,
 		metrics: newMetrics(reg),
 		stop:    make(chan struct{}),
 	}
@@ -199,6 +200,15 @@ func (b *Broker) flushCursorsLoop() {
 		}
 		cancel()
 	}
+}
+
+// segmentStore returns the client of the shard holding seg.
+func (b *Broker) segmentStore(ctx context.Context, seg *catalogpb.Segment) (bookie.Client, error) {
+	c, err := b.shards.Shard(ctx, seg.GetShard())
+	if err != nil {
+		return nil, fmt.Errorf("broker: segment %d: %w", seg.GetId(), err)
+	}
+	return c, nil
 }
 
 func wrapMeta(op string, err error) error {

@@ -22,15 +22,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // stores is a metadata store and a segment store that several brokers
 // can share, as brokers in a cluster do.
 type stores struct {
-	meta  metadata.Store
-	store bookie.Client
+	meta   metadata.Store
+	shards bookie.Router
 }
 
 func newStores(t *testing.T) stores {
 	t.Helper()
 	meta := metadatatest.NewStore()
 	t.Cleanup(func() { meta.Close() })
-	return stores{meta: meta, store: bookietest.NewFake()}
+	return stores{meta: meta, shards: bookie.OneShard("s1", bookietest.NewFake())}
 }
 
 func newBroker(t *testing.T, s stores, mutate ...func(*Config)) *Broker {
@@ -39,7 +39,7 @@ func newBroker(t *testing.T, s stores, mutate ...func(*Config)) *Broker {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	b, err := New(cfg, s.meta, s.store, nil, nil)
+	b, err := New(cfg, s.meta, s.shards, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,7 @@ type partition struct {
 
 	// Owned by the run goroutine.
 	assignNext int64
+	openStore  bookie.Client // the shard of the open segment
 
 	mu struct {
 		sync.Mutex
@@ -114,7 +115,11 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 	// it: its appends fail from now on, and the end offset is final.
 	if n := len(pm.Segments); n > 0 && pm.Segments[n-1].State == catalogpb.SegmentState_SEGMENT_OPEN {
 		last := pm.Segments[n-1]
-		si, err := b.store.Seal(ctx, last.Id, pm.Epoch, last.StartOffset)
+		store, err := b.segmentStore(ctx, last)
+		if err != nil {
+			return nil, err
+		}
+		si, err := store.Seal(ctx, last.Id, pm.Epoch, last.StartOffset)
 		if err != nil {
 			return nil, fmt.Errorf("broker: sealing segment %d of %s-%d: %w", last.Id, name, index, err)
 		}
@@ -123,7 +128,7 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		last.Bytes = si.Bytes
 		if last.EndOffset == last.StartOffset {
 			pm.Segments = pm.Segments[:n-1] // nothing in it
-			if err := b.store.DeleteSegment(ctx, last.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
+			if err := store.DeleteSegment(ctx, last.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
 				b.log.Warn("deleting empty segment", "segment", last.Id, "err", err)
 			}
 		}
@@ -132,7 +137,7 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 	if n := len(pm.Segments); n > 0 {
 		next = pm.Segments[n-1].EndOffset
 	}
-	version, err = b.openSegment(ctx, pn, pm, version, next)
+	version, store, err := b.openSegment(ctx, pn, pm, version, next)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +154,7 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		assignNext: next,
+		openStore:  store,
 	}
 	p.mu.meta = pm
 	p.mu.metaVersion = version
@@ -192,27 +198,38 @@ func (b *Broker) claimPartition(ctx context.Context, pn catalog.PartitionName) (
 	}
 }
 
-// openSegment records a new open segment starting at start in the
-// partition's metadata and creates it on the segment store.
-func (b *Broker) openSegment(ctx context.Context, pn catalog.PartitionName, pm *catalogpb.Partition, version int64, start int64) (int64, error) {
+// openSegment places a new open segment starting at start on a shard,
+// records it in the partition's metadata and creates it there. It returns
+// the metadata's new version and the shard's client.
+func (b *Broker) openSegment(ctx context.Context, pn catalog.PartitionName, pm *catalogpb.Partition, version int64, start int64) (int64, bookie.Client, error) {
 	id, err := b.allocSegmentID(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	pm.Segments = append(pm.Segments, &catalogpb.Segment{
+	shard, err := b.shards.Place(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("broker: placing segment %d: %w", id, err)
+	}
+	seg := &catalogpb.Segment{
 		Id:          id,
 		State:       catalogpb.SegmentState_SEGMENT_OPEN,
 		StartOffset: start,
 		Epoch:       pm.Epoch,
-	})
+		Shard:       shard,
+	}
+	store, err := b.segmentStore(ctx, seg)
+	if err != nil {
+		return 0, nil, err
+	}
+	pm.Segments = append(pm.Segments, seg)
 	nv, err := b.putPartitionMeta(ctx, pn, pm, version)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if err := b.store.CreateSegment(ctx, id, start, pm.Epoch); err != nil {
-		return 0, fmt.Errorf("broker: creating segment %d: %w", id, err)
+	if err := store.CreateSegment(ctx, id, start, pm.Epoch); err != nil {
+		return 0, nil, fmt.Errorf("broker: creating segment %d on shard %q: %w", id, shard, err)
 	}
-	return nv, nil
+	return nv, store, nil
 }
 
 // putPartitionMeta writes the partition row with compare-and-swap: creates
@@ -328,7 +345,7 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 	p.mu.Lock()
 	seg := p.mu.meta.Segments[len(p.mu.meta.Segments)-1]
 	p.mu.Unlock()
-	next, err := p.b.store.Append(p.ctx, bookie.AppendRequest{Segment: seg.Id, Epoch: p.epoch, Entries: entries})
+	next, err := p.openStore.Append(p.ctx, bookie.AppendRequest{Segment: seg.Id, Epoch: p.epoch, Entries: entries})
 	if err == nil && next != p.assignNext {
 		err = fmt.Errorf("broker: segment store returned next offset %d, expected %d", next, p.assignNext)
 	}
@@ -372,17 +389,18 @@ func (p *partition) roll() error {
 	version := p.mu.metaVersion
 	p.mu.Unlock()
 	last := pm.Segments[len(pm.Segments)-1]
-	si, err := p.b.store.Seal(p.ctx, last.Id, p.epoch, last.StartOffset)
+	si, err := p.openStore.Seal(p.ctx, last.Id, p.epoch, last.StartOffset)
 	if err != nil {
 		return fmt.Errorf("broker: rolling segment %d: %w", last.Id, err)
 	}
 	last.State = catalogpb.SegmentState_SEGMENT_SEALED
 	last.EndOffset = si.NextOffset
 	last.Bytes = si.Bytes
-	version, err = p.b.openSegment(p.ctx, p.pname, pm, version, si.NextOffset)
+	version, store, err := p.b.openSegment(p.ctx, p.pname, pm, version, si.NextOffset)
 	if err != nil {
 		return err
 	}
+	p.openStore = store
 	p.mu.Lock()
 	p.mu.meta = pm
 	p.mu.metaVersion = version
@@ -413,7 +431,11 @@ func (p *partition) read(ctx context.Context, from int64, maxBytes int) ([]booki
 			if seg == nil {
 				return nil, fmt.Errorf("broker: no segment holds offset %d of %s-%d", from, p.name, p.index)
 			}
-			entries, err := p.b.store.Read(ctx, seg.Id, from, maxBytes)
+			store, err := p.b.segmentStore(ctx, seg)
+			if err != nil {
+				return nil, err
+			}
+			entries, err := store.Read(ctx, seg.Id, from, maxBytes)
 			if err != nil {
 				return nil, fmt.Errorf("broker: reading segment %d: %w", seg.Id, err)
 			}

@@ -139,7 +139,11 @@ func (b *Broker) deletePartitionData(ctx context.Context, name TopicName, index 
 	}
 	if ok {
 		for _, seg := range e.Value.Segments {
-			if err := b.store.DeleteSegment(ctx, seg.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
+			store, err := b.segmentStore(ctx, seg)
+			if err != nil {
+				return err
+			}
+			if err := store.DeleteSegment(ctx, seg.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
 				return fmt.Errorf("broker: deleting segment %d: %w", seg.Id, err)
 			}
 		}

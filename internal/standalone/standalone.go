@@ -20,9 +20,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/bookie/registry"
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/broker/admin"
 	"github.com/magnetar-mq/magnetar/metadata"
+	"github.com/magnetar-mq/magnetar/metadata/catalog"
 	"github.com/magnetar-mq/magnetar/protocol/native"
 )
 
@@ -60,6 +62,9 @@ func (c *Config) Validate() error {
 	}
 	return c.Broker.Validate()
 }
+
+// standaloneID is the bookie ID and shard ID of the standalone's one shard.
+const standaloneID = "standalone"
 
 // Server is a running standalone server.
 type Server struct {
@@ -131,7 +136,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, fmt.Errorf("bookie: %w", err)
 	}
 	s.closers = append(s.closers, s.shard.Close)
-	if s.broker, err = broker.New(cfg.Broker, s.meta, s.shard, log, reg); err != nil {
+	// The one shard is registered like a bookie process's, so the admin
+	// API lists it; its segments are recorded on shard "standalone".
+	registrar, err := registry.Start(ctx, catalog.New(s.meta), registry.Config{BookieID: standaloneID},
+		[]registry.HostedShard{{ID: standaloneID, Members: map[string]string{standaloneID: ""}, Replica: s.shard}}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, registrar.Close)
+	if s.broker, err = broker.New(cfg.Broker, s.meta, bookie.OneShard(standaloneID, s.shard), log, reg); err != nil {
 		return nil, err
 	}
 	admin.Register(mux, s.broker, log)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/bookietest"
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/metadata/metadatatest"
@@ -30,7 +31,7 @@ func newService(t testing.TB, mutate ...func(*broker.Config)) nativepb.MagnetarC
 		m(&cfg)
 	}
 	meta := metadatatest.NewStore()
-	b, err := broker.New(cfg, meta, bookietest.NewFake(), nil, nil)
+	b, err := broker.New(cfg, meta, bookie.OneShard("s1", bookietest.NewFake()), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

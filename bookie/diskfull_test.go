@@ -17,9 +17,13 @@ import (
 )
 
 // smallDisk is the OS file system with a byte budget, a disk that fills
-// up: every byte written (or rewritten) spends it, deletes give nothing
-// back, a write that does not fit fails with ENOSPC, and GetDiskUsage
-// reports what is left.
+// up: every byte written with Write (or rewritten: Pebble's files) spends
+// it, and so does every byte a file grows by through WriteAt or
+// Preallocate (the Raft log's segment files, which raft-wal preallocates
+// whole and then fills with WriteAt: a write into preallocated space
+// spends nothing more, as on a real disk). Deletes give nothing back, a
+// write that does not fit fails with ENOSPC, and GetDiskUsage reports what
+// is left.
 type smallDisk struct {
 	vfs.FS
 	avail  atomic.Int64
@@ -69,12 +73,45 @@ func (d *smallDisk) wrap(f vfs.File, err error) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &smallDiskFile{File: f, d: d}, nil
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	sf := &smallDiskFile{File: f, d: d}
+	sf.end.Store(fi.Size())
+	return sf, nil
 }
 
 type smallDiskFile struct {
 	vfs.File
 	d *smallDisk
+	// end is how far the file is allocated: its size when opened, grown
+	// by WriteAt and Preallocate.
+	end atomic.Int64
+}
+
+// grow spends the bytes by which [off, off+n) extends the file.
+func (f *smallDiskFile) grow(off, n int64) error {
+	for {
+		end := f.end.Load()
+		if off+n <= end {
+			return nil
+		}
+		if err := f.d.spend(int(off + n - end)); err != nil {
+			return err
+		}
+		if f.end.CompareAndSwap(end, off+n) {
+			return nil
+		}
+		f.d.avail.Add(off + n - end) // raced with another grow: retry
+	}
+}
+
+func (f *smallDiskFile) Preallocate(off, n int64) error {
+	if err := f.grow(off, n); err != nil {
+		return err
+	}
+	return f.File.Preallocate(off, n)
 }
 
 func (f *smallDiskFile) Write(p []byte) (int, error) {
@@ -85,23 +122,26 @@ func (f *smallDiskFile) Write(p []byte) (int, error) {
 }
 
 func (f *smallDiskFile) WriteAt(p []byte, off int64) (int, error) {
-	if err := f.d.spend(len(p)); err != nil {
+	if err := f.grow(off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	return f.File.WriteAt(p, off)
 }
 
 // A disk that fills up: four writers append 64 KiB entries to a shard on a
-// 48 MiB disk with a 16 MiB reserve until each is refused. Every refusal is
-// ErrDiskFull (over gRPC too, with code ResourceExhausted), Pebble never
-// sees a failed write (it would crash the process: its commit pipeline
-// treats a WAL write error as fatal), every acknowledged entry reads back
-// byte for byte, seals and deletes still work, and once space is freed
-// appends resume.
+// 48 MiB disk with a 16 MiB reserve until each is refused. The Raft log
+// (4 MiB segments, preallocated) and the state's Pebble are both on that
+// disk. Every refusal is ErrDiskFull (over gRPC too, with code
+// ResourceExhausted), neither the log nor Pebble ever sees a failed write
+// (a log segment that cannot be preallocated stops the log taking entries
+// until a restart; Pebble panics on some failed writes), every
+// acknowledged entry reads back byte for byte, seals and deletes still
+// work, and once space is freed appends resume.
 func TestAFullDiskFailsAppendsAndKeepsServingReads(t *testing.T) {
 	disk := newSmallDisk(48 << 20)
 	cfg := testConfig(t.TempDir())
 	cfg.MinFreeBytes = 16 << 20
+	cfg.WALSegmentSize = 4 << 20
 	s, err := bookie.OpenShardFS(ctx, cfg, disk)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +191,7 @@ func TestAFullDiskFailsAppendsAndKeepsServingReads(t *testing.T) {
 		}
 	}
 	if n := disk.enospc.Load(); n != 0 {
-		t.Fatalf("%d writes hit ENOSPC: the reserve did not keep Pebble off a full disk", n)
+		t.Fatalf("%d writes hit ENOSPC: the reserve did not keep the log and Pebble off a full disk", n)
 	}
 	t.Logf("disk full after %d, %d, %d, %d acknowledged 64 KiB appends; %d bytes left",
 		len(acked[0]), len(acked[1]), len(acked[2]), len(acked[3]), disk.avail.Load())

@@ -9,8 +9,6 @@ var (
 	prefixMeta   = []byte("bk/m")
 	endMeta      = []byte("bk/n") // prefixMeta's end
 	prefixEntry  = []byte("bk/e")
-	// raftLogPrefix is where internal/raftnode keeps the Raft log.
-	raftLogPrefix = []byte("raft/")
 )
 
 // fsmSpans are the key ranges the state machine owns, as [start, end)

@@ -25,6 +25,8 @@ import (
 const (
 	DefaultCacheSize    = 128 << 20
 	DefaultMemTableSize = 64 << 20
+	// DefaultWALSegmentSize is ShardConfig.WALSegmentSize's default.
+	DefaultWALSegmentSize = 64 << 20
 	// DefaultElectionTimeout is ShardConfig.ElectionTimeout's default.
 	DefaultElectionTimeout = 500 * time.Millisecond
 )
@@ -34,17 +36,21 @@ var ErrInvalidConfig = errors.New("bookie: invalid config")
 
 // ShardConfig configures a Shard.
 type ShardConfig struct {
-	// Dir holds the shard's Pebble databases (the Raft log in Dir/log, the
-	// state in Dir/state; see doc.go) and Raft snapshots (Dir/raft unless
-	// Raft.Dir is set).
+	// Dir holds the shard's data: the Raft log's segment files in Dir/wal,
+	// the state's Pebble database in Dir/state (see doc.go) and Raft
+	// snapshots (Dir/raft unless Raft.Dir is set).
 	Dir string `yaml:"dir"`
-	// CacheSize is Pebble's block cache, in bytes, shared by both databases.
+	// CacheSize is the state database's Pebble block cache, in bytes.
 	CacheSize int64 `yaml:"cache_size"`
-	// MemTableSize is the memtable size of each Pebble database, in bytes.
+	// MemTableSize is the state database's memtable size, in bytes.
 	MemTableSize uint64 `yaml:"memtable_size"`
+	// WALSegmentSize is the size of the Raft log's segment files, each
+	// preallocated whole when the log moves to it. Truncation deletes whole
+	// segments.
+	WALSegmentSize int64 `yaml:"wal_segment_size"`
 	// MinFreeBytes is the disk space reserve: below it, Append and
-	// CreateSegment fail with ErrDiskFull (see diskspace.go). 0: the default;
-	// negative: no check.
+	// CreateSegment fail with ErrDiskFull (see diskspace.go). It must hold
+	// at least one WAL segment. 0: the default; negative: no check.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
 	// NodeID is this replica's Raft server ID; it must be one of Peers.
 	// Empty: Raft.ID (default "node-1").
@@ -65,8 +71,8 @@ type ShardConfig struct {
 	// replaced after about this long. A single in-memory voter keeps
 	// raftnode's short timers.
 	ElectionTimeout time.Duration `yaml:"election_timeout"`
-	// Raft tunes the shard's Raft node. OpenShard fills in its DB, FSM,
-	// LogPrefix and Logger, and its ID, BindAddr, AdvertiseAddr, Peers and
+	// Raft tunes the shard's Raft node. OpenShard fills in its LogStore,
+	// StableStore, FSM and Logger, and its ID, BindAddr, AdvertiseAddr, Peers and
 	// timers from the fields above when they are set.
 	Raft raftnode.Config `yaml:"raft"`
 	// Logger receives the shard's logs (with component=bookie); nil
@@ -79,6 +85,7 @@ func (c *ShardConfig) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory of the bookie shard's data.")
 	fs.Int64Var(&c.CacheSize, prefix+"cache-size", DefaultCacheSize, "Pebble block cache size in bytes.")
 	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes.")
+	fs.Int64Var(&c.WALSegmentSize, prefix+"wal-segment-size", DefaultWALSegmentSize, "Size in bytes of the Raft log's segment files (each preallocated; must fit in --"+prefix+"min-free-bytes).")
 	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space below which appends and segment creations fail with a disk-full error (negative: no check).")
 	fs.StringVar(&c.NodeID, prefix+"node-id", "", "Raft server ID of this replica; must be one of --"+prefix+"peers (empty: --"+prefix+"raft.id).")
 	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6671 (empty with no peers: single replica, no network).")
@@ -95,6 +102,9 @@ func (c *ShardConfig) EnsureDefaults() {
 	}
 	if c.MemTableSize == 0 {
 		c.MemTableSize = DefaultMemTableSize
+	}
+	if c.WALSegmentSize == 0 {
+		c.WALSegmentSize = DefaultWALSegmentSize
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes
@@ -138,6 +148,10 @@ func (c *ShardConfig) Validate() error {
 		return fmt.Errorf("%w: negative cache size", ErrInvalidConfig)
 	case c.MemTableSize >= 4<<30:
 		return fmt.Errorf("%w: memtable size must be under 4 GiB", ErrInvalidConfig)
+	case c.WALSegmentSize != 0 && (c.WALSegmentSize < 1<<20 || c.WALSegmentSize > 1<<30):
+		return fmt.Errorf("%w: wal segment size %d is not between 1 MiB and 1 GiB", ErrInvalidConfig, c.WALSegmentSize)
+	case c.MinFreeBytes > 0 && c.MinFreeBytes < c.WALSegmentSize:
+		return fmt.Errorf("%w: the free space reserve (%d bytes) must hold a wal segment (%d bytes)", ErrInvalidConfig, c.MinFreeBytes, c.WALSegmentSize)
 	case c.ElectionTimeout != 0 && c.ElectionTimeout < 10*time.Millisecond:
 		return fmt.Errorf("%w: election timeout %v is below 10ms", ErrInvalidConfig, c.ElectionTimeout)
 	case len(c.Peers) > 0 && c.RaftAddr == "":
@@ -163,15 +177,14 @@ func (c *ShardConfig) Validate() error {
 
 // Shard is one replica of a bookie shard, served in process: a member of
 // the shard's Raft group (a single voter, or one of ShardConfig.Peers) over
-// a Pebble database. It implements Client; on a follower, writes and
+// its storage (a raft-wal log and a Pebble state). It implements Client; on a follower, writes and
 // linearizable reads fail with a *NotLeaderError. Every method is safe for
 // concurrent use, and concurrent appends share Raft batches and fsyncs
 // (group commit).
 type Shard struct {
-	log *slog.Logger
-	db  *pebble.DB // the state (storage.state)
-	// logDB holds the Raft log (storage.log).
-	logDB *pebble.DB
+	log   *slog.Logger
+	db    *pebble.DB // the state (store.state)
+	store storage
 	node  *raftnode.Node
 	cfg   ShardConfig // after EnsureDefaults
 	disk  diskGuard
@@ -196,8 +209,8 @@ func OpenShard(ctx context.Context, cfg ShardConfig) (*Shard, error) {
 	return openShard(ctx, cfg, nil)
 }
 
-// openShard is OpenShard with Pebble on fs (nil: the OS's), so tests can
-// simulate crashes.
+// openShard is OpenShard with the storage (log and state) on fs (nil: the
+// OS's), so tests can simulate crashes, small disks and count bytes.
 func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -207,7 +220,12 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bookie: %w", err)
 	}
-	store, err := openStorage(cfg.Dir, fs, cfg.CacheSize, cfg.MemTableSize, log)
+	store, err := openStorage(cfg.Dir, fs, storageOptions{
+		cacheSize:      cfg.CacheSize,
+		memTableSize:   cfg.MemTableSize,
+		walSegmentSize: int(cfg.WALSegmentSize),
+		logLevel:       cfg.Raft.LogLevel,
+	}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -219,16 +237,15 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	}
 	log.Info("opening shard", "dir", cfg.Dir, "applied_index", f.applied)
 	rc := cfg.Raft
-	rc.DB = store.log
+	rc.LogStore, rc.StableStore = store.wal, store.wal
 	rc.FSM = f
-	rc.LogPrefix = raftLogPrefix
 	rc.Logger = log
 	node, err := raftnode.Open(ctx, rc)
 	if err != nil {
 		store.close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, logDB: store.log, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
+	s := &Shard{log: log, db: db, store: store, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
 	if fs == nil {
 		s.disk.fs = vfs.Default
 	}
@@ -239,7 +256,8 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 
 // Close stops taking calls, waits for the calls in flight to finish (Raft
 // is still running, so their proposals complete; cancel their contexts to
-// hurry them), then stops Raft and closes the database. Draining first
+// hurry them), then stops Raft and closes the storage: the state first,
+// flushed, then the log. Draining first
 // matters: a proposal handed to hashicorp/raft as it shuts down may never
 // be answered (hashicorp/raft#498). Calls made after Close fail with
 // ErrClosed. Close is idempotent.
@@ -248,7 +266,7 @@ func (s *Shard) Close() error {
 		s.closing.Store(true)
 		s.ops.Lock()
 		defer s.ops.Unlock()
-		s.closeErr = errors.Join(s.node.Close(), storage{log: s.logDB, state: s.db}.close())
+		s.closeErr = errors.Join(s.node.Close(), s.store.close())
 		s.log.Info("shard closed", "err", s.closeErr)
 	})
 	return s.closeErr

@@ -5,52 +5,90 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/segment"
+
+	"github.com/magnetar-mq/magnetar/internal/raftnode"
 )
 
 // errOldLayout means Dir holds a shard written before the Raft log and the
 // state were split into two databases.
 var errOldLayout = errors.New("bookie: the shard directory has the old single-database layout (db/); move it away or start from an empty directory")
 
-// storage is a shard's two Pebble databases (see doc.go, "Write path"):
+// errPebbleLogLayout means Dir holds a shard whose Raft log is in a Pebble
+// database (log/), written before the log moved to raft-wal segment files.
+var errPebbleLogLayout = errors.New("bookie: the shard directory keeps its Raft log in Pebble (log/), the layout before the log moved to segment files (wal/); move it away or start from an empty directory")
+
+// storage is where a shard keeps its data (see doc.go, "Write path"):
 //
-//   - log (Dir/log) holds the Raft log and stable store, with a WAL; every
-//     log write is an fsynced batch.
-//   - state (Dir/state) holds the state machine, without a WAL. Its writes
-//     reach the disk only when a memtable flushes, which Pebble does in
-//     commit order, so after a crash it is the state as of some applied
-//     index (stored with it), and Raft's log replays the rest. fsm.Snapshot
-//     and fsm.Restore flush it before Raft may truncate its log.
+//   - wal (Dir/wal) is the Raft log and stable store: hashicorp/raft-wal
+//     segment files, every StoreLogs one write and one fsync, with its
+//     metadata in walMeta. Truncation deletes whole segment files.
+//   - state (Dir/state) is a Pebble database holding the state machine,
+//     without a WAL. Its writes reach the disk only when a memtable
+//     flushes, which Pebble does in commit order, so after a crash it is
+//     the state as of some applied index (stored with it), and Raft's log
+//     replays the rest. fsm.Snapshot and fsm.Restore flush it before Raft
+//     may truncate its log.
 type storage struct {
-	log   *pebble.DB
+	wal   *raftwal.WAL
+	meta  *walMeta
 	state *pebble.DB
+	// walSyncs counts the fsyncs of the log's segment files.
+	walSyncs *atomic.Uint64
 }
 
-// openStorage opens (or creates) the shard's databases under dir, on fs
-// (nil: the OS's).
-func openStorage(dir string, fs vfs.FS, cacheSize int64, memTableSize uint64, log *slog.Logger) (storage, error) {
+// storageOptions size a shard's storage.
+type storageOptions struct {
+	cacheSize      int64
+	memTableSize   uint64
+	walSegmentSize int
+	logLevel       string // raft-wal's, as raftnode.Config.LogLevel
+}
+
+// openStorage opens (or creates) the shard's log and state under dir, on
+// fs (nil: the OS's). It refuses the layouts of older versions.
+func openStorage(dir string, fs vfs.FS, o storageOptions, log *slog.Logger) (storage, error) {
 	if fs == nil {
 		fs = vfs.Default
 	}
 	if _, err := fs.Stat(filepath.Join(dir, "db")); err == nil {
 		return storage{}, fmt.Errorf("%w: %s", errOldLayout, dir)
 	}
-	cache := pebble.NewCache(cacheSize)
+	if _, err := fs.Stat(filepath.Join(dir, "log")); err == nil {
+		return storage{}, fmt.Errorf("%w: %s", errPebbleLogLayout, dir)
+	}
+	walDir := filepath.Join(dir, "wal")
+	if err := mkdirAllSynced(fs, walDir); err != nil {
+		return storage{}, fmt.Errorf("bookie: creating %s: %w", walDir, err)
+	}
+	hl, err := raftnode.NewHCLogger(log.With("subcomponent", "raft-wal"), "wal", o.logLevel)
+	if err != nil {
+		return storage{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	st := storage{meta: newWALMeta(fs, walDir), walSyncs: new(atomic.Uint64)}
+	st.wal, err = raftwal.Open(walDir,
+		raftwal.WithMetaStore(st.meta),
+		raftwal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{fs: fs, syncs: st.walSyncs})),
+		raftwal.WithSegmentSize(o.walSegmentSize),
+		raftwal.WithLogger(hl),
+	)
+	if err != nil {
+		return storage{}, fmt.Errorf("bookie: opening the raft log (%s): %w", walDir, err)
+	}
+	cache := pebble.NewCache(o.cacheSize)
 	defer cache.Unref()
 	plog := pebbleLogger{log.With("subcomponent", "pebble")}
-	logDB, err := pebble.Open(filepath.Join(dir, "log"), logOptions(fs, cache, memTableSize, plog))
+	st.state, err = pebble.Open(filepath.Join(dir, "state"), stateOptions(fs, cache, o.memTableSize, plog))
 	if err != nil {
-		return storage{}, fmt.Errorf("bookie: opening the raft log's pebble: %w", err)
+		return storage{}, errors.Join(fmt.Errorf("bookie: opening the state's pebble: %w", err), st.closeLog())
 	}
-	stateDB, err := pebble.Open(filepath.Join(dir, "state"), stateOptions(fs, cache, memTableSize, plog))
-	if err != nil {
-		logDB.Close()
-		return storage{}, fmt.Errorf("bookie: opening the state's pebble: %w", err)
-	}
-	return storage{log: logDB, state: stateDB}, nil
+	return st, nil
 }
 
 // valueSeparation keeps entries out of the state's sstables.
@@ -62,32 +100,56 @@ var valueSeparation = pebble.ValueSeparationPolicy{
 	TargetGarbageRatio:    0.5,
 }
 
-// logOptions are the Raft log database's Pebble options.
-func logOptions(fs vfs.FS, cache *pebble.Cache, memTableSize uint64, logger pebble.Logger) *pebble.Options {
+// stateOptions are the state database's Pebble options: no WAL (the Raft
+// log is the state's write-ahead log), and entries separated into blob
+// files when a memtable flushes, so compactions move keys, not entries.
+func stateOptions(fs vfs.FS, cache *pebble.Cache, memTableSize uint64, logger pebble.Logger) *pebble.Options {
 	o := &pebble.Options{
-		FS:           fs,
-		Cache:        cache,
-		MemTableSize: memTableSize,
-		Logger:       logger,
-		// Log entries that outlive a memtable go to blob files when it
-		// flushes, and stay there until the log is truncated past them:
-		// compactions move their keys, not their bytes.
+		FS:                 fs,
+		Cache:              cache,
+		MemTableSize:       memTableSize,
+		Logger:             logger,
 		FormatMajorVersion: pebble.FormatValueSeparation,
+		DisableWAL:         true,
 	}
 	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy { return valueSeparation }
 	return o
 }
 
-// stateOptions are the state database's Pebble options: logOptions without
-// a WAL. The Raft log is the state's write-ahead log.
-func stateOptions(fs vfs.FS, cache *pebble.Cache, memTableSize uint64, logger pebble.Logger) *pebble.Options {
-	o := logOptions(fs, cache, memTableSize, logger)
-	o.DisableWAL = true
-	return o
+// close flushes the state, so the next open need not replay the Raft log
+// into it, then closes it and the log. Raft must have stopped. The state
+// goes first: should its flush fail, the log still holds what it lacks.
+func (st storage) close() error {
+	return errors.Join(st.state.Flush(), st.state.Close(), st.closeLog())
 }
 
-// close flushes the state, so the next open need not replay the Raft log
-// into it, and closes both databases. Raft must have stopped.
-func (st storage) close() error {
-	return errors.Join(st.state.Flush(), st.state.Close(), st.log.Close())
+// closeLog closes the WAL and its metadata store (WAL.Close leaves the
+// store open).
+func (st storage) closeLog() error {
+	return errors.Join(st.wal.Close(), st.meta.Close())
+}
+
+// mkdirAllSynced creates dir and its missing parents, and fsyncs the
+// directories that gained an entry, so a crash cannot lose the new
+// directories (and the log in them).
+func mkdirAllSynced(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	}
+	var created []string // dir, then its missing parents, deepest first
+	for d := dir; ; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil || fs.PathDir(d) == d {
+			break
+		}
+		created = append(created, d)
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := syncDir(fs, fs.PathDir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -56,6 +56,11 @@ type Config struct {
 	// first start (every node bootstraps the same configuration). Empty
 	// means a single voter: this node at its advertised address.
 	Peers []Peer `yaml:"peers"`
+	// StreamLayer, if set, carries the Raft connections instead of a TCP
+	// listener of the node's own on BindAddr (e.g. a raftmux.Layer, so
+	// several groups share one port); its Addr is the node's address. The
+	// node closes it.
+	StreamLayer raft.StreamLayer `yaml:"-"`
 	// CloseTimeout bounds how long Close waits for commands in flight before
 	// it shuts Raft down anyway (e.g. when the node lost its majority).
 	CloseTimeout time.Duration `yaml:"close_timeout"`
@@ -231,14 +236,17 @@ func (c *Config) raftConfig(logger *hclogAdapter) *raft.Config {
 
 // validatePeers checks the transport settings and the initial voters.
 func (c *Config) validatePeers() error {
-	if c.BindAddr == "" {
+	switch {
+	case c.StreamLayer != nil:
+	case c.BindAddr == "":
 		if len(c.Peers) > 0 {
 			return errors.New("peers are set but bind address is empty")
 		}
 		return nil
-	}
-	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
-		return fmt.Errorf("bind address: %w", err)
+	default:
+		if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+			return fmt.Errorf("bind address: %w", err)
+		}
 	}
 	if _, err := net.ResolveTCPAddr("tcp", c.AdvertiseAddr); err != nil {
 		return fmt.Errorf("advertise address: %w", err)

@@ -115,9 +115,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// newTransport returns the in-memory transport for a node without a bind
-// address, else a TCP transport listening on it.
+// newTransport returns a network transport over cfg.StreamLayer if set,
+// the in-memory transport for a node without a bind address, else a TCP
+// transport listening on it.
 func newTransport(cfg *Config, hl *hclogAdapter) (raft.ServerAddress, closableTransport, error) {
+	if cfg.StreamLayer != nil {
+		trans := raft.NewNetworkTransportWithLogger(cfg.StreamLayer, 3, cfg.TransportTimeout, hl.Named("transport"))
+		return trans.LocalAddr(), trans, nil
+	}
 	if cfg.BindAddr == "" {
 		// A fixed address (the ID) keeps the stored configuration stable
 		// across restarts; the in-memory transport only talks to transports

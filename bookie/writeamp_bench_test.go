@@ -20,14 +20,18 @@ import (
 
 // BenchmarkShardWriteAmp measures the write amplification of the append
 // path: bytes written to disk per byte of entry appended, by 16 writers
-// with the default Pebble and Raft settings. Every byte Pebble writes goes
-// through a counting vfs.FS and is reported by database directory and kind
-// of file (wal, sst, blob, other); osWB/B is the process's write_bytes from
-// /proc/self/io (Raft snapshots included, page cache flushes delayed), for
-// a cross-check. The shard is closed before counting, so what a close
-// writes is included; compaction debt left at that moment is not.
+// with the default storage and Raft settings. Every byte the shard's
+// storage writes (the Raft log's segment files and the state's Pebble) goes
+// through a counting vfs.FS and is reported by directory and kind of file
+// (wal.seg: log segments, wal.other: their metadata; state.sst, state.blob,
+// state.other); osWB/B is the process's write_bytes from /proc/self/io
+// (Raft snapshots included, page cache flushes delayed), for a
+// cross-check. The shard is closed before counting, so what a close writes
+// is included; compaction debt left at that moment is not. Run 1 KiB
+// entries long enough for the state's memtable to flush several times:
 //
-//	go test -run '^$' -bench BenchmarkShardWriteAmp -benchtime 30000x ./bookie/
+//	go test -run '^$' -bench 'BenchmarkShardWriteAmp/entry=64KiB' -benchtime 30000x ./bookie/
+//	go test -run '^$' -bench 'BenchmarkShardWriteAmp/entry=1KiB' -benchtime 200000x ./bookie/
 func BenchmarkShardWriteAmp(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("entry=%dKiB", size>>10), func(b *testing.B) {
@@ -127,6 +131,8 @@ func (fs *countingFS) counter(name string) *atomic.Int64 {
 	switch filepath.Ext(name) {
 	case ".log":
 		kind = "wal"
+	case ".wal":
+		kind = "seg"
 	case ".sst":
 		kind = "sst"
 	case ".blob":

@@ -1,0 +1,103 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/magnetar-mq/magnetar/broker"
+)
+
+// Metadata, versions 0-12 (9 and later are flexible). One broker, this
+// one, leads every partition and is its only replica and the controller.
+// A null topic list (an empty one in version 0) lists every topic of the
+// configured namespace. A named topic that does not exist is created with
+// the default partition count when auto creation is configured and the
+// request allows it (always before version 4), else answered with
+// UNKNOWN_TOPIC_OR_PARTITION. Topic IDs are not kept: they are answered
+// as zero, and a topic asked for by ID only is UNKNOWN_TOPIC_ID.
+
+func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	host, port := c.s.advertised()
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = nodeID, host, port
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	cluster := clusterID
+	resp.ClusterID = &cluster
+	resp.ControllerID = nodeID
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		infos, err := c.s.b.ListTopics(ctx, c.s.cfg.DefaultNamespace)
+		if err != nil {
+			// No per-request error field: answer no topics, the client retries.
+			c.log.Warn("listing topics for metadata", "err", err)
+			return resp
+		}
+		for _, info := range infos {
+			resp.Topics = append(resp.Topics, metadataTopic(info.Name.Topic, info.Partitions, nil))
+		}
+		return resp
+	}
+	autoCreate := c.s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, t := range req.Topics {
+		if t.Topic == nil {
+			rt := metadataTopic("", 0, errUnknownTopicID)
+			rt.Topic = nil
+			rt.TopicID = t.TopicID
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		parts, err := c.topicPartitions(ctx, *t.Topic, autoCreate)
+		resp.Topics = append(resp.Topics, metadataTopic(*t.Topic, parts, err))
+	}
+	return resp
+}
+
+var errUnknownTopicID = kafkaCodeError(kerr.UnknownTopicID.Code)
+
+// topicPartitions returns a Kafka topic's partition count, creating the
+// topic first if asked to and it does not exist.
+func (c *conn) topicPartitions(ctx context.Context, kafkaName string, autoCreate bool) (int32, error) {
+	name, err := c.s.topicName(kafkaName)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		info, err := c.s.b.Topic(ctx, name, false)
+		if err == nil {
+			return info.Partitions, nil
+		}
+		if !autoCreate || !errors.Is(err, broker.ErrTopicNotFound) {
+			return 0, err
+		}
+		err = c.s.b.CreateTopic(ctx, name, int32(c.s.cfg.DefaultPartitions))
+		if err != nil && !errors.Is(err, broker.ErrTopicExists) {
+			return 0, err
+		}
+		autoCreate = false
+	}
+}
+
+func metadataTopic(name string, partitions int32, err error) kmsg.MetadataResponseTopic {
+	rt := kmsg.NewMetadataResponseTopic()
+	rt.Topic = &name
+	if err != nil {
+		rt.ErrorCode = kafkaCode(err)
+		return rt
+	}
+	rt.Partitions = make([]kmsg.MetadataResponseTopicPartition, partitions)
+	for i := range rt.Partitions {
+		p := kmsg.NewMetadataResponseTopicPartition()
+		p.Partition = int32(i)
+		p.Leader = nodeID
+		p.LeaderEpoch = 0
+		p.Replicas = []int32{nodeID}
+		p.ISR = []int32{nodeID}
+		rt.Partitions[i] = p
+	}
+	return rt
+}

@@ -1,0 +1,78 @@
+package kafka
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+
+	"github.com/magnetar-mq/magnetar/broker"
+)
+
+// Config configures the Kafka listener. Defaults are set by RegisterFlags.
+type Config struct {
+	// ListenAddr is where Kafka clients connect; empty disables the
+	// listener.
+	ListenAddr string `yaml:"listen-addr"`
+	// AdvertisedAddr is the host:port Metadata responses tell clients to
+	// use. Empty: the listener's host (127.0.0.1 when it listens on every
+	// address) and port.
+	AdvertisedAddr string `yaml:"advertised-addr"`
+	// DefaultNamespace (tenant/namespace) holds the topics Kafka clients
+	// see: Kafka topic "orders" is tenant/namespace/orders.
+	DefaultNamespace string `yaml:"default-namespace"`
+	// AutoCreateTopics creates a topic a Metadata request names when it
+	// does not exist (and the request allows it), as Kafka's
+	// auto.create.topics.enable does.
+	AutoCreateTopics bool `yaml:"auto-create-topics"`
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that leave it to the broker (Kafka's
+	// num.partitions).
+	DefaultPartitions int `yaml:"default-partitions"`
+	// MaxMessageBytes caps one produced record batch (Kafka's
+	// message.max.bytes); the broker's own limit applies too.
+	MaxMessageBytes int `yaml:"max-message-bytes"`
+	// MaxRequestBytes caps one request on the wire (Kafka's
+	// socket.request.max.bytes); a larger one closes the connection.
+	MaxRequestBytes int `yaml:"max-request-bytes"`
+}
+
+// RegisterFlags registers the listener's flags under prefix (e.g.
+// "kafka.") with their defaults.
+func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
+	fs.StringVar(&c.ListenAddr, prefix+"listen-addr", ":9092", "listen address of the Kafka protocol (empty: disabled)")
+	fs.StringVar(&c.AdvertisedAddr, prefix+"advertised-addr", "", "host:port Kafka clients are told to use (default: the listener's host, 127.0.0.1 for a wildcard, and port)")
+	fs.StringVar(&c.DefaultNamespace, prefix+"default-namespace", "public/default", "namespace (tenant/namespace) of Kafka topic names")
+	fs.BoolVar(&c.AutoCreateTopics, prefix+"auto-create-topics", true, "create topics named in Metadata requests that do not exist")
+	fs.IntVar(&c.DefaultPartitions, prefix+"default-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count")
+	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 1048588, "largest produced record batch in bytes")
+	fs.IntVar(&c.MaxRequestBytes, prefix+"max-request-bytes", 100<<20, "largest request in bytes; a larger one closes the connection")
+}
+
+// DefaultConfig returns the defaults RegisterFlags sets.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags("", flag.NewFlagSet("", flag.ContinueOnError))
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	if _, err := broker.ParseTopicName("x", c.DefaultNamespace); err != nil {
+		return fmt.Errorf("kafka: default-namespace: %w", err)
+	}
+	if c.AdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
+			return fmt.Errorf("kafka: advertised-addr: %w", err)
+		}
+	}
+	switch {
+	case c.DefaultPartitions < 1 || c.DefaultPartitions > broker.MaxPartitions:
+		return fmt.Errorf("kafka: default-partitions must be between 1 and %d", broker.MaxPartitions)
+	case c.MaxMessageBytes <= 0:
+		return errors.New("kafka: max-message-bytes must be positive")
+	case c.MaxRequestBytes < c.MaxMessageBytes:
+		return errors.New("kafka: max-request-bytes must be at least max-message-bytes")
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxPending bounds the requests of one connection that are read but not
+// yet answered; past it the connection stops reading, which pushes back on
+// the client through TCP.
+const maxPending = 128
+
+// conn is one client connection. The read loop (serve's goroutine) owns
+// lastProduce; the write loop owns the output buffer.
+type conn struct {
+	s   *Server
+	nc  net.Conn
+	log *slog.Logger
+
+	ctx    context.Context // canceled by abort
+	cancel context.CancelFunc
+
+	queue    chan *pending  // in request order; closed by the read loop
+	handlers sync.WaitGroup // asynchronous handlers (produce waits, fetches)
+
+	// lastProduce is the last produce request still waiting for storage;
+	// other requests wait for it first (see the package doc).
+	lastProduce *pending
+
+	requests atomic.Int64 // requests read, for tests and debugging
+
+	abortOnce sync.Once
+}
+
+// pending is a request whose response is due, in order.
+type pending struct {
+	corrID int32
+	done   chan struct{} // closed once resp is set
+	resp   kmsg.Response // nil: no response (produce with acks=0)
+}
+
+// result is what a handler returns: a response now, or a function that
+// computes it in a goroutine of its own (waiting for storage or for data),
+// or neither, for requests that get no response.
+type result struct {
+	resp  kmsg.Response
+	later func(ctx context.Context) kmsg.Response
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, queue: make(chan *pending, maxPending)}
+	c.log = s.log.With("remote", nc.RemoteAddr().String())
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve() {
+	var writer sync.WaitGroup
+	writer.Go(c.writeLoop)
+	err := c.readLoop()
+	close(c.queue)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// stopReading: the server is closing; answer what was read.
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrUnsupported):
+		c.log.Info("closing connection", "err", err)
+		c.abort()
+	default: // the client went away, or the connection was aborted
+		c.log.Debug("connection ended", "err", err)
+		c.abort()
+	}
+	writer.Wait()
+	c.abort()
+	c.handlers.Wait()
+}
+
+// stopReading makes the read loop return; what was read is still answered.
+func (c *conn) stopReading() {
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// abort ends the connection at once: pending work is canceled and nothing
+// more is written.
+func (c *conn) abort() {
+	c.abortOnce.Do(func() {
+		c.cancel()
+		c.nc.Close()
+	})
+}
+
+func (c *conn) readLoop() error {
+	br := bufio.NewReaderSize(c.nc, 32<<10)
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(br, size[:]); err != nil {
+			return err
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || int(n) > c.s.cfg.MaxRequestBytes {
+			return fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrMalformed, n, c.s.cfg.MaxRequestBytes)
+		}
+		// A fresh buffer per request: produced batches alias it and are kept.
+		frame := make([]byte, n)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			return err
+		}
+		q, err := parseRequest(frame)
+		if err != nil {
+			return err
+		}
+		c.requests.Add(1)
+		p := &pending{corrID: q.corrID, done: make(chan struct{})}
+		select {
+		case c.queue <- p:
+		case <-c.ctx.Done():
+			return nil
+		}
+		if q.req == nil {
+			p.resp = apiVersionsUnsupported()
+			close(p.done)
+			continue
+		}
+		res, err := c.handle(q)
+		if err != nil {
+			return err
+		}
+		if res.later == nil {
+			p.resp = res.resp
+			close(p.done)
+			continue
+		}
+		if q.key == int16(kmsg.Produce) {
+			c.lastProduce = p
+		}
+		c.handlers.Go(func() {
+			p.resp = res.later(c.ctx)
+			close(p.done)
+		})
+	}
+}
+
+// handle dispatches one request to its API's handler.
+func (c *conn) handle(q request) (result, error) {
+	ctx := c.ctx
+	switch q.req.(type) {
+	case *kmsg.ProduceRequest, *kmsg.FetchRequest, *kmsg.ApiVersionsRequest:
+	default:
+		// Let earlier produce requests take effect first, as on Kafka.
+		if p := c.lastProduce; p != nil {
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				return result{}, ctx.Err()
+			}
+			c.lastProduce = nil
+		}
+	}
+	switch r := q.req.(type) {
+	case *kmsg.ProduceRequest:
+		return c.handleProduce(ctx, r)
+	case *kmsg.FetchRequest:
+		return c.handleFetch(ctx, r)
+	case *kmsg.ListOffsetsRequest:
+		return result{resp: c.handleListOffsets(ctx, r)}, nil
+	case *kmsg.MetadataRequest:
+		return result{resp: c.handleMetadata(ctx, r)}, nil
+	case *kmsg.ApiVersionsRequest:
+		return result{resp: handleApiVersions(r)}, nil
+	case *kmsg.CreateTopicsRequest:
+		return result{resp: c.handleCreateTopics(ctx, r)}, nil
+	case *kmsg.DeleteTopicsRequest:
+		return result{resp: c.handleDeleteTopics(ctx, r)}, nil
+	case *kmsg.InitProducerIDRequest:
+		return result{resp: c.handleInitProducerID(ctx, r)}, nil
+	case *kmsg.DescribeConfigsRequest:
+		return result{resp: c.handleDescribeConfigs(ctx, r)}, nil
+	case *kmsg.CreatePartitionsRequest:
+		return result{resp: c.handleCreatePartitions(ctx, r)}, nil
+	}
+	// parseRequest only decodes advertised keys, each handled above.
+	panic(fmt.Sprintf("kafka: no handler for advertised API key %d", q.key))
+}
+
+// writeLoop writes responses in request order, flushing whenever it has
+// caught up.
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for p := range c.queue {
+		select {
+		case <-p.done:
+		case <-c.ctx.Done():
+			return
+		}
+		if p.resp != nil {
+			buf = appendResponse(buf[:0], p.corrID, p.resp)
+			if _, err := bw.Write(buf); err != nil {
+				c.abort()
+				return
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // do not keep a large fetch's buffer
+			}
+		}
+		if len(c.queue) == 0 {
+			if err := bw.Flush(); err != nil {
+				c.abort()
+				return
+			}
+		}
+	}
+	bw.Flush()
+}

@@ -26,7 +26,7 @@ type Broker struct {
 	cfg     Config
 	log     *slog.Logger
 	cat     *catalog.Catalog // the metadata store's typed view
-	shards  bookie.Router // the segment store's shards
+	shards  bookie.Router    // the segment store's shards
 	metrics *metrics
 
 	stop chan struct{} // closed by Close

@@ -44,6 +44,28 @@ func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
 	mux.HandleFunc("GET /admin/v1/topics/{name...}", h.getTopic)
 	mux.HandleFunc("DELETE /admin/v1/topics/{name...}", h.deleteTopic)
 	mux.HandleFunc("GET /admin/v1/stats/topics/{name...}", h.topicStats)
+	mux.HandleFunc("GET /admin/v1/bookies", h.listBookies)
+	mux.HandleFunc("GET /admin/v1/shards", h.listShards)
+}
+
+// listBookies answers with the registered bookies (registry.BookieInfo).
+func (h *handler) listBookies(w http.ResponseWriter, r *http.Request) {
+	l, err := h.b.Bookies(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+// listShards answers with the shards and their replicas (registry.ShardInfo).
+func (h *handler) listShards(w http.ResponseWriter, r *http.Request) {
+	l, err := h.b.Shards(r.Context())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
 }
 
 func (h *handler) listTopics(w http.ResponseWriter, r *http.Request) {

@@ -95,6 +95,62 @@ func init() {
 			},
 		},
 		{
+			name: "bookies list", args: "", nargs: 0,
+			help:     "Lists the registered bookies (storage processes), the shards each hosts and leads.",
+			examples: "  magctl bookies list\n  magctl bookies list -o json\n",
+			flags:    func(fs *flag.FlagSet) { fs.StringVar(&output, "o", "table", "output: table or json") },
+			run: func(ctx context.Context, e *env, _ []string) error {
+				ctx, cancel := context.WithTimeout(ctx, e.timeout)
+				defer cancel()
+				bs, err := client.NewAdmin(e.adminURL).ListBookies(ctx)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return writeJSON(e.stdout, bs)
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "BOOKIE\tGRPC\tSHARDS\tLEADS\tVERSION")
+				for _, b := range bs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", b.ID, orDash(b.GRPCAddr), orDash(strings.Join(b.Shards, ",")), orDash(strings.Join(b.Leads, ",")), orDash(b.Version))
+				}
+				return w.Flush()
+			},
+		},
+		{
+			name: "shards list", args: "", nargs: 0,
+			help: "Lists the storage shards: state, leader, live replicas and usage (as the leader\n" +
+				"last reported). New segments go to the active shard with the fewest open segments.",
+			examples: "  magctl shards list\n  magctl shards list -o json\n",
+			flags:    func(fs *flag.FlagSet) { fs.StringVar(&output, "o", "table", "output: table or json") },
+			run: func(ctx context.Context, e *env, _ []string) error {
+				ctx, cancel := context.WithTimeout(ctx, e.timeout)
+				defer cancel()
+				ss, err := client.NewAdmin(e.adminURL).ListShards(ctx)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return writeJSON(e.stdout, ss)
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "SHARD\tSTATE\tLEADER\tREPLICAS\tSEGMENTS\tOPEN\tBYTES")
+				for _, s := range ss {
+					var reps []string
+					for _, r := range s.Replicas {
+						if !r.Live {
+							reps = append(reps, r.Bookie+"(down)")
+						} else {
+							reps = append(reps, r.Bookie)
+						}
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", s.ID, s.State, orDash(s.Leader), strings.Join(reps, ","),
+						s.Usage.Segments, s.Usage.OpenSegments, s.Usage.Bytes)
+				}
+				return w.Flush()
+			},
+		},
+		{
 			name: "produce", args: "TOPIC", nargs: 1,
 			help: "Sends -m TEXT as one message, or else each line of standard input as a message,\n" +
 				"and waits until every message is stored. Prints the count and the last message ID.",
@@ -120,6 +176,14 @@ func init() {
 			},
 		},
 	}
+}
+
+// orDash shows an empty value as "-" in a table.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func writeJSON(w io.Writer, v any) error {

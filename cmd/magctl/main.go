@@ -25,6 +25,8 @@ Commands:
   topics stats TOPIC [-o table|json]    offsets, sizes, subscriptions and backlog
   produce TOPIC [-m TEXT] [-k KEY]      send -m TEXT, or one message per line of stdin
   consume TOPIC -s SUBSCRIPTION [-n N]  print message values, one per line, acking each
+  bookies list [-o table|json]          registered bookies and the shards they host
+  shards list [-o table|json]           storage shards: leader, replicas, usage
 
 TOPIC is tenant/namespace/topic, persistent://tenant/namespace/topic, or a
 bare name in the broker's default namespace (public/default).

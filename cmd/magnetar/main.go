@@ -10,7 +10,8 @@ const usage = `Usage: magnetar <command> [flags]
 Commands:
   standalone   run the metadata service, a bookie and a broker in one process
   meta         run one node of a metadata cluster (1, 3 or 5 nodes)
-  bookie       run one replica of a bookie shard (1 or 3 replicas)
+  bookie       run a bookie: replicas of one or more storage shards
+  broker       run a broker over a metadata cluster and bookies
   bench        measure a running Magnetar: 'magnetar bench produce'
   version      print the version
 
@@ -38,6 +39,8 @@ func main() {
 		err = runMeta(os.Args[2:])
 	case "bookie":
 		err = runBookie(os.Args[2:])
+	case "broker":
+		err = runBroker(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:], os.Stdout)
 	case "version", "--version":

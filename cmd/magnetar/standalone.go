@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os/signal"
 	"syscall"
 	"time"
@@ -30,17 +31,53 @@ are flag names; nested maps join with '.').
 Flags:
 `
 
+const brokerUsage = `Usage: magnetar broker --meta-addrs host:port,... [flags]
+
+Runs a broker: it serves topics (native protocol on --native-addr, admin
+REST API and metrics on --http-addr) over a metadata cluster (magnetar
+meta) and the bookie shards registered there (magnetar bookie
+--meta-addrs). A broker keeps no state of its own: each new segment goes
+to the least-loaded shard, and a broker that takes a partition over seals
+the previous owner's open segment first, so no acknowledged message is
+lost when one stops or dies.
+
+Examples:
+  magnetar broker --meta-addrs 10.0.0.1:6660,10.0.0.2:6660,10.0.0.3:6660
+  magnetar broker --meta-addrs 127.0.0.1:6660 --native-addr :6650 --http-addr :8080 --broker.segment-max-bytes 268435456
+  MAGNETAR_META_ADDRS=127.0.0.1:6660 magnetar broker
+
+Settings come from flags, then MAGNETAR_* environment variables (the flag
+name upper-cased, '.' and '-' as '_'), then the YAML file of --config (keys
+are flag names; nested maps join with '.').
+
+Flags:
+`
+
 func runStandalone(args []string) error {
-	var (
-		cfg standalone.Config
-	)
-	fs := flag.NewFlagSet("magnetar standalone", flag.ContinueOnError)
+	return runServer("standalone", standaloneUsage, args)
+}
+
+func runBroker(args []string) error {
+	return runServer("broker", brokerUsage, args)
+}
+
+// runServer runs `magnetar standalone` or `magnetar broker`: the same
+// server, with its metadata service and bookie in process or remote.
+func runServer(role, usage string, args []string) error {
+	var cfg standalone.Config
+	fs := flag.NewFlagSet("magnetar "+role, flag.ContinueOnError)
 	var sf serverFlags
 	sf.register(fs)
 	cfg.RegisterFlags(fs)
-	log, err := sf.parse(fs, standaloneUsage, args)
+	if role == "broker" {
+		fs.StringVar(&cfg.MetaAddrs, "meta-addrs", "", "metadata service gRPC addresses, host:port,... (required)")
+	}
+	log, err := sf.parse(fs, usage, args)
 	if err != nil || log == nil { // nil, nil: --help
 		return err
+	}
+	if role == "broker" && cfg.MetaAddrs == "" {
+		return fmt.Errorf("--meta-addrs (or MAGNETAR_META_ADDRS) is required: the addresses of the metadata service")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -50,7 +87,7 @@ func runStandalone(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("magnetar standalone ready", "native", srv.NativeAddr(), "http", srv.HTTPAddr(),
+	log.Info("magnetar "+role+" ready", "native", srv.NativeAddr(), "http", srv.HTTPAddr(),
 		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
 	select {
 	case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +36,13 @@ type Config struct {
 	HTTPAddr   string `yaml:"http-addr"`
 	// AdvertisedAddr is the native address clients are told to use; by
 	// default 127.0.0.1 and the native port.
-	AdvertisedAddr string        `yaml:"advertised-addr"`
-	Broker         broker.Config `yaml:"broker"`
+	AdvertisedAddr string `yaml:"advertised-addr"`
+	// MetaAddrs, when set, makes the server a broker alone (magnetar
+	// broker): it uses the metadata service at these gRPC addresses
+	// (comma-separated) and the bookie shards registered there, and keeps
+	// nothing under DataDir.
+	MetaAddrs string        `yaml:"meta-addrs"`
+	Broker    broker.Config `yaml:"broker"`
 }
 
 // RegisterFlags registers the server's flags with their defaults.
@@ -73,8 +79,6 @@ type Server struct {
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	grpcSrv  *grpc.Server
-	meta     *metadata.Service
-	shard    *bookie.Shard
 	broker   *broker.Broker
 	ready    atomic.Bool
 	serving  sync.WaitGroup // the two Serve goroutines
@@ -128,23 +132,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		fmt.Fprintln(w, "ready")
 	})
 
-	if s.meta, err = metadata.Open(ctx, metadata.Config{Dir: filepath.Join(cfg.DataDir, "meta"), Logger: log}); err != nil {
-		return nil, fmt.Errorf("metadata service: %w", err)
-	}
-	s.closers = append(s.closers, s.meta.Close)
-	if s.shard, err = bookie.OpenShard(ctx, bookie.ShardConfig{Dir: filepath.Join(cfg.DataDir, "bookie"), Logger: log}); err != nil {
-		return nil, fmt.Errorf("bookie: %w", err)
-	}
-	s.closers = append(s.closers, s.shard.Close)
-	// The one shard is registered like a bookie process's, so the admin
-	// API lists it; its segments are recorded on shard "standalone".
-	registrar, err := registry.Start(ctx, catalog.New(s.meta), registry.Config{BookieID: standaloneID},
-		[]registry.HostedShard{{ID: standaloneID, Members: map[string]string{standaloneID: ""}, Replica: s.shard}}, log)
+	meta, shards, err := s.openStores(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, registrar.Close)
-	if s.broker, err = broker.New(cfg.Broker, s.meta, bookie.OneShard(standaloneID, s.shard), log, reg); err != nil {
+	if s.broker, err = broker.New(cfg.Broker, meta, shards, log, reg); err != nil {
 		return nil, err
 	}
 	admin.Register(mux, s.broker, log)
@@ -156,6 +148,41 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })
 	s.ready.Store(true)
 	return s, nil
+}
+
+// openStores opens the metadata service and the segment store: in
+// process (a metadata service and one bookie shard under cfg.DataDir), or
+// remote (cfg.MetaAddrs and the shards registered there).
+func (s *Server) openStores(ctx context.Context, cfg Config, log *slog.Logger) (metadata.Store, bookie.Router, error) {
+	if cfg.MetaAddrs != "" {
+		meta, err := metadata.Dial(ctx, strings.Split(cfg.MetaAddrs, ","))
+		if err != nil {
+			return nil, nil, fmt.Errorf("metadata service: %w", err)
+		}
+		s.closers = append(s.closers, meta.Close)
+		conns := bookie.NewConns()
+		s.closers = append(s.closers, conns.Close)
+		return meta, registry.NewDirectory(catalog.New(meta), conns, 0, log), nil
+	}
+	meta, err := metadata.Open(ctx, metadata.Config{Dir: filepath.Join(cfg.DataDir, "meta"), Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("metadata service: %w", err)
+	}
+	s.closers = append(s.closers, meta.Close)
+	shard, err := bookie.OpenShard(ctx, bookie.ShardConfig{Dir: filepath.Join(cfg.DataDir, "bookie"), Logger: log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bookie: %w", err)
+	}
+	s.closers = append(s.closers, shard.Close)
+	// The one shard is registered like a bookie process's, so the admin
+	// API lists it; its segments are recorded on shard "standalone".
+	registrar, err := registry.Start(ctx, catalog.New(meta), registry.Config{BookieID: standaloneID},
+		[]registry.HostedShard{{ID: standaloneID, Members: map[string]string{standaloneID: ""}, Replica: shard}}, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.closers = append(s.closers, registrar.Close)
+	return meta, bookie.OneShard(standaloneID, shard), nil
 }
 
 func (s *Server) serve(what string, fn func() error) {

@@ -74,42 +74,50 @@
 //
 // # State machine and write path
 //
-// A Shard replica is a Raft group member over two Pebble databases in
+// A Shard replica is a Raft group member over two stores in
 // ShardConfig.Dir (storage.go), with one group commit per Raft batch:
 // hashicorp/raft gathers concurrent Apply calls into one batch of up to
-// MaxAppendEntries commands, written to the log as one fsynced Pebble
-// batch, then applied to the state as one Pebble batch.
+// MaxAppendEntries commands, written to the log with one write and one
+// fsync, then applied to the state as one Pebble batch.
 //
-//   - log/ holds Raft's log and stable store (internal/raftstore, keys
-//     under "raft/"), with a WAL; every log write is synced. An append is
-//     acknowledged once its command is in this WAL on a majority and
-//     applied on the leader.
-//   - state/ holds the state machine, with the WAL disabled: the Raft log is
-//     its write-ahead log. The state machine (fsm) writes each batch's
-//     changes and the last applied Raft index in one Pebble batch; they
-//     reach the disk only when a memtable flushes, in commit order, so after
-//     a crash the state is as of some applied index, stored with it. Raft
-//     replays the log after its last snapshot, and the fsm skips entries at
-//     or below the stored index and applies the rest again. Raft truncates
-//     its log only behind a snapshot or a restore, and FSM.Snapshot and
-//     Restore flush the state first, so no entry whose effects could still
-//     be lost is deleted. Close flushes the state too, so a clean restart
-//     replays nothing.
+//   - wal/ holds Raft's log and stable store: hashicorp/raft-wal segment
+//     files (WALSegmentSize each, preallocated when the log moves to one),
+//     written through walVFS on the shard's file system. Every StoreLogs
+//     appends the batch's frames and a commit frame (a CRC-32C of the
+//     batch) with one WriteAt and fsyncs before it returns; the segment
+//     list and Raft's term and vote are in walMeta (wal/wal-meta, rewritten
+//     and fsynced on rotation, truncation and elections). An append is
+//     acknowledged once its command is fsynced in the log of a majority and
+//     applied on the leader. On open raft-wal reads the tail segment up to
+//     its last commit frame whose CRC matches, dropping a torn batch that
+//     was never acknowledged. Truncation deletes whole segments.
+//   - state/ holds the state machine in Pebble, with the WAL disabled: the
+//     Raft log is its write-ahead log. The state machine (fsm) writes each
+//     batch's changes and the last applied Raft index in one Pebble batch;
+//     they reach the disk only when a memtable flushes, in commit order, so
+//     after a crash the state is as of some applied index, stored with it.
+//     Raft replays the log after its last snapshot, and the fsm skips
+//     entries at or below the stored index and applies the rest again. Raft
+//     truncates its log only behind a snapshot or a restore, and
+//     FSM.Snapshot and Restore flush the state first, so no entry whose
+//     effects could still be lost is deleted. Close stops Raft, flushes and
+//     closes the state, then closes the log, so a clean restart replays
+//     nothing.
 //
-// Both databases separate values of 256 bytes or more into blob files when
-// a memtable flushes (Pebble value separation): compactions then move keys,
-// not entries. So an appended byte is written to disk about three times:
-// once to the log's WAL, once when the state's memtable flushes, and once
-// more when the log's memtable flushes before the log is truncated past it
-// (Raft keeps TrailingLogs entries behind each snapshot, more than a
-// memtable holds). BenchmarkShardWriteAmp measured 3.0 bytes written per
-// byte appended with 1 KiB entries (200 MiB appended) and 3.1 with 64 KiB
-// entries (1.9 GiB), against 7.3 and 6.1 with the earlier single database
-// (two WAL copies, then flushes and compactions of both). Not counted
-// there: a Raft snapshot streams the whole state to a file (every
-// SnapshotThreshold entries), a cost that grows with the shard.
+// The state separates values of 256 bytes or more into blob files when a
+// memtable flushes (Pebble value separation): compactions then move keys,
+// not entries. So an appended byte is written to disk about twice: once to
+// the log's segment, once when the state's memtable flushes. The log is
+// never rewritten: a segment is written once and deleted whole when Raft
+// truncates past it. BenchmarkShardWriteAmp measured 2.1 bytes written per
+// byte appended with 1 KiB entries (200 MiB appended) and 2.2 with 64 KiB
+// entries (1.9 GiB), against 3.0 and 3.2 with the log in a second Pebble
+// (whose memtable flushed entries Raft still kept) and 7.3 and 6.1 with a
+// single database. Not counted there: a Raft snapshot streams the whole
+// state to a file (every SnapshotThreshold entries), a cost that grows
+// with the shard.
 //
-// Keys of the state (the log's are internal/raftstore's):
+// Keys of the state:
 //
 //	"bk/a"                                  -> last applied Raft index (8 bytes BE)
 //	"bk/m" <segment: 8 bytes BE>            -> segment metadata (see meta.go)

@@ -23,20 +23,22 @@ type roleNode struct {
 	raftAddr string
 	grpcAddr string
 	ready    chan struct{} // closed when the current run logs "magnetar <role> ready"
+	extra    []string      // more flags for every run
 }
 
 // startRoleCluster starts n `magnetar <role>` processes on 127.0.0.1 as
-// one Raft group, with IDs idPrefix1..idPrefixN, and waits until each says
+// one Raft group, with IDs idPrefix1..idPrefixN and the extra flags, and
+// waits until each says
 // it is ready (a leader is elected). It returns the nodes and the --peers
 // value (to restart a node with).
-func startRoleCluster(t testing.TB, role, idPrefix string, n int) ([]*roleNode, string) {
+func startRoleCluster(t testing.TB, role, idPrefix string, n int, extra ...string) ([]*roleNode, string) {
 	t.Helper()
 	addrs := nettest.FreeAddrs(t, 2*n)
 	var nodes []*roleNode
 	var peers []string
 	for i := range n {
 		r := &roleNode{t: t, role: role, id: fmt.Sprintf("%s%d", idPrefix, i+1), dataDir: filepath.Join(t.TempDir(), role),
-			raftAddr: addrs[2*i], grpcAddr: addrs[2*i+1]}
+			raftAddr: addrs[2*i], grpcAddr: addrs[2*i+1], extra: extra}
 		nodes = append(nodes, r)
 		peers = append(peers, r.id+"="+r.raftAddr+"="+r.grpcAddr)
 	}
@@ -56,6 +58,7 @@ func (r *roleNode) start(peers string) {
 	t.Helper()
 	args := []string{r.role, "--node-id", r.id, "--data-dir", r.dataDir,
 		"--raft-addr", r.raftAddr, "--grpc-addr", r.grpcAddr, "--peers", peers, "--election-timeout", "300ms"}
+	args = append(args, r.extra...)
 	ready := make(chan struct{})
 	var once sync.Once
 	readyLine := `msg="magnetar ` + r.role + ` ready"`

@@ -141,16 +141,31 @@ type server struct {
 	httpAddr   string
 }
 
-var readyLine = regexp.MustCompile(`msg="magnetar standalone ready" native=(\S+) http=(\S+)`)
+var readyLine = regexp.MustCompile(`msg="magnetar (?:standalone|broker) ready" native=(\S+) http=(\S+)`)
 
 // startServer starts a standalone on dataDir with ports chosen by the
 // kernel, and waits until it says it is ready and /readyz answers 200.
 func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 	t.Helper()
-	args := append([]string{"standalone", "--data-dir", dataDir,
-		"--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extraArgs...)
+	s := startServing(t, "standalone "+dataDir, append([]string{"standalone", "--data-dir", dataDir}, extraArgs...))
+	s.dataDir = dataDir
+	return s
+}
+
+// startBroker starts a `magnetar broker` over the metadata service at
+// metaAddrs, like startServer.
+func startBroker(t testing.TB, metaAddrs string, extraArgs ...string) *server {
+	t.Helper()
+	return startServing(t, "broker", append([]string{"broker", "--meta-addrs", metaAddrs}, extraArgs...))
+}
+
+// startServing runs a standalone or broker with args, on ports chosen by
+// the kernel, and waits until it is ready.
+func startServing(t testing.TB, label string, args []string) *server {
+	t.Helper()
+	args = append(args, "--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	addrs := make(chan []string, 1)
-	p := startProcess(t, "standalone "+dataDir, args, func(line string) {
+	p := startProcess(t, label, args, func(line string) {
 		if m := readyLine.FindStringSubmatch(line); m != nil {
 			select {
 			case addrs <- m[1:]:
@@ -158,16 +173,16 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 			}
 		}
 	})
-	s := &server{process: p, dataDir: dataDir}
+	s := &server{process: p}
 	select {
 	case a := <-addrs:
 		s.nativeAddr, s.httpAddr = a[0], a[1]
 	case <-s.exited:
 		s.dumpLog()
-		t.Fatalf("magnetar exited before it was ready: %v", s.cmd.ProcessState)
+		t.Fatalf("magnetar %s exited before it was ready: %v", label, s.cmd.ProcessState)
 	case <-time.After(30 * time.Second):
 		s.dumpLog()
-		t.Fatal("magnetar did not become ready within 30s")
+		t.Fatalf("magnetar %s did not become ready within 30s", label)
 	}
 	waitFor(t, 10*time.Second, "readyz", func() bool {
 		resp, err := http.Get(s.adminURL() + "/readyz")

@@ -25,6 +25,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 	cfg := standalone.DefaultConfig()
 	cfg.DataDir, cfg.NativeAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Kafka.ListenAddr = "127.0.0.1:0"
 	srv, err := standalone.Start(ctx, cfg, nil)
 	if err != nil {
 		log.Fatal(err)

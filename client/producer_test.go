@@ -21,6 +21,7 @@ func startServer(t *testing.T) *client.Client {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	cfg := standalone.DefaultConfig()
 	cfg.DataDir, cfg.NativeAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Kafka.ListenAddr = "127.0.0.1:0"
 	srv, err := standalone.Start(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

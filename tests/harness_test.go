@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -164,6 +165,9 @@ func startBroker(t testing.TB, metaAddrs string, extraArgs ...string) *server {
 func startServing(t testing.TB, label string, args []string) *server {
 	t.Helper()
 	args = append(args, "--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	if !slices.Contains(args, "--kafka.listen-addr") { // else every server would want :9092
+		args = append(args, "--kafka.listen-addr", "127.0.0.1:0")
+	}
 	addrs := make(chan []string, 1)
 	p := startProcess(t, label, args, func(line string) {
 		if m := readyLine.FindStringSubmatch(line); m != nil {

@@ -18,9 +18,16 @@ for development and tests. State lives under --data-dir; the process can be
 killed at any moment and restarted on the same directory without losing an
 acknowledged message. SIGINT or SIGTERM shuts it down cleanly.
 
+Kafka clients connect to --kafka.listen-addr (default :9092; empty turns
+the listener off): Kafka topic "orders" is topic orders of
+--kafka.default-namespace (public/default), the same topic native clients
+see. See docs/kafka.md for the API versions served.
+
 Examples:
   magnetar standalone
-  magnetar standalone --data-dir /var/lib/magnetar --native-addr :6650 --http-addr :8080
+  magnetar standalone --data-dir /var/lib/magnetar --native-addr :6650 --http-addr :8080 --kafka.listen-addr :9092
+  magnetar standalone --kafka.advertised-addr kafka.example.com:9092 --kafka.default-partitions 3
+  MAGNETAR_KAFKA_LISTEN_ADDR=:19092 magnetar standalone
   MAGNETAR_DATA_DIR=/tmp/mq magnetar standalone
   magnetar standalone --config magnetar.yaml
 
@@ -33,8 +40,8 @@ Flags:
 
 const brokerUsage = `Usage: magnetar broker --meta-addrs host:port,... [flags]
 
-Runs a broker: it serves topics (native protocol on --native-addr, admin
-REST API and metrics on --http-addr) over a metadata cluster (magnetar
+Runs a broker: it serves topics (native protocol on --native-addr, Kafka
+protocol on --kafka.listen-addr, admin REST API and metrics on --http-addr) over a metadata cluster (magnetar
 meta) and the bookie shards registered there (magnetar bookie
 --meta-addrs). A broker keeps no state of its own: each new segment goes
 to the least-loaded shard, and a broker that takes a partition over seals
@@ -87,7 +94,7 @@ func runServer(role, usage string, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("magnetar "+role+" ready", "native", srv.NativeAddr(), "http", srv.HTTPAddr(),
+	log.Info("magnetar "+role+" ready", "native", srv.NativeAddr(), "http", srv.HTTPAddr(), "kafka", srv.KafkaAddr(),
 		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
 	select {
 	case <-ctx.Done():

@@ -26,6 +26,7 @@ import (
 	"github.com/magnetar-mq/magnetar/broker/admin"
 	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
+	"github.com/magnetar-mq/magnetar/protocol/kafka"
 	"github.com/magnetar-mq/magnetar/protocol/native"
 )
 
@@ -43,6 +44,7 @@ type Config struct {
 	// nothing under DataDir.
 	MetaAddrs string        `yaml:"meta-addrs"`
 	Broker    broker.Config `yaml:"broker"`
+	Kafka     kafka.Config  `yaml:"kafka"`
 }
 
 // RegisterFlags registers the server's flags with their defaults.
@@ -52,6 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address of the admin REST API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.AdvertisedAddr, "advertised-addr", "", "native address clients are told to use (default: 127.0.0.1 and the native port)")
 	c.Broker.RegisterFlags("broker.", fs)
+	c.Kafka.RegisterFlags("kafka.", fs)
 }
 
 // DefaultConfig returns the defaults RegisterFlags sets.
@@ -65,6 +68,9 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("standalone: data-dir must not be empty")
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
 	}
 	return c.Broker.Validate()
 }
@@ -84,6 +90,8 @@ type Server struct {
 	serving  sync.WaitGroup // the two Serve goroutines
 	failed   chan error     // serving errors; capacity for both servers
 	closers  []func() error
+	kafkaLn  net.Listener  // nil when disabled (kafka.go)
+	kafkaSrv *kafka.Server // nil when disabled
 }
 
 // Start opens every role under cfg.DataDir and serves until Close. It
@@ -95,7 +103,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, failed: make(chan error, 2)}
+	s := &Server{log: log, failed: make(chan error, 3)}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -110,6 +118,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	s.closers = append(s.closers, ignoreClosed(s.httpLn.Close))
+	if err := s.listenKafka(cfg); err != nil {
+		return nil, err
+	}
 	advertised := cfg.AdvertisedAddr
 	if advertised == "" {
 		_, port, _ := net.SplitHostPort(s.nativeLn.Addr().String())
@@ -146,6 +157,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.Broker.MaxMessageBytes + 1<<20))
 	native.NewServer(s.broker, advertised, log).Register(s.grpcSrv)
 	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })
+	if err := s.serveKafka(cfg); err != nil {
+		return nil, err
+	}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -207,6 +221,7 @@ func (s *Server) Failed() <-chan error { return s.failed }
 func (s *Server) Close() error {
 	s.ready.Store(false)
 	var errs []error
+	waitKafka := s.closeKafka()
 	if s.grpcSrv != nil {
 		done := make(chan struct{})
 		go func() {
@@ -223,6 +238,7 @@ func (s *Server) Close() error {
 	} else if s.broker != nil {
 		errs = append(errs, s.broker.Close())
 	}
+	errs = append(errs, waitKafka())
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.httpSrv.Shutdown(ctx))

@@ -19,3 +19,9 @@ func (s *Shard) WALSyncs() uint64 { return s.store.walSyncs.Load() }
 
 // Snapshot makes Raft take a snapshot now (and truncate its log).
 func (s *Shard) Snapshot() error { return s.node.Raft().Snapshot().Error() }
+
+// InflightStats returns the most bytes of appends ever in flight and how
+// many appends waited for room.
+func (s *Shard) InflightStats() (peak, waits int64) {
+	return s.inflight.peak.Load(), s.inflight.waits.Load()
+}

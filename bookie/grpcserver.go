@@ -52,11 +52,19 @@ var grpcBufferPool = func() mem.BufferPool {
 	return p
 }()
 
+// maxStreamsPerConn bounds the calls a client connection has in flight;
+// more wait on the client. With the shards' MaxInflightBytes it bounds
+// the memory requests take on the server: a call's request is read whole
+// before the shard decides whether it may go on.
+const maxStreamsPerConn = 1024
+
 // GRPCServerOptions are the grpc.ServerOptions a server of the bookie
 // service needs: message size limits of MaxGRPCMessageSize, flow-control
-// windows and a buffer pool sized for batches of entries.
+// windows and a buffer pool sized for batches of entries, and a bound on
+// the calls in flight per connection.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.MaxRecvMsgSize(MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(MaxGRPCMessageSize),
 		grpc.InitialWindowSize(grpcStreamWindow),

@@ -25,6 +25,8 @@ import (
 const (
 	DefaultCacheSize    = 128 << 20
 	DefaultMemTableSize = 64 << 20
+	// DefaultMaxInflightBytes is ShardConfig.MaxInflightBytes's default.
+	DefaultMaxInflightBytes = 64 << 20
 	// DefaultWALSegmentSize is ShardConfig.WALSegmentSize's default.
 	DefaultWALSegmentSize = 64 << 20
 	// DefaultElectionTimeout is ShardConfig.ElectionTimeout's default.
@@ -48,6 +50,9 @@ type ShardConfig struct {
 	// preallocated whole when the log moves to it. Truncation deletes whole
 	// segments.
 	WALSegmentSize int64 `yaml:"wal_segment_size"`
+	// MaxInflightBytes bounds the bytes of appends taken in and not yet
+	// answered; more wait (see inflight.go). 0: the default.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// MinFreeBytes is the disk space reserve: below it, Append and
 	// CreateSegment fail with ErrDiskFull (see diskspace.go). It must hold
 	// at least one WAL segment. 0: the default; negative: no check.
@@ -86,6 +91,7 @@ func (c *ShardConfig) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheSize, prefix+"cache-size", DefaultCacheSize, "Pebble block cache size in bytes.")
 	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes.")
 	fs.Int64Var(&c.WALSegmentSize, prefix+"wal-segment-size", DefaultWALSegmentSize, "Size in bytes of the Raft log's segment files (each preallocated; must fit in --"+prefix+"min-free-bytes).")
+	fs.Int64Var(&c.MaxInflightBytes, prefix+"max-inflight-bytes", DefaultMaxInflightBytes, "Bytes of appends in flight (taken in, not yet answered) past which new appends wait: a slow disk slows writers instead of growing memory.")
 	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space below which appends and segment creations fail with a disk-full error (negative: no check).")
 	fs.StringVar(&c.NodeID, prefix+"node-id", "", "Raft server ID of this replica; must be one of --"+prefix+"peers (empty: --"+prefix+"raft.id).")
 	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6671 (empty with no peers: single replica, no network).")
@@ -108,6 +114,9 @@ func (c *ShardConfig) EnsureDefaults() {
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -188,6 +197,8 @@ type Shard struct {
 	node  *raftnode.Node
 	cfg   ShardConfig // after EnsureDefaults
 	disk  diskGuard
+	// inflight bounds the appends being proposed.
+	inflight *inflight
 
 	// ops is held shared by every call that uses db or node and
 	// exclusively by Close, which so waits for calls in flight before
@@ -245,7 +256,8 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 		store.close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, store: store, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
+	s := &Shard{log: log, db: db, store: store, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))},
+		inflight: newInflight(cfg.MaxInflightBytes)}
 	if fs == nil {
 		s.disk.fs = vfs.Default
 	}
@@ -392,6 +404,12 @@ func (s *Shard) Append(ctx context.Context, req AppendRequest) (int64, error) {
 	if err := s.checkDisk(); err != nil {
 		return 0, err
 	}
+	size := int64(appendCommandSize(req.Entries))
+	held, err := s.inflight.acquire(ctx, size)
+	if err != nil {
+		return 0, err
+	}
+	defer s.inflight.release(held)
 	c := command{op: opAppend, segment: req.Segment, epoch: req.Epoch, entries: req.Entries}
 	resp, err := s.propose(ctx, appendCommand(make([]byte, 0, appendCommandSize(req.Entries)), c))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/segment"
 
@@ -41,6 +42,26 @@ type storage struct {
 	state *pebble.DB
 	// walSyncs counts the fsyncs of the log's segment files.
 	walSyncs *atomic.Uint64
+}
+
+// walLog is the WAL as Raft's LogStore, with GetLog kept to the log's
+// bounds: raft-wal truncates the head of a segment only in its metadata and,
+// until that segment is deleted or the WAL reopened, still returns the
+// entries it holds below FirstIndex. Raft must see what it truncated as
+// gone (raft.ErrLogNotFound), so that a follower that needs those entries
+// gets a snapshot, as with any other log store.
+type walLog struct{ *raftwal.WAL }
+
+// GetLog implements raft.LogStore.
+func (l walLog) GetLog(index uint64, log *raft.Log) error {
+	first, err := l.WAL.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return l.WAL.GetLog(index, log)
 }
 
 // storageOptions size a shard's storage.

@@ -125,6 +125,28 @@ func TestATornLogTailIsDroppedOnOpen(t *testing.T) {
 	}
 }
 
+// Entries truncated from the head of the log are gone for Raft even while
+// raft-wal still holds them in the tail segment, so a follower that needs
+// them is sent a snapshot.
+func TestTruncatedEntriesAreNotFound(t *testing.T) {
+	st, err := openStorage("shard", vfs.NewMem(), testStorageOptions(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	storeEntries(t, st, 1, 50)
+	if err := st.wal.DeleteRange(1, 40); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := (walLog{st.wal}).GetLog(40, &l); err != raft.ErrLogNotFound {
+		t.Fatalf("GetLog of a truncated entry: %v, want raft.ErrLogNotFound", err)
+	}
+	if err := (walLog{st.wal}).GetLog(41, &l); err != nil || string(l.Data) != "entry 41" {
+		t.Fatalf("GetLog(41) = %q, %v", l.Data, err)
+	}
+}
+
 // The log's metadata file round-trips, and survives being rewritten.
 func TestWALMetaKeepsStateAndStableKeysAcrossReopens(t *testing.T) {
 	fs := vfs.NewCrashableMem()

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,8 +114,8 @@ func (c *conn) readLoop() error {
 			return fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrMalformed, n, c.s.cfg.MaxRequestBytes)
 		}
 		// A fresh buffer per request: produced batches alias it and are kept.
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(br, frame); err != nil {
+		frame, err := readFrame(br, int(n))
+		if err != nil {
 			return err
 		}
 		q, err := parseRequest(frame)
@@ -223,4 +224,28 @@ func (c *conn) writeLoop() {
 		}
 	}
 	bw.Flush()
+}
+
+// frameChunk is how much of a frame is allocated before its bytes arrive:
+// a client claiming a huge frame gets memory only as fast as it sends.
+const frameChunk = 1 << 20
+
+// readFrame reads an n-byte frame, growing the buffer as bytes arrive.
+func readFrame(r io.Reader, n int) ([]byte, error) {
+	if n <= frameChunk {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	b := make([]byte, 0, frameChunk)
+	for len(b) < n {
+		step := min(n-len(b), max(len(b), frameChunk))
+		b = slices.Grow(b, step)
+		m, err := io.ReadFull(r, b[len(b):len(b)+step])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }

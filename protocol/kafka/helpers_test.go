@@ -221,3 +221,12 @@ func fetchRequest(topic string, partition int32, offset int64) *kmsg.FetchReques
 }
 
 func timeMillis(ms int64) time.Time { return time.UnixMilli(ms) }
+
+func bigBatch(t testing.TB, value []byte) []byte {
+	t.Helper()
+	b, err := record.AppendBatch(nil, record.BatchOptions{}, []record.Record{{Value: value}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -161,3 +161,18 @@ func TestCloseAnswersWhatWasReadAndReturns(t *testing.T) {
 	}
 	c.expectClosed()
 }
+
+func TestLargeRequestsAreReadWhole(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(c *Config) { c.MaxMessageBytes = 8 << 20 })
+	c := ts.dial(t)
+	createTopic(t, c, "large", 1)
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	batch := bigBatch(t, big) // read in several growing chunks
+	if code, base := produceCode(t, c, produceRequest(t, "large", 0, -1, batch)); code != 0 || base != 0 {
+		t.Fatalf("a 3 MiB batch: error %d, base %d", code, base)
+	}
+}

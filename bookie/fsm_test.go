@@ -210,7 +210,8 @@ func TestReadReportsCorruptStoredEntries(t *testing.T) {
 	}
 }
 
-// snapshot persists the harness's state into a byte slice.
+// snapshot takes a snapshot of the harness's state and returns its
+// stream, as lazySnapshots.Open makes it for a follower.
 func (h *fsmHarness) snapshot() []byte {
 	h.t.Helper()
 	s, err := h.f.Snapshot()
@@ -222,7 +223,22 @@ func (h *fsmHarness) snapshot() []byte {
 	if err := s.Persist(sink); err != nil {
 		h.t.Fatal(err)
 	}
-	return sink.Bytes()
+	if !bytes.Equal(sink.Bytes(), lazySnapshotMarker) {
+		h.t.Fatalf("a shard's own snapshot holds %d bytes, want the lazy marker", sink.Len())
+	}
+	return h.snapshotStream()
+}
+
+// snapshotStream is the stream of the harness's state as it is now.
+func (h *fsmHarness) snapshotStream() []byte {
+	h.t.Helper()
+	var stream bytes.Buffer
+	snap := h.db.NewSnapshot()
+	defer snap.Close()
+	if err := writeSnapshot(&stream, snap); err != nil {
+		h.t.Fatal(err)
+	}
+	return stream.Bytes()
 }
 
 type memSink struct{ bytes.Buffer }

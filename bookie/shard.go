@@ -251,6 +251,9 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	rc.LogStore, rc.StableStore = walLog{store.wal}, store.wal
 	rc.FSM = f
 	rc.Logger = log
+	rc.WrapSnapshots = func(fs raft.SnapshotStore) raft.SnapshotStore {
+		return &lazySnapshots{SnapshotStore: fs, db: db, tmpDir: rc.Dir}
+	}
 	node, err := raftnode.Open(ctx, rc)
 	if err != nil {
 		store.close()

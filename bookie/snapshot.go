@@ -30,31 +30,33 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var errBadSnapshot = errors.New("bookie: malformed snapshot")
 
-// Snapshot makes the applied state durable and captures a Pebble snapshot
-// for Persist. Raft may truncate its log up to the snapshot's index once
-// this returns, and the state database has no WAL: its writes are durable
-// once flushed, so Snapshot flushes the memtables first (the applied index
-// is in them, written by ApplyBatch with the state it describes).
+// Snapshot makes the applied state durable, so Raft may truncate its log
+// up to the snapshot's index once it returns. The state database has no
+// WAL: its writes are durable once flushed, so Snapshot flushes the
+// memtables (the applied index is in them, written by ApplyBatch with the
+// state it describes). The snapshot itself is lazy (see snapstore.go): its
+// stream is made from the state only if a follower needs it.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.db.Flush(); err != nil {
 		return nil, fmt.Errorf("bookie: flushing state before snapshot: %w", err)
 	}
-	return &fsmSnapshot{snap: f.db.NewSnapshot()}, nil
+	return lazySnapshot{}, nil
 }
 
-type fsmSnapshot struct{ snap *pebble.Snapshot }
+// lazySnapshot persists the marker that lazySnapshots.Open expands.
+type lazySnapshot struct{}
 
-// Persist streams the state machine's keys to sink.
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := writeSnapshot(sink, s.snap); err != nil {
+// Persist writes the marker to sink.
+func (lazySnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(lazySnapshotMarker); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
 }
 
-// Release frees the Pebble snapshot.
-func (s *fsmSnapshot) Release() { s.snap.Close() }
+// Release implements raft.FSMSnapshot.
+func (lazySnapshot) Release() {}
 
 // hashWriter computes the CRC of what passes through it.
 type hashWriter struct {

@@ -87,6 +87,10 @@ type Config struct {
 	TrailingLogs uint64 `yaml:"trailing_logs"`
 	// SnapshotsRetained is how many snapshots are kept in Dir/snapshots.
 	SnapshotsRetained int `yaml:"snapshots_retained"`
+	// WrapSnapshots, if set, wraps the file snapshot store in Dir before
+	// Raft uses it, e.g. to produce a snapshot's stream only when a
+	// follower needs it.
+	WrapSnapshots func(raft.SnapshotStore) raft.SnapshotStore `yaml:"-"`
 	// LogCacheSize is how many recent log entries are cached in memory in
 	// front of the log store; negative disables the cache.
 	LogCacheSize int `yaml:"log_cache_size"`

@@ -79,9 +79,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		logs = cached
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hl.Named("snapshot"))
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hl.Named("snapshot"))
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: snapshot store: %w", err)
+	}
+	var snaps raft.SnapshotStore = fileSnaps
+	if cfg.WrapSnapshots != nil {
+		snaps = cfg.WrapSnapshots(snaps)
 	}
 	addr, trans, err := newTransport(&cfg, hl)
 	if err != nil {

@@ -10,13 +10,19 @@
 // # Remote access
 //
 // The bookie gRPC service (bookiepb/bookie.proto) has one unary call per
-// Client method. [GRPCServer] serves any Client with it, usually a Shard:
+// Client method; every request names its shard, so one server serves all
+// the shards of a bookie process. [GRPCServer] serves Clients by shard
+// ID, usually Shards:
 //
 //	g := grpc.NewServer(bookie.GRPCServerOptions()...)
-//	bookie.NewGRPCServer(shard, logger).Register(g)
-//	err := g.Serve(lis) // in the service's group; stop g before closing the shard
+//	bookie.NewGRPCServer(map[string]bookie.Client{"s1": s1, "s2": s2}, logger).Register(g)
+//	err := g.Serve(lis) // in the service's group; stop g before closing the shards
 //
-// and [Dial] returns a RemoteClient for a bookie's address. Concurrent
+// [Conns] holds connections to bookie processes and makes a RemoteClient
+// per shard over them ([Conns.Shard]); [DialShard] is the short way for a
+// process's only shard. A [Router] names the shard of each segment and
+// places new ones: [OneShard] for a single shard, the registry package's
+// Directory for the shards registered in the metadata service. Concurrent
 // calls on one RemoteClient are multiplexed as HTTP/2 streams over one
 // connection, so appends pipeline: many are in flight at once and share the
 // shard's Raft batches and fsyncs, as in-process appends do. Entry bytes
@@ -113,9 +119,10 @@
 // byte appended with 1 KiB entries (200 MiB appended) and 2.2 with 64 KiB
 // entries (1.9 GiB), against 3.0 and 3.2 with the log in a second Pebble
 // (whose memtable flushed entries Raft still kept) and 7.3 and 6.1 with a
-// single database. Not counted there: a Raft snapshot streams the whole
-// state to a file (every SnapshotThreshold entries), a cost that grows
-// with the shard.
+// single database. Raft's periodic snapshots add nothing: the state is
+// already durable after the flush, so a replica's own snapshot is a
+// marker (snapstore.go) and the stream of the state is made only when a
+// follower needs one.
 //
 // Keys of the state:
 //
@@ -130,6 +137,8 @@
 // is read: a corrupt entry is reported as ErrCorrupt, never returned.
 //
 // Commands are a small binary encoding (command.go) with a version byte.
-// Snapshots stream every key of the state machine from a Pebble snapshot
-// taken right after the flush.
+// A snapshot stream (snapshot.go) is every key of the state machine from
+// a Pebble snapshot of the live state, with its applied index: it may be
+// newer than the Raft snapshot it is sent for, and the follower's fsm
+// skips the log entries it covers.
 package bookie

@@ -44,6 +44,10 @@ var table = []row{
 	{broker.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{bookie.ErrFenced, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
 	{bookie.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
+	// No shard to place a segment on (none registered with a live leader
+	// yet), or a segment's shard unknown: storage is starting or gone.
+	{bookie.ErrUnknownShard, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
+	{bookie.ErrDiskFull, codes.ResourceExhausted, http.StatusInsufficientStorage, kerr.KafkaStorageError},
 	{metadata.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{context.Canceled, codes.Canceled, 499, kerr.RequestTimedOut},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, http.StatusGatewayTimeout, kerr.RequestTimedOut},

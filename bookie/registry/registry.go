@@ -161,9 +161,16 @@ func (r *Registrar) run(ctx context.Context) {
 		} else if _, err = r.cat.Store().KeepAlive(ctx, r.lease); err == nil {
 			version, err = r.cat.Bookies.Update(ctx, r.cfg.BookieID, r.report(ctx), version, r.lease)
 		}
-		if err != nil && ctx.Err() == nil && r.lease != metadata.NoLease {
-			r.log.Warn("refreshing the bookie's registration; registering again", "err", err)
+		switch {
+		case err == nil || ctx.Err() != nil || r.lease == metadata.NoLease:
+		case errors.Is(err, metadata.ErrLeaseNotFound) || errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrNotFound):
+			// The lease expired (the metadata service was out of reach
+			// for a TTL), or the row changed under us: register anew.
+			r.log.Warn("the bookie's registration was lost; registering again", "err", err)
 			r.lease = metadata.NoLease
+		default:
+			// Keep the lease: it outlives a few failed refreshes.
+			r.log.Warn("refreshing the bookie's registration", "err", err)
 		}
 		select {
 		case <-ctx.Done():

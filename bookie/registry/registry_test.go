@@ -10,6 +10,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/registry"
+	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
 	"github.com/magnetar-mq/magnetar/metadata/metadatatest"
 )
@@ -151,4 +152,24 @@ func TestDirectoryPlacesOnTheLeastLoadedShard(t *testing.T) {
 	if _, err := d.Shard(ctx, "nope"); !errors.Is(err, bookie.ErrUnknownShard) {
 		t.Fatalf("unknown shard: %v", err)
 	}
+}
+
+// A registration whose lease is lost (the metadata service expired it) is
+// made again on the next refresh.
+func TestARegistrationWhoseLeaseIsLostComesBack(t *testing.T) {
+	cat := catalog.New(metadatatest.NewStore())
+	start(t, cat, "b1", registry.HostedShard{ID: "s1", Members: map[string]string{"b1": "b1:6670"}, Replica: &replica{}})
+	var lease metadata.LeaseID
+	waitFor(t, "the registration", func() bool {
+		e, ok, err := cat.Bookies.Get(ctx, "b1")
+		lease = e.Lease
+		return err == nil && ok
+	})
+	if err := cat.Store().Revoke(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new registration", func() bool {
+		e, ok, err := cat.Bookies.Get(ctx, "b1")
+		return err == nil && ok && e.Lease != lease
+	})
 }

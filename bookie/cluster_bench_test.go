@@ -2,6 +2,7 @@ package bookie_test
 
 import (
 	"fmt"
+	"math/rand"
 	"slices"
 	"strings"
 	"sync"
@@ -91,7 +92,11 @@ func BenchmarkClusterAppend(b *testing.B) {
 }
 
 func benchAppends(b *testing.B, s *bookie.Shard, size, writers int) {
-	entry, err := record.AppendBatch(nil, record.BatchOptions{}, []record.Record{{Value: make([]byte, size)}})
+	// Random bytes: payloads that producers compressed, or that do not
+	// compress; zeros would flatter any compression on the way to disk.
+	value := make([]byte, size)
+	rand.New(rand.NewSource(1)).Read(value)
+	entry, err := record.AppendBatch(nil, record.BatchOptions{}, []record.Record{{Value: value}})
 	if err != nil {
 		b.Fatal(err)
 	}

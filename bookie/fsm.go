@@ -64,7 +64,13 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // next offset (append) or its SegmentInfo (seal).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
-	a := applier{f: f, b: f.db.NewBatch(), metas: make(map[uint64]metaState)}
+	// Size the batch for the entries up front: growing it copies them
+	// again and again (64 KiB entries, ten to a batch).
+	size := 0
+	for _, l := range logs {
+		size += len(l.Data)
+	}
+	a := applier{f: f, b: f.db.NewBatchWithSize(size + 1024), metas: make(map[uint64]metaState)}
 	defer a.b.Close()
 	last := f.applied
 	for i, l := range logs {

@@ -119,4 +119,8 @@ type Client interface {
 	Info(ctx context.Context, segment uint64) (SegmentInfo, error)
 	// DeleteSegment removes the segment and its entries.
 	DeleteSegment(ctx context.Context, segment uint64) error
+	// ListSegments returns the segments whose ID is above after, in ID
+	// order, at most limit of them (0 or less, or above MaxListSegments:
+	// MaxListSegments). A page shorter than asked is the last.
+	ListSegments(ctx context.Context, after uint64, limit int) ([]SegmentInfo, error)
 }

@@ -500,6 +500,23 @@ func (c *RemoteClient) DeleteSegment(ctx context.Context, segment uint64) error 
 	})
 }
 
+// ListSegments implements Client.
+func (c *RemoteClient) ListSegments(ctx context.Context, after uint64, limit int) ([]SegmentInfo, error) {
+	var resp *bookiepb.ListResponse
+	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+		resp, err = rpc.List(ctx, &bookiepb.ListRequest{Shard: c.shard, After: after, Limit: int32(listLimit(limit)), FollowerRead: followerReads(ctx)})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SegmentInfo, len(resp.GetSegments()))
+	for i, p := range resp.GetSegments() {
+		out[i] = infoFromPB(p)
+	}
+	return out, nil
+}
+
 func infoFromPB(p *bookiepb.SegmentInfo) SegmentInfo {
 	var state SegmentState
 	switch p.GetState() {

@@ -101,6 +101,9 @@ func (f failing) Info(context.Context, uint64) (bookie.SegmentInfo, error) {
 	return bookie.SegmentInfo{}, f.err
 }
 func (f failing) DeleteSegment(context.Context, uint64) error { return f.err }
+func (f failing) ListSegments(context.Context, uint64, int) ([]bookie.SegmentInfo, error) {
+	return nil, f.err
+}
 
 // calls makes every Client call once and returns their errors by name.
 func calls(c bookie.Client) map[string]error {
@@ -108,7 +111,9 @@ func calls(c bookie.Client) map[string]error {
 	_, sealErr := c.Seal(ctx, 1, 1, 0)
 	_, readErr := c.Read(ctx, 1, 0, 100)
 	_, infoErr := c.Info(ctx, 1)
+	_, listErr := c.ListSegments(ctx, 0, 10)
 	return map[string]error{
+		"ListSegments":  listErr,
 		"CreateSegment": c.CreateSegment(ctx, 1, 0, 1),
 		"Append":        appendErr,
 		"Seal":          sealErr,

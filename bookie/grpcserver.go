@@ -221,6 +221,26 @@ func (s *GRPCServer) Delete(ctx context.Context, req *bookiepb.DeleteRequest) (*
 	return &bookiepb.DeleteResponse{}, nil
 }
 
+// List implements bookiepb.BookieServer.
+func (s *GRPCServer) List(ctx context.Context, req *bookiepb.ListRequest) (*bookiepb.ListResponse, error) {
+	c, err := s.shard(req.GetShard())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetFollowerRead() {
+		ctx = WithFollowerReads(ctx)
+	}
+	infos, err := c.ListSegments(ctx, req.GetAfter(), int(req.GetLimit()))
+	if err != nil {
+		return nil, s.status("List", err, codes.DataLoss)
+	}
+	out := make([]*bookiepb.SegmentInfo, len(infos))
+	for i, info := range infos {
+		out[i] = infoToPB(info)
+	}
+	return &bookiepb.ListResponse{Segments: out}, nil
+}
+
 func infoToPB(i SegmentInfo) *bookiepb.SegmentInfo {
 	var state bookiepb.SegmentState
 	switch i.State {

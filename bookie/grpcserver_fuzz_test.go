@@ -63,6 +63,14 @@ var grpcMethods = []func(s *bookie.GRPCServer, b []byte) (proto.Message, error, 
 		resp, err := s.Delete(ctx, &req)
 		return resp, err, true
 	},
+	func(s *bookie.GRPCServer, b []byte) (proto.Message, error, bool) {
+		var req bookiepb.ListRequest
+		if proto.Unmarshal(b, &req) != nil {
+			return nil, nil, false
+		}
+		resp, err := s.List(ctx, &req)
+		return resp, err, true
+	},
 }
 
 // FuzzGRPCServer decodes arbitrary bytes as each request of the bookie
@@ -98,6 +106,9 @@ func FuzzGRPCServer(f *testing.F) {
 	seed(3, &bookiepb.ReadRequest{Segment: 1, FromOffset: -5, MaxBytes: -1})
 	seed(4, &bookiepb.InfoRequest{Segment: 1})
 	seed(5, &bookiepb.DeleteRequest{Segment: 5})
+	seed(5, &bookiepb.DeleteRequest{Segment: 1, Shard: "elsewhere"})
+	seed(6, &bookiepb.ListRequest{After: 0, Limit: -3})
+	seed(6, &bookiepb.ListRequest{After: ^uint64(0), Limit: 1 << 30, FollowerRead: true})
 
 	reasoned := map[codes.Code]bool{
 		codes.NotFound: true, codes.AlreadyExists: true, codes.FailedPrecondition: true,

@@ -1039,6 +1039,122 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{14}
 }
 
+type ListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Segments with IDs above after, in ID order.
+	After uint64 `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	// At most this many (0, or above 10000: 10000); a shorter page is the last.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// follower_read lets any replica answer from its applied state.
+	FollowerRead bool `protobuf:"varint,3,opt,name=follower_read,json=followerRead,proto3" json:"follower_read,omitempty"`
+	// The shard the request is for; empty: the process's only shard.
+	Shard         string `protobuf:"bytes,15,opt,name=shard,proto3" json:"shard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequest) Reset() {
+	*x = ListRequest{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequest) ProtoMessage() {}
+
+func (x *ListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
+func (*ListRequest) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ListRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListRequest) GetFollowerRead() bool {
+	if x != nil {
+		return x.FollowerRead
+	}
+	return false
+}
+
+func (x *ListRequest) GetShard() string {
+	if x != nil {
+		return x.Shard
+	}
+	return ""
+}
+
+type ListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Segments      []*SegmentInfo         `protobuf:"bytes,1,rep,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResponse) Reset() {
+	*x = ListResponse{}
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResponse) ProtoMessage() {}
+
+func (x *ListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bookie_bookiepb_bookie_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
+func (*ListResponse) Descriptor() ([]byte, []int) {
+	return file_bookie_bookiepb_bookie_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListResponse) GetSegments() []*SegmentInfo {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
 var File_bookie_bookiepb_bookie_proto protoreflect.FileDescriptor
 
 const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
@@ -1102,7 +1218,14 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\rDeleteRequest\x12\x18\n" +
 	"\asegment\x18\x01 \x01(\x04R\asegment\x12\x14\n" +
 	"\x05shard\x18\x0f \x01(\tR\x05shard\"\x10\n" +
-	"\x0eDeleteResponse*\xf5\x02\n" +
+	"\x0eDeleteResponse\"t\n" +
+	"\vListRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12#\n" +
+	"\rfollower_read\x18\x03 \x01(\bR\ffollowerRead\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\tR\x05shard\"K\n" +
+	"\fListResponse\x12;\n" +
+	"\bsegments\x18\x01 \x03(\v2\x1f.magnetar.bookie.v1.SegmentInfoR\bsegments*\xf5\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eERROR_REASON_SEGMENT_NOT_FOUND\x10\x01\x12\x1f\n" +
@@ -1120,14 +1243,15 @@ const file_bookie_bookiepb_bookie_proto_rawDesc = "" +
 	"\fSegmentState\x12\x1d\n" +
 	"\x19SEGMENT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SEGMENT_STATE_OPEN\x10\x01\x12\x18\n" +
-	"\x14SEGMENT_STATE_SEALED\x10\x022\xf1\x03\n" +
+	"\x14SEGMENT_STATE_SEALED\x10\x022\xbc\x04\n" +
 	"\x06Bookie\x12d\n" +
 	"\rCreateSegment\x12(.magnetar.bookie.v1.CreateSegmentRequest\x1a).magnetar.bookie.v1.CreateSegmentResponse\x12O\n" +
 	"\x06Append\x12!.magnetar.bookie.v1.AppendRequest\x1a\".magnetar.bookie.v1.AppendResponse\x12I\n" +
 	"\x04Seal\x12\x1f.magnetar.bookie.v1.SealRequest\x1a .magnetar.bookie.v1.SealResponse\x12I\n" +
 	"\x04Read\x12\x1f.magnetar.bookie.v1.ReadRequest\x1a .magnetar.bookie.v1.ReadResponse\x12I\n" +
 	"\x04Info\x12\x1f.magnetar.bookie.v1.InfoRequest\x1a .magnetar.bookie.v1.InfoResponse\x12O\n" +
-	"\x06Delete\x12!.magnetar.bookie.v1.DeleteRequest\x1a\".magnetar.bookie.v1.DeleteResponseB1Z/github.com/magnetar-mq/magnetar/bookie/bookiepbb\x06proto3"
+	"\x06Delete\x12!.magnetar.bookie.v1.DeleteRequest\x1a\".magnetar.bookie.v1.DeleteResponse\x12I\n" +
+	"\x04List\x12\x1f.magnetar.bookie.v1.ListRequest\x1a .magnetar.bookie.v1.ListResponseB1Z/github.com/magnetar-mq/magnetar/bookie/bookiepbb\x06proto3"
 
 var (
 	file_bookie_bookiepb_bookie_proto_rawDescOnce sync.Once
@@ -1142,7 +1266,7 @@ func file_bookie_bookiepb_bookie_proto_rawDescGZIP() []byte {
 }
 
 var file_bookie_bookiepb_bookie_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bookie_bookiepb_bookie_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_bookie_bookiepb_bookie_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_bookie_bookiepb_bookie_proto_goTypes = []any{
 	(ErrorReason)(0),              // 0: magnetar.bookie.v1.ErrorReason
 	(SegmentState)(0),             // 1: magnetar.bookie.v1.SegmentState
@@ -1161,6 +1285,8 @@ var file_bookie_bookiepb_bookie_proto_goTypes = []any{
 	(*InfoResponse)(nil),          // 14: magnetar.bookie.v1.InfoResponse
 	(*DeleteRequest)(nil),         // 15: magnetar.bookie.v1.DeleteRequest
 	(*DeleteResponse)(nil),        // 16: magnetar.bookie.v1.DeleteResponse
+	(*ListRequest)(nil),           // 17: magnetar.bookie.v1.ListRequest
+	(*ListResponse)(nil),          // 18: magnetar.bookie.v1.ListResponse
 }
 var file_bookie_bookiepb_bookie_proto_depIdxs = []int32{
 	0,  // 0: magnetar.bookie.v1.ErrorDetail.reason:type_name -> magnetar.bookie.v1.ErrorReason
@@ -1168,23 +1294,26 @@ var file_bookie_bookiepb_bookie_proto_depIdxs = []int32{
 	3,  // 2: magnetar.bookie.v1.SealResponse.info:type_name -> magnetar.bookie.v1.SegmentInfo
 	11, // 3: magnetar.bookie.v1.ReadResponse.entries:type_name -> magnetar.bookie.v1.Entry
 	3,  // 4: magnetar.bookie.v1.InfoResponse.info:type_name -> magnetar.bookie.v1.SegmentInfo
-	4,  // 5: magnetar.bookie.v1.Bookie.CreateSegment:input_type -> magnetar.bookie.v1.CreateSegmentRequest
-	6,  // 6: magnetar.bookie.v1.Bookie.Append:input_type -> magnetar.bookie.v1.AppendRequest
-	8,  // 7: magnetar.bookie.v1.Bookie.Seal:input_type -> magnetar.bookie.v1.SealRequest
-	10, // 8: magnetar.bookie.v1.Bookie.Read:input_type -> magnetar.bookie.v1.ReadRequest
-	13, // 9: magnetar.bookie.v1.Bookie.Info:input_type -> magnetar.bookie.v1.InfoRequest
-	15, // 10: magnetar.bookie.v1.Bookie.Delete:input_type -> magnetar.bookie.v1.DeleteRequest
-	5,  // 11: magnetar.bookie.v1.Bookie.CreateSegment:output_type -> magnetar.bookie.v1.CreateSegmentResponse
-	7,  // 12: magnetar.bookie.v1.Bookie.Append:output_type -> magnetar.bookie.v1.AppendResponse
-	9,  // 13: magnetar.bookie.v1.Bookie.Seal:output_type -> magnetar.bookie.v1.SealResponse
-	12, // 14: magnetar.bookie.v1.Bookie.Read:output_type -> magnetar.bookie.v1.ReadResponse
-	14, // 15: magnetar.bookie.v1.Bookie.Info:output_type -> magnetar.bookie.v1.InfoResponse
-	16, // 16: magnetar.bookie.v1.Bookie.Delete:output_type -> magnetar.bookie.v1.DeleteResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	3,  // 5: magnetar.bookie.v1.ListResponse.segments:type_name -> magnetar.bookie.v1.SegmentInfo
+	4,  // 6: magnetar.bookie.v1.Bookie.CreateSegment:input_type -> magnetar.bookie.v1.CreateSegmentRequest
+	6,  // 7: magnetar.bookie.v1.Bookie.Append:input_type -> magnetar.bookie.v1.AppendRequest
+	8,  // 8: magnetar.bookie.v1.Bookie.Seal:input_type -> magnetar.bookie.v1.SealRequest
+	10, // 9: magnetar.bookie.v1.Bookie.Read:input_type -> magnetar.bookie.v1.ReadRequest
+	13, // 10: magnetar.bookie.v1.Bookie.Info:input_type -> magnetar.bookie.v1.InfoRequest
+	15, // 11: magnetar.bookie.v1.Bookie.Delete:input_type -> magnetar.bookie.v1.DeleteRequest
+	17, // 12: magnetar.bookie.v1.Bookie.List:input_type -> magnetar.bookie.v1.ListRequest
+	5,  // 13: magnetar.bookie.v1.Bookie.CreateSegment:output_type -> magnetar.bookie.v1.CreateSegmentResponse
+	7,  // 14: magnetar.bookie.v1.Bookie.Append:output_type -> magnetar.bookie.v1.AppendResponse
+	9,  // 15: magnetar.bookie.v1.Bookie.Seal:output_type -> magnetar.bookie.v1.SealResponse
+	12, // 16: magnetar.bookie.v1.Bookie.Read:output_type -> magnetar.bookie.v1.ReadResponse
+	14, // 17: magnetar.bookie.v1.Bookie.Info:output_type -> magnetar.bookie.v1.InfoResponse
+	16, // 18: magnetar.bookie.v1.Bookie.Delete:output_type -> magnetar.bookie.v1.DeleteResponse
+	18, // 19: magnetar.bookie.v1.Bookie.List:output_type -> magnetar.bookie.v1.ListResponse
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_bookie_bookiepb_bookie_proto_init() }
@@ -1198,7 +1327,7 @@ func file_bookie_bookiepb_bookie_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bookie_bookiepb_bookie_proto_rawDesc), len(file_bookie_bookiepb_bookie_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

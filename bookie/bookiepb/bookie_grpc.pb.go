@@ -31,6 +31,7 @@ const (
 	Bookie_Read_FullMethodName          = "/magnetar.bookie.v1.Bookie/Read"
 	Bookie_Info_FullMethodName          = "/magnetar.bookie.v1.Bookie/Info"
 	Bookie_Delete_FullMethodName        = "/magnetar.bookie.v1.Bookie/Delete"
+	Bookie_List_FullMethodName          = "/magnetar.bookie.v1.Bookie/List"
 )
 
 // BookieClient is the client API for Bookie service.
@@ -55,6 +56,8 @@ type BookieClient interface {
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 	// Delete removes a segment and its entries.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	// List returns the shard's segments after an ID, a page at a time.
+	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
 }
 
 type bookieClient struct {
@@ -125,6 +128,16 @@ func (c *bookieClient) Delete(ctx context.Context, in *DeleteRequest, opts ...gr
 	return out, nil
 }
 
+func (c *bookieClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListResponse)
+	err := c.cc.Invoke(ctx, Bookie_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BookieServer is the server API for Bookie service.
 // All implementations must embed UnimplementedBookieServer
 // for forward compatibility.
@@ -147,6 +160,8 @@ type BookieServer interface {
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	// Delete removes a segment and its entries.
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
+	// List returns the shard's segments after an ID, a page at a time.
+	List(context.Context, *ListRequest) (*ListResponse, error)
 	mustEmbedUnimplementedBookieServer()
 }
 
@@ -174,6 +189,9 @@ func (UnimplementedBookieServer) Info(context.Context, *InfoRequest) (*InfoRespo
 }
 func (UnimplementedBookieServer) Delete(context.Context, *DeleteRequest) (*DeleteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedBookieServer) List(context.Context, *ListRequest) (*ListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
 }
 func (UnimplementedBookieServer) mustEmbedUnimplementedBookieServer() {}
 func (UnimplementedBookieServer) testEmbeddedByValue()                {}
@@ -304,6 +322,24 @@ func _Bookie_Delete_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Bookie_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BookieServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Bookie_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BookieServer).List(ctx, req.(*ListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Bookie_ServiceDesc is the grpc.ServiceDesc for Bookie service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -334,6 +370,10 @@ var Bookie_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Delete",
 			Handler:    _Bookie_Delete_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _Bookie_List_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

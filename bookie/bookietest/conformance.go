@@ -69,6 +69,7 @@ var conformanceTests = []struct {
 	{"a seal with an older epoch than an open segment's is fenced", testStaleSeal},
 	{"an append with a newer epoch fences older writers", testNewerWriter},
 	{"deleting a segment removes it and its entries", testDelete},
+	{"listing pages through the segments in ID order with their state", testList},
 	{"concurrent appends to different segments all land", testConcurrent},
 	{"a cancelled context fails the call and changes nothing", testCancelled},
 }
@@ -432,5 +433,41 @@ func testCancelled(t *testing.T, c bookie.Client) {
 	wantErr(t, err, context.Canceled)
 	if got := info(t, c, 1); got.NextOffset != 0 {
 		t.Fatalf("a cancelled append changed the segment: %+v", got)
+	}
+}
+
+func testList(t *testing.T, c bookie.Client) {
+	if l, err := c.ListSegments(ctx, 0, 0); err != nil || len(l) != 0 {
+		t.Fatalf("list of an empty shard: %+v, %v", l, err)
+	}
+	for _, seg := range []uint64{5, 1, 3, 9} {
+		must(t, c.CreateSegment(ctx, seg, int64(seg)*10, 1))
+	}
+	appendOK(t, c, 3, 1, BatchN(t, 30, 2))
+	_, err := c.Seal(ctx, 9, 2, 90)
+	must(t, err)
+	must(t, c.DeleteSegment(ctx, 5))
+
+	all, err := c.ListSegments(ctx, 0, 0)
+	must(t, err)
+	var ids []uint64
+	for _, s := range all {
+		ids = append(ids, s.ID)
+	}
+	if fmt.Sprint(ids) != "[1 3 9]" {
+		t.Fatalf("listed %v, want [1 3 9]", ids)
+	}
+	if all[1] != info(t, c, 3) || all[1].NextOffset != 32 || all[2].State != bookie.SegmentSealed || all[2].Epoch != 2 {
+		t.Fatalf("listed states %+v", all)
+	}
+	page, err := c.ListSegments(ctx, 1, 1)
+	must(t, err)
+	if len(page) != 1 || page[0].ID != 3 {
+		t.Fatalf("the page after 1 of 1: %+v", page)
+	}
+	page, err = c.ListSegments(ctx, 9, 10)
+	must(t, err)
+	if len(page) != 0 {
+		t.Fatalf("the page after the last: %+v", page)
 	}
 }

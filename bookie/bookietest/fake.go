@@ -3,6 +3,7 @@ package bookietest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -200,4 +201,22 @@ func (f *Fake) DeleteSegment(ctx context.Context, segment uint64) error {
 	}
 	delete(f.mu.segments, segment)
 	return nil
+}
+
+// ListSegments implements bookie.Client.
+func (f *Fake) ListSegments(ctx context.Context, after uint64, limit int) ([]bookie.SegmentInfo, error) {
+	if err := f.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer f.mu.Unlock()
+	if limit <= 0 || limit > bookie.MaxListSegments {
+		limit = bookie.MaxListSegments
+	}
+	var out []bookie.SegmentInfo
+	for _, id := range slices.Sorted(maps.Keys(f.mu.segments)) {
+		if id > after && len(out) < limit {
+			out = append(out, f.mu.segments[id].info)
+		}
+	}
+	return out, nil
 }

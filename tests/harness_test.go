@@ -148,7 +148,7 @@ var readyLine = regexp.MustCompile(`msg="magnetar (?:standalone|broker) ready" n
 // kernel, and waits until it says it is ready and /readyz answers 200.
 func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 	t.Helper()
-	s := startServing(t, "standalone "+dataDir, append([]string{"standalone", "--data-dir", dataDir}, extraArgs...))
+	s := startServing(t, "standalone "+dataDir, []string{"standalone", "--data-dir", dataDir}, extraArgs)
 	s.dataDir = dataDir
 	return s
 }
@@ -157,14 +157,16 @@ func startServer(t testing.TB, dataDir string, extraArgs ...string) *server {
 // metaAddrs, like startServer.
 func startBroker(t testing.TB, metaAddrs string, extraArgs ...string) *server {
 	t.Helper()
-	return startServing(t, "broker", append([]string{"broker", "--meta-addrs", metaAddrs}, extraArgs...))
+	return startServing(t, "broker", []string{"broker", "--meta-addrs", metaAddrs}, extraArgs)
 }
 
 // startServing runs a standalone or broker with args, on ports chosen by
-// the kernel, and waits until it is ready.
-func startServing(t testing.TB, label string, args []string) *server {
+// the kernel unless extraArgs (which come last, so they win) say
+// otherwise, and waits until it is ready.
+func startServing(t testing.TB, label string, args, extraArgs []string) *server {
 	t.Helper()
 	args = append(args, "--native-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	args = append(args, extraArgs...)
 	if !slices.Contains(args, "--kafka.listen-addr") { // else every server would want :9092
 		args = append(args, "--kafka.listen-addr", "127.0.0.1:0")
 	}

@@ -252,7 +252,7 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	rc.FSM = f
 	rc.Logger = log
 	rc.WrapSnapshots = func(fs raft.SnapshotStore) raft.SnapshotStore {
-		return &lazySnapshots{SnapshotStore: fs, db: db, tmpDir: rc.Dir}
+		return newLazySnapshots(fs, db, rc.Dir)
 	}
 	node, err := raftnode.Open(ctx, rc)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -32,6 +33,20 @@ type lazySnapshots struct {
 	tmpDir string // where opened streams are written
 }
 
+// newLazySnapshots wraps a shard's file snapshot store; streams made for
+// sending go to tmpDir, where those a crash left behind are removed now.
+func newLazySnapshots(files raft.SnapshotStore, db *pebble.DB, tmpDir string) *lazySnapshots {
+	if old, err := filepath.Glob(filepath.Join(tmpDir, sendPattern)); err == nil {
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
+	}
+	return &lazySnapshots{SnapshotStore: files, db: db, tmpDir: tmpDir}
+}
+
+// sendPattern names the temporary files of streams being sent.
+const sendPattern = "send-*.snapshot"
+
 // Open implements raft.SnapshotStore.
 func (s *lazySnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	meta, rc, err := s.SnapshotStore.Open(id)
@@ -51,7 +66,7 @@ func (s *lazySnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	}
 	// Raft sends the stream with its size first, so it is written out
 	// before it is sent.
-	f, err := os.CreateTemp(s.tmpDir, "send-*.snapshot")
+	f, err := os.CreateTemp(s.tmpDir, sendPattern)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bookie: snapshot stream: %w", err)
 	}

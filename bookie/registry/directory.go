@@ -61,12 +61,10 @@ func NewDirectory(cat *catalog.Catalog, conns *bookie.Conns, refresh time.Durati
 	return d
 }
 
-// Shard implements bookie.Router. A shard it does not know yet makes it
-// read the registrations at once.
+// Shard implements bookie.Router. A known shard's client is returned
+// without reading anything (reads call this; Place keeps the directory
+// fresh); a shard it does not know yet makes it read the registrations.
 func (d *Directory) Shard(ctx context.Context, id string) (bookie.Client, error) {
-	if err := d.refreshIfStale(ctx, false); err != nil {
-		return nil, err
-	}
 	if c := d.client(id); c != nil {
 		return c, nil
 	}

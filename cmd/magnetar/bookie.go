@@ -21,6 +21,7 @@ import (
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/registry"
 	"github.com/magnetar-mq/magnetar/internal/raftmux"
+	"github.com/magnetar-mq/magnetar/internal/raftnode"
 	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
 )
@@ -115,7 +116,7 @@ func runBookie(args []string) error {
 	if self == "" {
 		self = cfg.Raft.ID
 		if self == "" {
-			self = "node-1"
+			self = raftnode.DefaultID
 		}
 	}
 	hosted, err := bf.shards.resolve(self, cfg.Peers)
@@ -242,8 +243,9 @@ func openShards(ctx context.Context, tmpl bookie.ShardConfig, dataDir string, ho
 // registerBookie records the shards and starts the bookie's registration
 // in the metadata service.
 func registerBookie(ctx context.Context, bf bookieFlags, cfg bookie.ShardConfig, self string, hosted []hostedShard, shards map[string]*bookie.Shard, log *slog.Logger) (*registry.Registrar, func(), error) {
+	me, _ := cfg.Peers.Lookup(self) // zero without --peers
 	grpcAdv := bf.grpcAdvertise
-	if me, ok := cfg.Peers.Lookup(self); ok && grpcAdv == "" {
+	if grpcAdv == "" {
 		grpcAdv = me.ClientAddr
 	}
 	if grpcAdv == "" {
@@ -267,11 +269,7 @@ func registerBookie(ctx context.Context, bf bookieFlags, cfg bookie.ShardConfig,
 		}
 		hs = append(hs, registry.HostedShard{ID: h.ID, Members: members, Replica: shards[h.ID]})
 	}
-	raftAdv := ""
-	if me, ok := cfg.Peers.Lookup(self); ok {
-		raftAdv = me.RaftAddr
-	}
-	r, err := registry.Start(ctx, catalog.New(meta), registry.Config{BookieID: self, GRPCAddr: grpcAdv, RaftAddr: raftAdv, Version: version}, hs, log)
+	r, err := registry.Start(ctx, catalog.New(meta), registry.Config{BookieID: self, GRPCAddr: grpcAdv, RaftAddr: me.RaftAddr, Version: version}, hs, log)
 	if err != nil {
 		_ = meta.Close()
 		if errors.Is(err, registry.ErrMembership) {

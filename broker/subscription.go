@@ -35,7 +35,9 @@ type subscription struct {
 		sync.Mutex
 		next     int64
 		acked    []*catalogpb.OffsetRange // sorted, disjoint, all above next
+		meta     string                   // the last Kafka commit's metadata
 		dirty    bool
+		deleted  bool // by DeleteSubscription: never flushed again
 		consumer *Consumer
 	}
 }
@@ -56,7 +58,7 @@ func (p *partition) subscription(ctx context.Context, name string, pos InitialPo
 		return nil, wrapMeta("load cursor", err)
 	}
 	if ok {
-		s.mu.next, s.mu.acked = e.Value.NextOffset, e.Value.Acked
+		s.mu.next, s.mu.acked, s.mu.meta = e.Value.NextOffset, e.Value.Acked, e.Value.CommitMetadata
 	} else {
 		p.mu.Lock()
 		if pos == Earliest {
@@ -131,11 +133,12 @@ func (s *subscription) flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
-	if !s.mu.dirty {
+	if !s.mu.dirty || s.mu.deleted {
 		s.mu.Unlock()
 		return nil
 	}
-	c := &catalogpb.Cursor{NextOffset: s.mu.next, Acked: make([]*catalogpb.OffsetRange, len(s.mu.acked))}
+	c := &catalogpb.Cursor{NextOffset: s.mu.next, Acked: make([]*catalogpb.OffsetRange, len(s.mu.acked)),
+		CommitMetadata: s.mu.meta}
 	for i, r := range s.mu.acked {
 		c.Acked[i] = &catalogpb.OffsetRange{Start: r.Start, End: r.End}
 	}

@@ -24,6 +24,7 @@ type Catalog struct {
 	Bookies    *Bookies
 	Shards     *Shards
 	Bundles    *Bundles
+	Groups     *Groups
 }
 
 // New returns the catalog over the store.
@@ -48,6 +49,8 @@ func New(s metadata.Store) *Catalog {
 			func() *catalogpb.Shard { return new(catalogpb.Shard) }}},
 		Bundles: &Bundles{leasedTable[BundleName, *catalogpb.BundleOwner]{table[BundleName, *catalogpb.BundleOwner]{s, bundlePrefix, bundlePath, parseBundle,
 			func() *catalogpb.BundleOwner { return new(catalogpb.BundleOwner) }}}},
+		Groups: &Groups{table[string, *catalogpb.Group]{s, groupPrefix, groupPath, parseGroup,
+			func() *catalogpb.Group { return new(catalogpb.Group) }}},
 	}
 }
 
@@ -173,6 +176,26 @@ type Shards struct {
 func (s *Shards) List(ctx context.Context, page Page) (List[string, *catalogpb.Shard], error) {
 	return s.list(ctx, "", page)
 }
+
+// Groups stores groups (see catalogpb.Group) under g/<group>; a group name
+// may contain '/'.
+type Groups struct {
+	table[string, *catalogpb.Group]
+}
+
+// List returns one page of the groups, by name.
+func (g *Groups) List(ctx context.Context, page Page) (List[string, *catalogpb.Group], error) {
+	return g.list(ctx, "", page)
+}
+
+func groupPath(group string) (string, error) {
+	if group == "" {
+		return "", fmt.Errorf("%w: empty group", ErrInvalidName)
+	}
+	return group, nil
+}
+
+func parseGroup(rest string) (string, bool) { return rest, rest != "" }
 
 // Bundles stores bundle ownership under w/<tenant>/<ns>/<start>-<end> (hash
 // range in 8 hex digits each), bound to the owning broker's lease: Register

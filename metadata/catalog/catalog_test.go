@@ -384,3 +384,23 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 		t.Fatalf("Get: %v, want ErrCorrupt", err)
 	}
 }
+
+// Groups are keyed by their whole name, '/' included, and list in name
+// order.
+func TestGroupsKeepNamesWithSlashes(t *testing.T) {
+	ctx := context.Background()
+	cat, _ := newCatalog(t)
+	for _, g := range []string{"billing", "team/etl"} {
+		if _, err := cat.Groups.Set(ctx, g, &catalogpb.Group{ProtocolType: "consumer", Topics: []string{"t/n/x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cat.Groups.Set(ctx, "", &catalogpb.Group{}); !errors.Is(err, catalog.ErrInvalidName) {
+		t.Fatalf("empty group name: %v, want ErrInvalidName", err)
+	}
+	l, err := cat.Groups.List(ctx, catalog.Page{})
+	if err != nil || len(l.Entries) != 2 || l.Entries[0].Name != "billing" || l.Entries[1].Name != "team/etl" ||
+		l.Entries[1].Value.GetTopics()[0] != "t/n/x" {
+		t.Fatalf("groups: %+v, %v", l.Entries, err)
+	}
+}

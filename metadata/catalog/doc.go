@@ -41,11 +41,12 @@
 //	k/<bookie>                                    Bookie (lease-bound)
 //	s/<shard>                                     Shard
 //	w/<tenant>/<ns>/<start>-<end>                 BundleOwner (lease-bound)
+//	g/<group>                                     Group (a Kafka consumer group's topics)
 //	i/seg                                         segment ID counter (decimal)
 //
 // Partition indexes are decimal; bundle ranges are 8 hex digits each. Name
 // parts may not be empty or contain '/' (ErrInvalidName); brokers apply
-// stricter rules. A subscription name, last in its key, may contain '/'.
+// stricter rules. A subscription or group name, last in its key, may contain '/'.
 // Listings are by prefix: the topics of a namespace are o/<tenant>/<ns>/,
 // so a namespace's topics are one contiguous range.
 //

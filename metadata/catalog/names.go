@@ -17,6 +17,7 @@ const (
 	bookiePrefix    = "k/"
 	shardPrefix     = "s/"
 	bundlePrefix    = "w/"
+	groupPrefix     = "g/"
 	segmentIDKey    = "i/seg"
 )
 

@@ -768,9 +768,12 @@ type Cursor struct {
 	// position plus one).
 	NextOffset int64 `protobuf:"varint,1,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// Offsets at or above next_offset acknowledged individually.
-	Acked         []*OffsetRange `protobuf:"bytes,2,rep,name=acked,proto3" json:"acked,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Acked []*OffsetRange `protobuf:"bytes,2,rep,name=acked,proto3" json:"acked,omitempty"`
+	// What the last Kafka offset commit attached to its offset (the
+	// client's own string; empty for native acknowledgements).
+	CommitMetadata string `protobuf:"bytes,3,opt,name=commit_metadata,json=commitMetadata,proto3" json:"commit_metadata,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Cursor) Reset() {
@@ -817,6 +820,80 @@ func (x *Cursor) GetAcked() []*OffsetRange {
 	return nil
 }
 
+func (x *Cursor) GetCommitMetadata() string {
+	if x != nil {
+		return x.CommitMetadata
+	}
+	return ""
+}
+
+// Group is a named set of subscriptions of the same name across topics: a
+// Kafka consumer group commits its offsets to the subscription named after
+// it on each partition. The row lists the topics it has cursors on, so the
+// group can be listed, have every committed offset fetched and be deleted.
+type Group struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Kafka protocol type of the group ("consumer" for consumers).
+	ProtocolType string `protobuf:"bytes,1,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	// Full names (tenant/namespace/topic) of the topics with cursors of the
+	// group, sorted.
+	Topics        []string `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	CreatedUnixMs int64    `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Group) Reset() {
+	*x = Group{}
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Group) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Group) ProtoMessage() {}
+
+func (x *Group) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Group.ProtoReflect.Descriptor instead.
+func (*Group) Descriptor() ([]byte, []int) {
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Group) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *Group) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *Group) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
 // Broker is a live broker's registration (a lease-bound row: it vanishes
 // when the broker stops renewing its lease).
 type Broker struct {
@@ -834,7 +911,7 @@ type Broker struct {
 
 func (x *Broker) Reset() {
 	*x = Broker{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +923,7 @@ func (x *Broker) String() string {
 func (*Broker) ProtoMessage() {}
 
 func (x *Broker) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +936,7 @@ func (x *Broker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Broker.ProtoReflect.Descriptor instead.
 func (*Broker) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{8}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Broker) GetNativeAddr() string {
@@ -920,7 +997,7 @@ type Bookie struct {
 
 func (x *Bookie) Reset() {
 	*x = Bookie{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1009,7 @@ func (x *Bookie) String() string {
 func (*Bookie) ProtoMessage() {}
 
 func (x *Bookie) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1022,7 @@ func (x *Bookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bookie.ProtoReflect.Descriptor instead.
 func (*Bookie) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{9}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Bookie) GetGrpcAddr() string {
@@ -1010,7 +1087,7 @@ type ShardReplica struct {
 
 func (x *ShardReplica) Reset() {
 	*x = ShardReplica{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1099,7 @@ func (x *ShardReplica) String() string {
 func (*ShardReplica) ProtoMessage() {}
 
 func (x *ShardReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1112,7 @@ func (x *ShardReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardReplica.ProtoReflect.Descriptor instead.
 func (*ShardReplica) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{10}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShardReplica) GetShard() string {
@@ -1103,7 +1180,7 @@ type Shard struct {
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1192,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1205,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{11}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Shard) GetMembers() []string {
@@ -1171,7 +1248,7 @@ type BundleOwner struct {
 
 func (x *BundleOwner) Reset() {
 	*x = BundleOwner{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1260,7 @@ func (x *BundleOwner) String() string {
 func (*BundleOwner) ProtoMessage() {}
 
 func (x *BundleOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1273,7 @@ func (x *BundleOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleOwner.ProtoReflect.Descriptor instead.
 func (*BundleOwner) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{12}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BundleOwner) GetBroker() string {
@@ -1269,11 +1346,16 @@ const file_metadata_catalog_catalogpb_catalog_proto_rawDesc = "" +
 	"\bsegments\x18\x02 \x03(\v2\x1c.magnetar.catalog.v1.SegmentR\bsegments\"5\n" +
 	"\vOffsetRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\x03R\x03end\"a\n" +
+	"\x03end\x18\x02 \x01(\x03R\x03end\"\x8a\x01\n" +
 	"\x06Cursor\x12\x1f\n" +
 	"\vnext_offset\x18\x01 \x01(\x03R\n" +
 	"nextOffset\x126\n" +
-	"\x05acked\x18\x02 \x03(\v2 .magnetar.catalog.v1.OffsetRangeR\x05acked\"\xc6\x01\n" +
+	"\x05acked\x18\x02 \x03(\v2 .magnetar.catalog.v1.OffsetRangeR\x05acked\x12'\n" +
+	"\x0fcommit_metadata\x18\x03 \x01(\tR\x0ecommitMetadata\"l\n" +
+	"\x05Group\x12#\n" +
+	"\rprotocol_type\x18\x01 \x01(\tR\fprotocolType\x12\x16\n" +
+	"\x06topics\x18\x02 \x03(\tR\x06topics\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"\xc6\x01\n" +
 	"\x06Broker\x12\x1f\n" +
 	"\vnative_addr\x18\x01 \x01(\tR\n" +
 	"nativeAddr\x12\x1d\n" +
@@ -1345,7 +1427,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_metadata_catalog_catalogpb_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(BacklogQuotaAction)(0), // 0: magnetar.catalog.v1.BacklogQuotaAction
 	(AutoTopicCreation)(0),  // 1: magnetar.catalog.v1.AutoTopicCreation
@@ -1359,12 +1441,13 @@ var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(*Partition)(nil),       // 9: magnetar.catalog.v1.Partition
 	(*OffsetRange)(nil),     // 10: magnetar.catalog.v1.OffsetRange
 	(*Cursor)(nil),          // 11: magnetar.catalog.v1.Cursor
-	(*Broker)(nil),          // 12: magnetar.catalog.v1.Broker
-	(*Bookie)(nil),          // 13: magnetar.catalog.v1.Bookie
-	(*ShardReplica)(nil),    // 14: magnetar.catalog.v1.ShardReplica
-	(*Shard)(nil),           // 15: magnetar.catalog.v1.Shard
-	(*BundleOwner)(nil),     // 16: magnetar.catalog.v1.BundleOwner
-	nil,                     // 17: magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	(*Group)(nil),           // 12: magnetar.catalog.v1.Group
+	(*Broker)(nil),          // 13: magnetar.catalog.v1.Broker
+	(*Bookie)(nil),          // 14: magnetar.catalog.v1.Bookie
+	(*ShardReplica)(nil),    // 15: magnetar.catalog.v1.ShardReplica
+	(*Shard)(nil),           // 16: magnetar.catalog.v1.Shard
+	(*BundleOwner)(nil),     // 17: magnetar.catalog.v1.BundleOwner
+	nil,                     // 18: magnetar.catalog.v1.Shard.GrpcAddrsEntry
 }
 var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	0,  // 0: magnetar.catalog.v1.Policies.backlog_quota_action:type_name -> magnetar.catalog.v1.BacklogQuotaAction
@@ -1374,9 +1457,9 @@ var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	2,  // 4: magnetar.catalog.v1.Segment.state:type_name -> magnetar.catalog.v1.SegmentState
 	8,  // 5: magnetar.catalog.v1.Partition.segments:type_name -> magnetar.catalog.v1.Segment
 	10, // 6: magnetar.catalog.v1.Cursor.acked:type_name -> magnetar.catalog.v1.OffsetRange
-	14, // 7: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
+	15, // 7: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
 	3,  // 8: magnetar.catalog.v1.Shard.state:type_name -> magnetar.catalog.v1.ShardState
-	17, // 9: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	18, // 9: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
 	10, // [10:10] is the sub-list for method output_type
 	10, // [10:10] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
@@ -1396,7 +1479,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metadata_catalog_catalogpb_catalog_proto_rawDesc), len(file_metadata_catalog_catalogpb_catalog_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,213 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestKafkaClientGroupsResumeFromCommittedOffsets runs the consumer
+// groups of sarama (ConsumerGroup) and kafka-go (Reader with a GroupID):
+// a member reads a topic of two partitions from the beginning and commits,
+// leaves, more messages are produced, and a new member of the same group
+// gets exactly the new ones, first (nothing committed is read again); the
+// group's committed offsets are then the partitions' ends.
+//
+// It skips, by asking ApiVersions, while the server does not serve
+// JoinGroup, and runs by itself once groups are served. kafka-go sends
+// fixed old versions of the group APIs (FindCoordinator v0, JoinGroup v1
+// or v2, SyncGroup v0, Heartbeat v0, LeaveGroup v0, OffsetCommit v2,
+// OffsetFetch v1), so the server must serve those.
+func TestKafkaClientGroupsResumeFromCommittedOffsets(t *testing.T) {
+	_, addr := startKafkaServer(t)
+	ctx := testContext(t, 3*time.Minute)
+	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
+		t.Skip("needs consumer groups (issue 6)")
+	}
+
+	t.Run("sarama", func(t *testing.T) {
+		const topic, group = "sarama-group", "sarama-g"
+		produceForGroup(t, addr, topic, "old", 20)
+		cfg := saramaConfig(sarama.DefaultVersion)
+		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+		checkFirst(t, "first member", consumeSaramaGroup(ctx, t, addr, cfg, topic, group, 20), "old", 20)
+		produceForGroup(t, addr, topic, "new", 10)
+		checkFirst(t, "second member", consumeSaramaGroup(ctx, t, addr, cfg, topic, group, 10), "new", 10)
+
+		admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+		offs, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0, 1}})
+		if err != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		var committed int64
+		for p := range int32(2) {
+			b := offs.GetBlock(topic, p)
+			if b == nil || b.Err != sarama.ErrNoError {
+				t.Fatalf("partition %d: committed offset block %+v", p, b)
+			}
+			committed += b.Offset
+		}
+		if committed != 30 {
+			t.Fatalf("the group's committed offsets add up to %d, want 30 (every message read)", committed)
+		}
+	})
+
+	t.Run("kafka-go", func(t *testing.T) {
+		const topic, group = "kafkago-group", "kafkago-g"
+		produceForGroup(t, addr, topic, "old", 20)
+		checkFirst(t, "first member", readKafkagoGroup(ctx, t, addr, topic, group, 20), "old", 20)
+		produceForGroup(t, addr, topic, "new", 10)
+		checkFirst(t, "second member", readKafkagoGroup(ctx, t, addr, topic, group, 10), "new", 10)
+	})
+}
+
+// produceForGroup creates topic (two partitions) if needed and sends n
+// messages "<prefix>-i" to it with sarama, spread by key.
+func produceForGroup(t *testing.T, addr, topic, prefix string, n int) {
+	t.Helper()
+	cfg := saramaConfig(sarama.DefaultVersion)
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false); err != nil &&
+		!strings.Contains(err.Error(), sarama.ErrTopicAlreadyExists.Error()) {
+		t.Fatal(err)
+	}
+	prod, err := sarama.NewSyncProducer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var msgs []*sarama.ProducerMessage
+	for i := range n {
+		v := fmt.Sprintf("%s-%d", prefix, i)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(v), Value: sarama.StringEncoder(v)})
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkFirst fails unless got holds n distinct messages "<prefix>-i".
+func checkFirst(t *testing.T, who string, got []string, prefix string, n int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, v := range got {
+		if !strings.HasPrefix(v, prefix+"-") || seen[v] {
+			t.Fatalf("%s read %q among its first %d messages %v; want each of %s-0..%d once", who, v, n, got, prefix, n-1)
+		}
+		seen[v] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%s read %d distinct messages, want %d", who, len(seen), n)
+	}
+}
+
+// saramaGroupHandler hands each claimed message to out, marking it
+// consumed, until ctx ends.
+type saramaGroupHandler struct {
+	ctx context.Context
+	out chan<- string
+}
+
+func (saramaGroupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (saramaGroupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h saramaGroupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case m, ok := <-c.Messages():
+			if !ok {
+				return nil
+			}
+			select {
+			case h.out <- string(m.Value):
+				s.MarkMessage(m, "")
+			case <-h.ctx.Done():
+				return nil
+			}
+		case <-h.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// consumeSaramaGroup joins group with a new sarama ConsumerGroup, reads
+// the first n messages it is given, and closes the group, which commits
+// what was marked.
+func consumeSaramaGroup(ctx context.Context, t *testing.T, addr string, cfg *sarama.Config, topic, group string, n int) []string {
+	t.Helper()
+	cg, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
+	if err != nil {
+		t.Fatalf("sarama consumer group: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	out := make(chan string)
+	done := make(chan error, 1)
+	go func() {
+		for cctx.Err() == nil {
+			if err := cg.Consume(cctx, []string{topic}, saramaGroupHandler{ctx: cctx, out: out}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var got []string
+	for len(got) < n {
+		select {
+		case v := <-out:
+			got = append(got, v)
+		case err := <-cg.Errors():
+			t.Errorf("sarama group: %v", err)
+		case err := <-done:
+			cancel()
+			t.Fatalf("sarama group stopped after %d of %d messages: %v", len(got), n, err)
+		case <-ctx.Done():
+			cancel()
+			t.Fatalf("sarama group: %d of %d messages before the deadline", len(got), n)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("sarama group: %v", err)
+	}
+	if err := cg.Close(); err != nil {
+		t.Errorf("closing the sarama group: %v", err)
+	}
+	return got
+}
+
+// readKafkagoGroup reads n messages as a new member of group with a
+// kafka-go Reader, which commits each one as it is read, and closes it.
+func readKafkagoGroup(ctx context.Context, t *testing.T, addr, topic, group string, n int) []string {
+	t.Helper()
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, GroupID: group, Topic: topic,
+		StartOffset: kafkago.FirstOffset, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	var got []string
+	for len(got) < n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			r.Close()
+			t.Fatalf("kafka-go group reader after %d of %d messages: %v", len(got), n, err)
+		}
+		got = append(got, string(m.Value))
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("closing the kafka-go group reader: %v", err)
+	}
+	return got
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/magnetar-mq/magnetar/broker"
 )
@@ -35,6 +36,15 @@ type Config struct {
 	// MaxRequestBytes caps one request on the wire (Kafka's
 	// socket.request.max.bytes); a larger one closes the connection.
 	MaxRequestBytes int `yaml:"max-request-bytes"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeout a consumer-group member may ask for (Kafka's
+	// group.min/max.session.timeout.ms).
+	GroupMinSessionTimeout time.Duration `yaml:"group-min-session-timeout"`
+	GroupMaxSessionTimeout time.Duration `yaml:"group-max-session-timeout"`
+	// GroupInitialRebalanceDelay holds the first rebalance of an empty
+	// group that long for more members to join (Kafka's
+	// group.initial.rebalance.delay.ms, 3s there).
+	GroupInitialRebalanceDelay time.Duration `yaml:"group-initial-rebalance-delay"`
 }
 
 // RegisterFlags registers the listener's flags under prefix (e.g.
@@ -47,6 +57,9 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.IntVar(&c.DefaultPartitions, prefix+"default-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count")
 	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 1048588, "largest produced record batch in bytes")
 	fs.IntVar(&c.MaxRequestBytes, prefix+"max-request-bytes", 100<<20, "largest request in bytes; a larger one closes the connection")
+	fs.DurationVar(&c.GroupMinSessionTimeout, prefix+"group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer-group member may ask for")
+	fs.DurationVar(&c.GroupMaxSessionTimeout, prefix+"group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer-group member may ask for")
+	fs.DurationVar(&c.GroupInitialRebalanceDelay, prefix+"group-initial-rebalance-delay", 0, "how long the first rebalance of an empty group waits for more members (Kafka uses 3s)")
 }
 
 // DefaultConfig returns the defaults RegisterFlags sets.
@@ -73,6 +86,10 @@ func (c *Config) Validate() error {
 		return errors.New("kafka: max-message-bytes must be positive")
 	case c.MaxRequestBytes < c.MaxMessageBytes:
 		return errors.New("kafka: max-request-bytes must be at least max-message-bytes")
+	case c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout:
+		return errors.New("kafka: group session timeouts: want 0 < min <= max")
+	case c.GroupInitialRebalanceDelay < 0:
+		return errors.New("kafka: group-initial-rebalance-delay must not be negative")
 	}
 	return nil
 }

@@ -190,6 +190,26 @@ func (c *conn) handle(q request) (result, error) {
 		return result{resp: c.handleDescribeConfigs(ctx, r)}, nil
 	case *kmsg.CreatePartitionsRequest:
 		return result{resp: c.handleCreatePartitions(ctx, r)}, nil
+	case *kmsg.OffsetCommitRequest:
+		return result{resp: c.handleOffsetCommit(ctx, r)}, nil
+	case *kmsg.OffsetFetchRequest:
+		return result{resp: c.handleOffsetFetch(ctx, r)}, nil
+	case *kmsg.FindCoordinatorRequest:
+		return result{resp: c.handleFindCoordinator(r)}, nil
+	case *kmsg.JoinGroupRequest:
+		return c.handleJoinGroup(q.clientID, r), nil
+	case *kmsg.HeartbeatRequest:
+		return result{resp: c.handleHeartbeat(r)}, nil
+	case *kmsg.LeaveGroupRequest:
+		return result{resp: c.handleLeaveGroup(r)}, nil
+	case *kmsg.SyncGroupRequest:
+		return c.handleSyncGroup(r), nil
+	case *kmsg.DescribeGroupsRequest:
+		return result{resp: c.handleDescribeGroups(ctx, r)}, nil
+	case *kmsg.ListGroupsRequest:
+		return result{resp: c.handleListGroups(ctx, r)}, nil
+	case *kmsg.DeleteGroupsRequest:
+		return result{resp: c.handleDeleteGroups(ctx, r)}, nil
 	}
 	// parseRequest only decodes advertised keys, each handled above.
 	panic(fmt.Sprintf("kafka: no handler for advertised API key %d", q.key))

@@ -35,6 +35,15 @@ func seedRequests(t testing.TB) [][]byte {
 				r.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "t", NumPartitions: 3, ReplicationFactor: 1}}
 			case *kmsg.ApiVersionsRequest:
 				r.ClientSoftwareName, r.ClientSoftwareVersion = "fuzz", "1"
+			case *kmsg.JoinGroupRequest:
+				*r = *joinReq("g", "m", kmsg.StringPtr("i"), "meta")
+				r.Version = version
+			case *kmsg.SyncGroupRequest:
+				*r = *syncReq("g", "m", 1, map[string]string{"m": "assignment"})
+				r.Version = version
+			case *kmsg.OffsetCommitRequest:
+				r.Group, r.MemberID = "g", "m"
+				r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 1, Offset: 7, Metadata: kmsg.StringPtr("md")}}}}
 			}
 			frame := f.AppendRequest(nil, req, 1)
 			seeds = append(seeds, frame[4:]) // without the size prefix

@@ -32,6 +32,7 @@ type Server struct {
 	cfg Config
 	b   *broker.Broker
 	log *slog.Logger
+	co  *coordinator
 
 	stop  chan struct{} // closed by Close: stop reading, finish what is pending
 	conns sync.WaitGroup
@@ -53,7 +54,7 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{})}
+	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{}), co: newCoordinator(cfg)}
 	s.mu.advertised = cfg.AdvertisedAddr
 	s.mu.conns = make(map[*conn]struct{})
 	return s, nil
@@ -154,6 +155,7 @@ func (s *Server) Close() error {
 	})
 	s.conns.Wait()
 	t.Stop()
+	s.co.close()
 	return errors.Join(errs...)
 }
 

@@ -79,11 +79,10 @@ func TestApiVersionsOfAnUnknownVersionIsAnsweredInV0WithOurRange(t *testing.T) {
 func TestUnservedRequestsCloseTheConnection(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
-	join := kmsg.NewPtrJoinGroupRequest()
-	join.Version = 5
-	join.Group = "g"
+	txn := kmsg.NewPtrAddPartitionsToTxnRequest() // transactions: not served
+	txn.Version = 3
 	c := ts.dial(t)
-	c.send(join)
+	c.send(txn)
 	c.expectClosed()
 
 	fetch := kmsg.NewPtrFetchRequest()

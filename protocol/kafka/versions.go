@@ -16,12 +16,22 @@ var supported = []versionRange{
 	{int16(kmsg.Fetch), 4, 12},
 	{int16(kmsg.ListOffsets), 1, 7},
 	{int16(kmsg.Metadata), 0, 12},
+	{int16(kmsg.OffsetCommit), 2, 8},
+	{int16(kmsg.OffsetFetch), 1, 8},
+	{int16(kmsg.FindCoordinator), 0, 4},
+	{int16(kmsg.JoinGroup), 0, 9},
+	{int16(kmsg.Heartbeat), 0, 4},
+	{int16(kmsg.LeaveGroup), 0, 5},
+	{int16(kmsg.SyncGroup), 0, 5},
+	{int16(kmsg.DescribeGroups), 0, 5},
+	{int16(kmsg.ListGroups), 0, 4},
 	{int16(kmsg.ApiVersions), 0, 3},
 	{int16(kmsg.CreateTopics), 0, 7},
 	{int16(kmsg.DeleteTopics), 0, 6},
 	{int16(kmsg.InitProducerID), 0, 4},
 	{int16(kmsg.DescribeConfigs), 0, 4},
 	{int16(kmsg.CreatePartitions), 0, 3},
+	{int16(kmsg.DeleteGroups), 0, 2},
 }
 
 // versionsOf returns the advertised range of key.

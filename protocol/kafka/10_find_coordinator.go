@@ -1,0 +1,51 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// FindCoordinator, versions 0-4 (3 and later are flexible; 4 asks for
+// several keys at once). This broker coordinates every consumer group.
+// Transactions are not served, so a transaction coordinator is answered
+// with COORDINATOR_NOT_AVAILABLE and a message saying so.
+
+func (c *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	host, port := c.s.advertised()
+	find := func(key string) (code int16, msg *string) {
+		switch {
+		case req.CoordinatorType == 1:
+			m := "transactions are not supported"
+			return kerr.CoordinatorNotAvailable.Code, &m
+		case req.CoordinatorType != 0:
+			m := "unknown coordinator type"
+			return kerr.InvalidRequest.Code, &m
+		case key == "":
+			m := "empty group ID"
+			return kerr.InvalidRequest.Code, &m
+		}
+		return 0, nil
+	}
+	if req.Version >= 4 {
+		for _, key := range req.CoordinatorKeys {
+			rc := kmsg.NewFindCoordinatorResponseCoordinator()
+			rc.Key = key
+			rc.ErrorCode, rc.ErrorMessage = find(key)
+			if rc.ErrorCode == 0 {
+				rc.NodeID, rc.Host, rc.Port = nodeID, host, port
+			} else {
+				rc.NodeID, rc.Port = -1, -1
+			}
+			resp.Coordinators = append(resp.Coordinators, rc)
+		}
+		return resp
+	}
+	resp.ErrorCode, resp.ErrorMessage = find(req.CoordinatorKey)
+	if resp.ErrorCode == 0 {
+		resp.NodeID, resp.Host, resp.Port = nodeID, host, port
+	} else {
+		resp.NodeID, resp.Port = -1, -1
+	}
+	return resp
+}

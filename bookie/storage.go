@@ -97,6 +97,7 @@ func openStorage(dir string, fs vfs.FS, o storageOptions, log *slog.Logger) (sto
 		raftwal.WithMetaStore(st.meta),
 		raftwal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{fs: fs, syncs: st.walSyncs})),
 		raftwal.WithSegmentSize(o.walSegmentSize),
+		raftwal.WithCodec(newWALCodec()),
 		raftwal.WithLogger(hl),
 	)
 	if err != nil {

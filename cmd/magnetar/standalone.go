@@ -94,7 +94,7 @@ func runServer(role, usage string, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("magnetar "+role+" ready", "native", srv.NativeAddr(), "http", srv.HTTPAddr(), "kafka", srv.KafkaAddr(),
+	log.Info("magnetar "+role+" ready", "native", srv.NativeAddr(), "http", srv.HTTPAddr(), "kafka", srv.KafkaAddr(), "kafka_tls", srv.KafkaTLSAddr(),
 		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
 	select {
 	case <-ctx.Done():

@@ -12,23 +12,31 @@ import (
 // exists, closed together with the broker so produce requests in flight
 // are still answered.
 
-// listenKafka opens the Kafka port unless it is disabled (empty address).
+// listenKafka opens the Kafka ports that are enabled (the plain-text one
+// and the TLS one).
 func (s *Server) listenKafka(cfg Config) error {
-	if cfg.Kafka.ListenAddr == "" {
-		return nil
+	listen := func(addr, what string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		s.closers = append(s.closers, ignoreClosed(ln.Close))
+		return ln, nil
 	}
-	ln, err := net.Listen("tcp", cfg.Kafka.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("kafka listener: %w", err)
+	var err error
+	if s.kafkaLn, err = listen(cfg.Kafka.ListenAddr, "kafka listener"); err != nil {
+		return err
 	}
-	s.kafkaLn = ln
-	s.closers = append(s.closers, ignoreClosed(ln.Close))
-	return nil
+	s.kafkaTLSLn, err = listen(cfg.Kafka.TLSListenAddr, "kafka TLS listener")
+	return err
 }
 
 // serveKafka starts serving the Kafka protocol on the broker.
 func (s *Server) serveKafka(cfg Config) error {
-	if s.kafkaLn == nil {
+	if s.kafkaLn == nil && s.kafkaTLSLn == nil {
 		return nil
 	}
 	srv, err := kafka.NewServer(cfg.Kafka, s.broker, s.log)
@@ -36,7 +44,12 @@ func (s *Server) serveKafka(cfg Config) error {
 		return err
 	}
 	s.kafkaSrv = srv
-	s.serving.Go(func() { s.serve("kafka", func() error { return srv.Serve(s.kafkaLn) }) })
+	if s.kafkaLn != nil {
+		s.serving.Go(func() { s.serve("kafka", func() error { return srv.Serve(s.kafkaLn) }) })
+	}
+	if s.kafkaTLSLn != nil {
+		s.serving.Go(func() { s.serve("kafka-tls", func() error { return srv.ServeTLS(s.kafkaTLSLn) }) })
+	}
 	return nil
 }
 
@@ -53,9 +66,15 @@ func (s *Server) closeKafka() (wait func() error) {
 
 // KafkaAddr is the address the Kafka protocol listens on ("" when
 // disabled).
-func (s *Server) KafkaAddr() string {
-	if s.kafkaLn == nil {
+func (s *Server) KafkaAddr() string { return addrOf(s.kafkaLn) }
+
+// KafkaTLSAddr is the address of the Kafka TLS listener ("" when
+// disabled).
+func (s *Server) KafkaTLSAddr() string { return addrOf(s.kafkaTLSLn) }
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
 		return ""
 	}
-	return s.kafkaLn.Addr().String()
+	return ln.Addr().String()
 }

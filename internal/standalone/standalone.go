@@ -87,11 +87,12 @@ type Server struct {
 	grpcSrv  *grpc.Server
 	broker   *broker.Broker
 	ready    atomic.Bool
-	serving  sync.WaitGroup // the two Serve goroutines
-	failed   chan error     // serving errors; capacity for both servers
+	serving  sync.WaitGroup // the Serve goroutines
+	failed   chan error     // serving errors; capacity for every server
 	closers  []func() error
-	kafkaLn  net.Listener  // nil when disabled (kafka.go)
-	kafkaSrv *kafka.Server // nil when disabled
+
+	kafkaLn, kafkaTLSLn net.Listener  // nil when disabled (kafka.go)
+	kafkaSrv            *kafka.Server // nil when both are disabled
 }
 
 // Start opens every role under cfg.DataDir and serves until Close. It
@@ -103,7 +104,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, failed: make(chan error, 3)}
+	s := &Server{log: log, failed: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			s.Close()

@@ -21,7 +21,7 @@ import (
 
 func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	host, port := c.s.advertised()
+	host, port := c.advertised()
 	b := kmsg.NewMetadataResponseBroker()
 	b.NodeID, b.Host, b.Port = nodeID, host, port
 	resp.Brokers = []kmsg.MetadataResponseBroker{b}

@@ -12,7 +12,7 @@ import (
 
 func (c *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := c.s.advertised()
+	host, port := c.advertised()
 	find := func(key string) (code int16, msg *string) {
 		switch {
 		case req.CoordinatorType == 1:

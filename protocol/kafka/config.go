@@ -45,6 +45,24 @@ type Config struct {
 	// group that long for more members to join (Kafka's
 	// group.initial.rebalance.delay.ms, 3s there).
 	GroupInitialRebalanceDelay time.Duration `yaml:"group-initial-rebalance-delay"`
+	// SASLMechanisms lists the SASL mechanisms clients must log in with
+	// (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), comma-separated; empty: no
+	// authentication.
+	SASLMechanisms string `yaml:"sasl-mechanisms"`
+	// SASLUsers is name:password pairs, comma-separated, and
+	// SASLUsersFile a file of them, one per line; both may be used.
+	SASLUsers     string `yaml:"sasl-users"`
+	SASLUsersFile string `yaml:"sasl-users-file"`
+	// TLSListenAddr is a second listener, speaking TLS with TLSCertFile
+	// and TLSKeyFile; empty: none. TLSAdvertisedAddr is what Metadata tells
+	// clients that came in over it.
+	TLSListenAddr     string `yaml:"tls-listen-addr"`
+	TLSAdvertisedAddr string `yaml:"tls-advertised-addr"`
+	TLSCertFile       string `yaml:"tls-cert-file"`
+	TLSKeyFile        string `yaml:"tls-key-file"`
+	// TLSClientCAFile, when set, makes the TLS listener require client
+	// certificates signed by these CAs (mutual TLS).
+	TLSClientCAFile string `yaml:"tls-client-ca-file"`
 }
 
 // RegisterFlags registers the listener's flags under prefix (e.g.
@@ -59,6 +77,14 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRequestBytes, prefix+"max-request-bytes", 100<<20, "largest request in bytes; a larger one closes the connection")
 	fs.DurationVar(&c.GroupMinSessionTimeout, prefix+"group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer-group member may ask for")
 	fs.DurationVar(&c.GroupMaxSessionTimeout, prefix+"group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer-group member may ask for")
+	fs.StringVar(&c.SASLMechanisms, prefix+"sasl-mechanisms", "", "SASL mechanisms clients must authenticate with: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, comma-separated (empty: no authentication)")
+	fs.StringVar(&c.SASLUsers, prefix+"sasl-users", "", "SASL users as name:password pairs, comma-separated (prefer MAGNETAR_KAFKA_SASL_USERS or --kafka.sasl-users-file: flags show in ps)")
+	fs.StringVar(&c.SASLUsersFile, prefix+"sasl-users-file", "", "file of SASL users, one name:password per line ('#' comments)")
+	fs.StringVar(&c.TLSListenAddr, prefix+"tls-listen-addr", "", "listen address of a TLS Kafka listener (empty: none); needs --kafka.tls-cert-file and --kafka.tls-key-file")
+	fs.StringVar(&c.TLSAdvertisedAddr, prefix+"tls-advertised-addr", "", "host:port clients of the TLS listener are told to use (default: like --kafka.advertised-addr, for the TLS listener)")
+	fs.StringVar(&c.TLSCertFile, prefix+"tls-cert-file", "", "PEM certificate (chain) of the TLS listener")
+	fs.StringVar(&c.TLSKeyFile, prefix+"tls-key-file", "", "PEM private key of the TLS listener")
+	fs.StringVar(&c.TLSClientCAFile, prefix+"tls-client-ca-file", "", "PEM CA certificates; when set, TLS clients must present a certificate they signed")
 	fs.DurationVar(&c.GroupInitialRebalanceDelay, prefix+"group-initial-rebalance-delay", 0, "how long the first rebalance of an empty group waits for more members (Kafka uses 3s)")
 }
 
@@ -90,6 +116,20 @@ func (c *Config) Validate() error {
 		return errors.New("kafka: group session timeouts: want 0 < min <= max")
 	case c.GroupInitialRebalanceDelay < 0:
 		return errors.New("kafka: group-initial-rebalance-delay must not be negative")
+	case c.TLSListenAddr != "" && (c.TLSCertFile == "" || c.TLSKeyFile == ""):
+		return errors.New("kafka: tls-listen-addr needs tls-cert-file and tls-key-file")
+	}
+	if c.TLSAdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(c.TLSAdvertisedAddr); err != nil {
+			return fmt.Errorf("kafka: tls-advertised-addr: %w", err)
+		}
+	}
+	mechs, err := enabledMechanisms(c.SASLMechanisms)
+	if err != nil {
+		return err
+	}
+	if len(mechs) > 0 && c.SASLUsers == "" && c.SASLUsersFile == "" {
+		return errors.New("kafka: sasl-mechanisms needs users (sasl-users or sasl-users-file)")
 	}
 	return nil
 }

@@ -40,6 +40,9 @@ type conn struct {
 	// other requests wait for it first (see the package doc).
 	lastProduce *pending
 
+	tls  bool      // came in over the TLS listener
+	auth authState // owned by the read loop
+
 	requests atomic.Int64 // requests read, for tests and debugging
 
 	abortOnce sync.Once
@@ -50,6 +53,9 @@ type pending struct {
 	corrID int32
 	done   chan struct{} // closed once resp is set
 	resp   kmsg.Response // nil: no response (produce with acks=0)
+	// raw, if not nil, is written instead as a bare size-prefixed frame:
+	// a SASL token after a version 0 SaslHandshake.
+	raw []byte
 }
 
 // result is what a handler returns: a response now, or a function that
@@ -58,7 +64,13 @@ type pending struct {
 type result struct {
 	resp  kmsg.Response
 	later func(ctx context.Context) kmsg.Response
+	// thenClose closes the connection once resp is written (a failed
+	// SASL login).
+	thenClose bool
 }
+
+// errAnsweredThenClosed ends a connection after its last answer.
+var errAnsweredThenClosed = errors.New("kafka: connection closed after its answer")
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, queue: make(chan *pending, maxPending)}
@@ -74,9 +86,10 @@ func (c *conn) serve() {
 	err := c.readLoop()
 	close(c.queue)
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		// stopReading: the server is closing; answer what was read.
-	case errors.Is(err, ErrMalformed), errors.Is(err, ErrUnsupported):
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, errAnsweredThenClosed):
+		// stopReading (the server is closing), or a failed login: answer
+		// what was read, then close.
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrUnsupported), errors.Is(err, errUnauthenticated):
 		c.log.Info("closing connection", "err", err)
 		c.abort()
 	default: // the client went away, or the connection was aborted
@@ -118,6 +131,22 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		if c.auth.raw {
+			// After a version 0 SaslHandshake the client sends bare SASL
+			// tokens, each answered with a bare token.
+			answer, err := c.rawSASLToken(frame)
+			if err != nil {
+				return err
+			}
+			p := &pending{done: make(chan struct{}), raw: answer}
+			close(p.done)
+			select {
+			case c.queue <- p:
+			case <-c.ctx.Done():
+				return nil
+			}
+			continue
+		}
 		q, err := parseRequest(frame)
 		if err != nil {
 			return err
@@ -141,6 +170,9 @@ func (c *conn) readLoop() error {
 		if res.later == nil {
 			p.resp = res.resp
 			close(p.done)
+			if res.thenClose {
+				return errAnsweredThenClosed
+			}
 			continue
 		}
 		if q.key == int16(kmsg.Produce) {
@@ -156,6 +188,9 @@ func (c *conn) readLoop() error {
 // handle dispatches one request to its API's handler.
 func (c *conn) handle(q request) (result, error) {
 	ctx := c.ctx
+	if err := c.checkAuthenticated(q); err != nil {
+		return result{}, err
+	}
 	switch q.req.(type) {
 	case *kmsg.ProduceRequest, *kmsg.FetchRequest, *kmsg.ApiVersionsRequest:
 	default:
@@ -210,6 +245,12 @@ func (c *conn) handle(q request) (result, error) {
 		return result{resp: c.handleListGroups(ctx, r)}, nil
 	case *kmsg.DeleteGroupsRequest:
 		return result{resp: c.handleDeleteGroups(ctx, r)}, nil
+	case *kmsg.SASLHandshakeRequest:
+		return result{resp: c.handleSASLHandshake(r)}, nil
+	case *kmsg.SASLAuthenticateRequest:
+		return c.handleSASLAuthenticate(r), nil
+	case *kmsg.DescribeClusterRequest:
+		return result{resp: c.handleDescribeCluster(r)}, nil
 	}
 	// parseRequest only decodes advertised keys, each handled above.
 	panic(fmt.Sprintf("kafka: no handler for advertised API key %d", q.key))
@@ -226,8 +267,16 @@ func (c *conn) writeLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		if p.resp != nil {
+		switch {
+		case p.raw != nil:
+			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(p.raw)))
+			buf = append(buf, p.raw...)
+		case p.resp != nil:
 			buf = appendResponse(buf[:0], p.corrID, p.resp)
+		default:
+			buf = buf[:0]
+		}
+		if len(buf) > 0 {
 			if _, err := bw.Write(buf); err != nil {
 				c.abort()
 				return

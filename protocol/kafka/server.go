@@ -2,10 +2,13 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -34,15 +37,21 @@ type Server struct {
 	log *slog.Logger
 	co  *coordinator
 
+	// SASL: the enabled mechanisms (none: no authentication) and users.
+	mechanisms []string
+	users      *users
+	tlsConfig  *tls.Config // of ServeTLS; nil unless configured
+
 	stop  chan struct{} // closed by Close: stop reading, finish what is pending
 	conns sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
-		closed     bool
-		advertised string
-		listeners  []net.Listener
-		conns      map[*conn]struct{}
+		closed        bool
+		advertised    string // of plain-text listeners
+		tlsAdvertised string // of TLS listeners
+		listeners     []net.Listener
+		conns         map[*conn]struct{}
 	}
 }
 
@@ -54,23 +63,85 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{}), co: newCoordinator(cfg)}
-	s.mu.advertised = cfg.AdvertisedAddr
+	mechs, err := enabledMechanisms(cfg.SASLMechanisms)
+	if err != nil {
+		return nil, err
+	}
+	var us *users
+	if len(mechs) > 0 {
+		pairs, err := parseUsers(cfg.SASLUsers, cfg.SASLUsersFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(pairs) == 0 {
+			return nil, errors.New("kafka: sasl-mechanisms is set but no users are configured")
+		}
+		us = newUsers(pairs)
+	}
+	var tc *tls.Config
+	if cfg.TLSCertFile != "" {
+		if tc, err = serverTLSConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{}),
+		mechanisms: mechs, users: us, tlsConfig: tc}
+	s.mu.advertised, s.mu.tlsAdvertised = cfg.AdvertisedAddr, cfg.TLSAdvertisedAddr
 	s.mu.conns = make(map[*conn]struct{})
+	s.co = newCoordinator(cfg) // last: nothing after it can fail and leak its goroutine
 	return s, nil
+}
+
+// serverTLSConfig loads the TLS listener's certificate and, for mutual
+// TLS, the client CAs.
+func serverTLSConfig(cfg Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: tls certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: tls client CAs: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka: tls client CAs: no PEM certificate in %s", cfg.TLSClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // Serve accepts connections on ln until Close, then returns nil. Unless
 // Config.AdvertisedAddr is set, Metadata advertises ln's address.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS is Serve for the TLS listener: it speaks TLS on ln with the
+// configured certificate, and Metadata advertises Config.TLSAdvertisedAddr
+// or ln's address to its clients.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.tlsConfig == nil {
+		ln.Close()
+		return errors.New("kafka: ServeTLS without tls-cert-file and tls-key-file")
+	}
+	return s.serve(tls.NewListener(ln, s.tlsConfig), true)
+}
+
+func (s *Server) serve(ln net.Listener, isTLS bool) error {
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
 		return ln.Close()
 	}
 	s.mu.listeners = append(s.mu.listeners, ln)
-	if s.mu.advertised == "" {
-		s.mu.advertised = advertisedFor(ln.Addr())
+	adv := &s.mu.advertised
+	if isTLS {
+		adv = &s.mu.tlsAdvertised
+	}
+	if *adv == "" {
+		*adv = advertisedFor(ln.Addr())
 	}
 	s.mu.Unlock()
 	for {
@@ -97,15 +168,16 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.conns.Done()
-			s.ServeConn(nc)
+			s.serveConn(nc, isTLS)
 		}()
 	}
 }
 
-// ServeConn serves one connection until the client closes it, it breaks
+// serveConn serves one connection until the client closes it, it breaks
 // the protocol, or the server closes. It closes nc.
-func (s *Server) ServeConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, isTLS bool) {
 	c := newConn(s, nc)
+	c.tls = isTLS
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
@@ -159,10 +231,15 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// advertised is the host:port Metadata tells clients to use.
-func (s *Server) advertised() (string, int32) {
+// advertised is the host:port Metadata tells the connection's client to
+// use: the address of the kind of listener it came in on.
+func (c *conn) advertised() (string, int32) {
+	s := c.s
 	s.mu.Lock()
 	addr := s.mu.advertised
+	if c.tls {
+		addr = s.mu.tlsAdvertised
+	}
 	s.mu.Unlock()
 	if addr == "" {
 		addr = "127.0.0.1:9092"

@@ -25,13 +25,16 @@ var supported = []versionRange{
 	{int16(kmsg.SyncGroup), 0, 5},
 	{int16(kmsg.DescribeGroups), 0, 5},
 	{int16(kmsg.ListGroups), 0, 4},
+	{int16(kmsg.SASLHandshake), 0, 1},
 	{int16(kmsg.ApiVersions), 0, 3},
 	{int16(kmsg.CreateTopics), 0, 7},
 	{int16(kmsg.DeleteTopics), 0, 6},
 	{int16(kmsg.InitProducerID), 0, 4},
 	{int16(kmsg.DescribeConfigs), 0, 4},
 	{int16(kmsg.CreatePartitions), 0, 3},
+	{int16(kmsg.SASLAuthenticate), 0, 2},
 	{int16(kmsg.DeleteGroups), 0, 2},
+	{int16(kmsg.DescribeCluster), 0, 1},
 }
 
 // versionsOf returns the advertised range of key.

@@ -286,3 +286,68 @@ func TestKafkaSaramaIdempotentProducerStoresEachMessageOnce(t *testing.T) {
 		t.Fatalf("read %d messages, sent %d", seen, total)
 	}
 }
+
+// TestKafkaSaramaClusterAdmin runs sarama's ClusterAdmin calls that need
+// no consumer group: DescribeCluster, ListTopics (Metadata, then
+// DescribeConfigs of every topic), DescribeTopics, DescribeConfig of a
+// topic and of the broker, CreatePartitions (validate only, then for
+// real), and DeleteTopic.
+func TestKafkaSaramaClusterAdmin(t *testing.T) {
+	_, addr := startKafkaServer(t)
+	const topic = "sarama-admin"
+	cfg := saramaConfig(sarama.DefaultVersion)
+	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	brokers, controller, err := admin.DescribeCluster()
+	if err != nil || len(brokers) != 1 || brokers[0].ID() != controller || brokers[0].Addr() != addr {
+		t.Fatalf("DescribeCluster: %d brokers, controller %d, %v; want the one broker at %s, the controller", len(brokers), controller, err, addr)
+	}
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false); err == nil ||
+		!strings.Contains(err.Error(), sarama.ErrTopicAlreadyExists.Error()) {
+		t.Fatalf("creating the topic again: %v, want %v", err, sarama.ErrTopicAlreadyExists)
+	}
+	topics, err := admin.ListTopics()
+	// ConfigEntries holds only settings that are not defaults (none here),
+	// but is made once DescribeConfigs has answered for the topic.
+	if err != nil || topics[topic].NumPartitions != 2 || topics[topic].ConfigEntries == nil {
+		t.Fatalf("ListTopics: %+v %v; want %s with 2 partitions, described", topics[topic], err, topic)
+	}
+	described, err := admin.DescribeConfigs([]*sarama.ConfigResource{
+		{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"}},
+		{Type: sarama.BrokerResource, Name: fmt.Sprint(controller)},
+	}, sarama.DescribeConfigsOptions{IncludeDocumentation: true})
+	if err != nil || len(described) != 2 {
+		t.Fatalf("DescribeConfigs: %+v %v", described, err)
+	}
+	if r := described[0]; r.ErrorCode != sarama.ErrNoError || len(r.Configs) != 1 || r.Configs[0].Value == "" || r.Configs[0].Documentation == nil {
+		t.Fatalf("DescribeConfigs of the topic's max.message.bytes: %+v", r)
+	}
+	if r := described[1]; r.ErrorCode != sarama.ErrNoError || len(r.Configs) == 0 {
+		t.Fatalf("DescribeConfigs of the broker: %+v", r)
+	}
+	if err := admin.CreatePartitions(topic, 4, nil, true); err != nil {
+		t.Fatalf("CreatePartitions, validate only: %v", err)
+	}
+	if err := admin.CreatePartitions(topic, 4, nil, false); err != nil {
+		t.Fatalf("CreatePartitions: %v", err)
+	}
+	if err := admin.CreatePartitions(topic, 3, nil, false); err == nil {
+		t.Fatal("CreatePartitions to fewer partitions succeeded")
+	}
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil || len(md) != 1 || md[0].Err != sarama.ErrNoError || len(md[0].Partitions) != 4 {
+		t.Fatalf("DescribeTopics after CreatePartitions: %+v %v; want 4 partitions", md, err)
+	}
+	if err := admin.DeleteTopic(topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteTopic(topic); err == nil {
+		t.Fatal("deleting the topic again succeeded")
+	}
+}

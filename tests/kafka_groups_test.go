@@ -3,7 +3,9 @@ package tests
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,19 +14,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// TestKafkaClientGroupsResumeFromCommittedOffsets runs the consumer
-// groups of sarama (ConsumerGroup) and kafka-go (Reader with a GroupID):
-// a member reads a topic of two partitions from the beginning and commits,
+// TestKafkaClientGroups runs the consumer groups of sarama
+// (ConsumerGroup) and kafka-go (Reader with a GroupID). For each client a
+// member reads a topic of two partitions from the beginning and commits,
 // leaves, more messages are produced, and a new member of the same group
-// gets exactly the new ones, first (nothing committed is read again); the
-// group's committed offsets are then the partitions' ends.
+// gets exactly the new ones, first (nothing committed is read again). With
+// sarama, the group's committed offsets are then the partitions' ends,
+// ListGroups, DescribeGroups and DeleteGroups answer as on Kafka, and two
+// members at once split the partitions and read every message once.
 //
 // It skips, by asking ApiVersions, while the server does not serve
 // JoinGroup, and runs by itself once groups are served. kafka-go sends
 // fixed old versions of the group APIs (FindCoordinator v0, JoinGroup v1
 // or v2, SyncGroup v0, Heartbeat v0, LeaveGroup v0, OffsetCommit v2,
 // OffsetFetch v1), so the server must serve those.
-func TestKafkaClientGroupsResumeFromCommittedOffsets(t *testing.T) {
+func TestKafkaClientGroups(t *testing.T) {
 	_, addr := startKafkaServer(t)
 	ctx := testContext(t, 3*time.Minute)
 	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
@@ -61,6 +65,55 @@ func TestKafkaClientGroupsResumeFromCommittedOffsets(t *testing.T) {
 		if committed != 30 {
 			t.Fatalf("the group's committed offsets add up to %d, want 30 (every message read)", committed)
 		}
+
+		groups, err := admin.ListConsumerGroups()
+		if err != nil || groups[group] != "consumer" {
+			t.Fatalf("ListConsumerGroups: %v %v; want %s with protocol type consumer", groups, err, group)
+		}
+		desc, err := admin.DescribeConsumerGroups([]string{group})
+		if err != nil || len(desc) != 1 || desc[0].Err != sarama.ErrNoError || desc[0].State != "Empty" || len(desc[0].Members) != 0 {
+			t.Fatalf("DescribeConsumerGroups after every member left: %+v %v; want Empty, no members", desc, err)
+		}
+		if err := admin.DeleteConsumerGroup(group); err != nil {
+			t.Fatalf("DeleteConsumerGroup: %v", err)
+		}
+		offs, err = admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+		if b := offs.GetBlock(topic, 0); err != nil || b == nil || b.Offset != -1 {
+			t.Fatalf("OffsetFetch after DeleteGroups: %+v %v, want no committed offset (-1)", b, err)
+		}
+	})
+
+	t.Run("sarama, two members split the partitions", func(t *testing.T) {
+		const topic, group = "sarama-split", "sarama-split-g"
+		produceForGroup(t, addr, topic, "warmup", 0)
+		cfg := saramaConfig(sarama.DefaultVersion)
+		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		cfg.Consumer.Group.Heartbeat.Interval = 100 * time.Millisecond
+		out := make(chan groupMessage)
+		a := startSaramaMember(ctx, t, addr, cfg, topic, group, "a", out)
+		waitFor(t, time.Minute, "member a to own both partitions", func() bool { return len(a.owned()) == 2 })
+		b := startSaramaMember(ctx, t, addr, cfg, topic, group, "b", out)
+		waitFor(t, time.Minute, "the two members to own one partition each", func() bool {
+			return len(a.owned()) == 1 && len(b.owned()) == 1
+		})
+		produceForGroup(t, addr, topic, "split", 40)
+		var got []string
+		byPartition := map[int32]string{}
+		for len(got) < 40 {
+			select {
+			case m := <-out:
+				if owner, ok := byPartition[m.partition]; ok && owner != m.member {
+					t.Fatalf("partition %d read by members %s and %s", m.partition, owner, m.member)
+				}
+				byPartition[m.partition] = m.member
+				got = append(got, m.value)
+			case <-ctx.Done():
+				t.Fatalf("%d of 40 messages before the deadline", len(got))
+			}
+		}
+		checkFirst(t, "the two members", got, "split", 40)
+		a.stop(t)
+		b.stop(t)
 	})
 
 	t.Run("kafka-go", func(t *testing.T) {
@@ -210,4 +263,110 @@ func readKafkagoGroup(ctx context.Context, t *testing.T, addr, topic, group stri
 		t.Errorf("closing the kafka-go group reader: %v", err)
 	}
 	return got
+}
+
+// groupMessage is a message read by a named group member.
+type groupMessage struct {
+	member    string
+	partition int32
+	value     string
+}
+
+// saramaMember is a sarama ConsumerGroup member consuming in the
+// background; it sends what it reads to out and tracks the partitions
+// it owns.
+type saramaMember struct {
+	name   string
+	cg     sarama.ConsumerGroup
+	cancel context.CancelFunc
+	done   chan error
+	out    chan<- groupMessage
+	mu     struct {
+		sync.Mutex
+		owned []int32
+	}
+}
+
+func startSaramaMember(ctx context.Context, t *testing.T, addr string, cfg *sarama.Config, topic, group, name string, out chan<- groupMessage) *saramaMember {
+	t.Helper()
+	cg, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
+	if err != nil {
+		t.Fatalf("member %s: %v", name, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	m := &saramaMember{name: name, cg: cg, cancel: cancel, done: make(chan error, 1), out: out}
+	go func() {
+		for cctx.Err() == nil {
+			if err := cg.Consume(cctx, []string{topic}, memberHandler{m: m, ctx: cctx}); err != nil {
+				m.done <- err
+				return
+			}
+		}
+		m.done <- nil
+	}()
+	t.Cleanup(func() { m.stop(t) })
+	return m
+}
+
+// owned returns the partitions the member owns in its current session.
+func (m *saramaMember) owned() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.mu.owned)
+}
+
+// stop leaves the group; it may be called more than once.
+func (m *saramaMember) stop(t *testing.T) {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	m.cancel = nil
+	if err := <-m.done; err != nil {
+		t.Errorf("member %s: %v", m.name, err)
+	}
+	if err := m.cg.Close(); err != nil {
+		t.Errorf("closing member %s: %v", m.name, err)
+	}
+}
+
+type memberHandler struct {
+	m   *saramaMember
+	ctx context.Context
+}
+
+func (h memberHandler) Setup(s sarama.ConsumerGroupSession) error {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	h.m.mu.owned = nil
+	for _, ps := range s.Claims() {
+		h.m.mu.owned = append(h.m.mu.owned, ps...)
+	}
+	return nil
+}
+
+func (h memberHandler) Cleanup(sarama.ConsumerGroupSession) error {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	h.m.mu.owned = nil
+	return nil
+}
+
+func (h memberHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case msg, ok := <-c.Messages():
+			if !ok {
+				return nil
+			}
+			select {
+			case h.m.out <- groupMessage{member: h.m.name, partition: msg.Partition, value: string(msg.Value)}:
+				s.MarkMessage(msg, "")
+			case <-h.ctx.Done():
+				return nil
+			}
+		case <-h.ctx.Done():
+			return nil
+		}
+	}
 }

@@ -308,3 +308,148 @@ func TestKafkaClientsFetchFromTheMiddleOfABatch(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaGoClientSpeaksEveryServedAPI goes through kafka-go's Client,
+// whose own codec (package protocol) negotiates each API's version with
+// ApiVersions and decodes responses strictly: ApiVersions, CreateTopics,
+// Metadata, Produce in each codec, Fetch from the start and from inside a
+// batch, ListOffsets (first, last, by time), DescribeConfigs,
+// CreatePartitions, InitProducerID and DeleteTopics all answer what a
+// Kafka broker would.
+func TestKafkaGoClientSpeaksEveryServedAPI(t *testing.T) {
+	_, addr := startKafkaServer(t)
+	ctx := testContext(t, 2*time.Minute)
+	const topic, perBatch = "kafkago-client", 5
+	// Each Client has its own Transport: kafka-go's default one is shared
+	// and answers Metadata from a cache.
+	newClient := func() *kafkago.Client {
+		tr := &kafkago.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &kafkago.Client{Addr: kafkago.TCP(addr), Timeout: 30 * time.Second, Transport: tr}
+	}
+	cl := newClient()
+
+	av, err := cl.ApiVersions(ctx, &kafkago.ApiVersionsRequest{})
+	if err != nil || av.Error != nil || len(av.ApiKeys) == 0 {
+		t.Fatalf("ApiVersions: %+v %v", av, err)
+	}
+	ct, err := cl.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err != nil || ct.Errors[topic] != nil {
+		t.Fatalf("CreateTopics: %v %v", err, ct.Errors)
+	}
+	partitionsOf := func() int {
+		t.Helper()
+		md, err := newClient().Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+		if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Brokers) != 1 {
+			t.Fatalf("Metadata: %+v %v", md, err)
+		}
+		for _, p := range md.Topics[0].Partitions {
+			if p.Leader.ID != md.Brokers[0].ID || p.Leader.Port == 0 {
+				t.Fatalf("Metadata: partition %d led by %+v, want broker %+v", p.ID, p.Leader, md.Brokers[0])
+			}
+		}
+		return len(md.Topics[0].Partitions)
+	}
+	if n := partitionsOf(); n != 1 {
+		t.Fatalf("Metadata: %d partitions, want 1", n)
+	}
+
+	before := time.Now().Add(-time.Second)
+	for b, codec := range kafkaCodecs {
+		recs := make([]kafkago.Record, perBatch)
+		for i := range recs {
+			recs[i] = kafkago.Record{Key: kafkago.NewBytes(fmt.Appendf(nil, "%s-k%d", codec, i)),
+				Value: kafkago.NewBytes(fmt.Appendf(nil, "%s-%d", codec, i))}
+		}
+		req := &kafkago.ProduceRequest{Topic: topic, Partition: 0, RequiredAcks: kafkago.RequireAll, Records: kafkago.NewRecordReader(recs...)}
+		if codec != "none" {
+			req.Compression = kafkagoCodecs[codec]
+		}
+		resp, err := cl.Produce(ctx, req)
+		if err != nil || resp.Error != nil || resp.BaseOffset != int64(b*perBatch) {
+			t.Fatalf("Produce with %s: %+v %v, want base offset %d", codec, resp, err, b*perBatch)
+		}
+	}
+	total := int64(len(kafkaCodecs) * perBatch)
+
+	for _, from := range []int64{0, perBatch + 2} {
+		var got []string
+		for off := from; off < total; {
+			resp, err := cl.Fetch(ctx, &kafkago.FetchRequest{Topic: topic, Partition: 0, Offset: off, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: time.Second})
+			if err != nil || resp.Error != nil || resp.HighWatermark != total {
+				t.Fatalf("Fetch from %d: %+v %v", off, resp, err)
+			}
+			for {
+				r, err := resp.Records.ReadRecord()
+				if err != nil {
+					break
+				}
+				v, _ := kafkago.ReadAll(r.Value)
+				if r.Offset < off { // the client skips what precedes its offset in a batch
+					continue
+				}
+				if r.Offset != off {
+					t.Fatalf("Fetch from %d: record at offset %d after %d", from, r.Offset, off-1)
+				}
+				got = append(got, string(v))
+				off++
+			}
+		}
+		for i, v := range got {
+			o := from + int64(i)
+			if want := fmt.Sprintf("%s-%d", kafkaCodecs[o/perBatch], o%perBatch); v != want {
+				t.Fatalf("Fetch from %d: offset %d holds %q, want %q", from, o, v, want)
+			}
+		}
+	}
+
+	lo, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{
+		topic: {kafkago.FirstOffsetOf(0), kafkago.LastOffsetOf(0), kafkago.TimeOffsetOf(0, before)}}})
+	if err != nil || len(lo.Topics[topic]) != 1 {
+		t.Fatalf("ListOffsets: %+v %v", lo, err)
+	}
+	po := lo.Topics[topic][0]
+	if po.Error != nil || po.FirstOffset != 0 || po.LastOffset != total {
+		t.Fatalf("ListOffsets: %+v, want first 0 last %d", po, total)
+	}
+	if _, ok := po.Offsets[0]; !ok {
+		t.Fatalf("ListOffsets by a time before every record: %v, want offset 0", po.Offsets)
+	}
+
+	dc, err := cl.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{
+		{ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"}},
+		{ResourceType: kafkago.ResourceTypeBroker, ResourceName: "0"}}})
+	if err != nil || len(dc.Resources) != 2 {
+		t.Fatalf("DescribeConfigs: %+v %v", dc, err)
+	}
+	for _, r := range dc.Resources { // kafka-go does not keep the request's order
+		switch {
+		case r.Error != nil:
+			t.Fatalf("DescribeConfigs of %d %q: %v", r.ResourceType, r.ResourceName, r.Error)
+		case r.ResourceType == int8(kafkago.ResourceTypeTopic):
+			if r.ResourceName != topic || len(r.ConfigEntries) != 1 || r.ConfigEntries[0].ConfigValue != "delete" {
+				t.Fatalf("DescribeConfigs of the topic's cleanup.policy: %+v", r)
+			}
+		case r.ResourceName != "0" || len(r.ConfigEntries) == 0:
+			t.Fatalf("DescribeConfigs of broker 0: %+v", r)
+		}
+	}
+
+	cp, err := cl.CreatePartitions(ctx, &kafkago.CreatePartitionsRequest{Topics: []kafkago.TopicPartitionsConfig{{Name: topic, Count: 3}}})
+	if err != nil || cp.Errors[topic] != nil {
+		t.Fatalf("CreatePartitions: %v %v", err, cp.Errors)
+	}
+	if n := partitionsOf(); n != 3 {
+		t.Fatalf("Metadata after CreatePartitions: %d partitions, want 3", n)
+	}
+
+	ip, err := cl.InitProducerID(ctx, &kafkago.InitProducerIDRequest{TransactionTimeoutMs: 10000, ProducerID: -1, ProducerEpoch: -1})
+	if err != nil || ip.Error != nil || ip.Producer == nil || ip.Producer.ProducerID < 0 {
+		t.Fatalf("InitProducerID: %+v %v", ip, err)
+	}
+
+	dt, err := cl.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
+	if err != nil || dt.Errors[topic] != nil {
+		t.Fatalf("DeleteTopics: %v %v", err, dt.Errors)
+	}
+}

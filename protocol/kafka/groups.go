@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
@@ -378,7 +379,7 @@ func (co *coordinator) joinAnswer(g *group, m *member) joinResult {
 			res.members = append(res.members, jm)
 		}
 		slices.SortFunc(res.members, func(a, b kmsg.JoinGroupResponseMember) int {
-			return int(g.members[a.MemberID].joinSeq - g.members[b.MemberID].joinSeq)
+			return cmp.Compare(g.members[a.MemberID].joinSeq, g.members[b.MemberID].joinSeq)
 		})
 	}
 	return res
@@ -625,7 +626,7 @@ func (co *coordinator) viewLocked(g *group) groupView {
 		v.members = append(v.members, dm)
 	}
 	slices.SortFunc(v.members, func(a, b kmsg.DescribeGroupsResponseGroupMember) int {
-		return int(g.members[a.MemberID].joinSeq - g.members[b.MemberID].joinSeq)
+		return cmp.Compare(g.members[a.MemberID].joinSeq, g.members[b.MemberID].joinSeq)
 	})
 	return v
 }

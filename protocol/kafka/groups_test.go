@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,5 +299,85 @@ func TestOffsetCommitFetchListDescribeDelete(t *testing.T) {
 	}
 	if _, ok, _ := ts.b.CommittedOffset(context.Background(), name, 2, "g"); ok {
 		t.Fatal("the deleted group's cursor is still there")
+	}
+}
+
+// Many members joining at once converge: whatever the number of
+// rebalances on the way, every member ends in the same generation with
+// the assignment the leader made for it, and the group stays stable.
+func TestManyMembersConvergeOnOneGeneration(t *testing.T) {
+	ts := newTestServer(t)
+	const n = 25
+	type state struct {
+		gen    int32
+		assign string
+	}
+	var mu sync.Mutex
+	states := make(map[string]state)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			c := ts.dial(t)
+			first := c.roundTrip(joinReq("many", "", nil, "")).(*kmsg.JoinGroupResponse)
+			id := first.MemberID
+			for {
+				r := c.roundTrip(joinReq("many", id, nil, "")).(*kmsg.JoinGroupResponse)
+				if r.ErrorCode != 0 {
+					t.Errorf("join: %d", r.ErrorCode)
+					return
+				}
+				assign := map[string]string{}
+				for _, m := range r.Members { // the leader assigns each member its own ID
+					assign[m.MemberID] = m.MemberID
+				}
+				s := c.roundTrip(syncReq("many", id, r.Generation, assign)).(*kmsg.SyncGroupResponse)
+				if s.ErrorCode == kerr.RebalanceInProgress.Code {
+					continue
+				}
+				if s.ErrorCode != 0 {
+					t.Errorf("sync: %d", s.ErrorCode)
+					return
+				}
+				mu.Lock()
+				states[id] = state{r.Generation, string(s.MemberAssignment)}
+				mu.Unlock()
+				for { // heartbeat until told to rejoin or stopped
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if code := heartbeat(c, "many", id, r.Generation); code == kerr.RebalanceInProgress.Code {
+						break
+					} else if code != 0 {
+						t.Errorf("heartbeat: %d", code)
+						return
+					}
+				}
+			}
+		})
+	}
+	converged := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(states) != n {
+			return false
+		}
+		var gen int32 = -1
+		for id, s := range states {
+			if s.assign != id || (gen != -1 && s.gen != gen) {
+				return false
+			}
+			gen = s.gen
+		}
+		return true
+	}
+	waitFor(t, "every member in one generation with its own assignment", converged)
+	close(stop)
+	wg.Wait()
+	v, ok := ts.s.co.view("many")
+	if !ok || v.state != stateStable || len(v.members) != n {
+		t.Fatalf("group after convergence: %s with %d members", v.state, len(v.members))
 	}
 }

@@ -12,7 +12,7 @@ PROTO_GEN := protocol/native/nativepb metadata/catalog/catalogpb bookie/bookiepb
 
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build run test test-unit lint tools generate check-generated bench fuzz clean
+.PHONY: all build run test test-unit lint tools generate check-generated bench fuzz compat-kafka clean
 
 all: build
 
@@ -70,6 +70,13 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+## compat-kafka: franz-go's own kgo integration suite against a standalone the
+## script starts (about 1.5 minutes; not part of `make test`). COMPAT_KAFKA_SKIP
+## lists the tests left out, each explained in docs/kafka-compat.md.
+COMPAT_KAFKA_SKIP ?= ^TestTxnEtl$$|^TestClient_ProduceLargeMessages$$|^TestConsumeRegex$$
+compat-kafka:
+	GO=$(GO) KGO_SKIP='$(COMPAT_KAFKA_SKIP)' ./scripts/compat-kafka.sh
 
 clean:
 	rm -rf $(BIN)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -349,5 +350,89 @@ func TestKafkaSaramaClusterAdmin(t *testing.T) {
 	}
 	if err := admin.DeleteTopic(topic); err == nil {
 		t.Fatal("deleting the topic again succeeded")
+	}
+}
+
+// TestKafkaClientsProduceWithEveryAcksSetting produces with sarama and
+// kafka-go's Writer at acks 0 (no response), 1 and all, including records
+// with a null key, a null value (a tombstone) and no headers, and reads
+// them back with sarama: acks=0 is stored like the rest, and null stays
+// null.
+func TestKafkaClientsProduceWithEveryAcksSetting(t *testing.T) {
+	_, addr := startKafkaServer(t)
+	ctx := testContext(t, 2*time.Minute)
+	const topic = "acks"
+	var want []string // "<key>=<value>", with "null" for a null key or value
+	client, err := sarama.NewClient([]string{addr}, saramaConfig(sarama.DefaultVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	// stored waits until every message so far is stored: with acks=0
+	// nothing says so, and the next producer's connection must not
+	// overtake them.
+	stored := func() {
+		t.Helper()
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d messages stored", len(want)), func() bool {
+			end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+			return err == nil && end == int64(len(want))
+		})
+	}
+	for _, acks := range []sarama.RequiredAcks{sarama.NoResponse, sarama.WaitForLocal, sarama.WaitForAll} {
+		cfg := saramaConfig(sarama.DefaultVersion)
+		cfg.Producer.RequiredAcks = acks
+		cfg.Producer.Return.Successes = true
+		prod, err := sarama.NewAsyncProducer([]string{addr}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := fmt.Sprintf("sarama-acks%d", acks)
+		msgs := []*sarama.ProducerMessage{
+			{Topic: topic, Key: sarama.StringEncoder(k), Value: sarama.StringEncoder("v")},
+			{Topic: topic, Value: sarama.StringEncoder(k + "-nokey")},
+			{Topic: topic, Key: sarama.StringEncoder(k + "-tombstone")},
+		}
+		want = append(want, k+"=v", "null="+k+"-nokey", k+"-tombstone=null")
+		for _, m := range msgs {
+			prod.Input() <- m
+			select { // one at a time, so that they are stored in this order
+			case <-prod.Successes():
+			case err := <-prod.Errors():
+				t.Fatalf("sarama acks=%d: %v", acks, err)
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			}
+		}
+		if err := prod.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stored()
+	}
+	for _, acks := range []kafkago.RequiredAcks{kafkago.RequireNone, kafkago.RequireOne, kafkago.RequireAll} {
+		w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topic, RequiredAcks: acks, BatchTimeout: time.Millisecond}
+		k := fmt.Sprintf("kafkago-acks%d", acks)
+		for _, m := range []kafkago.Message{{Key: []byte(k), Value: []byte("v")}, {Value: []byte(k + "-nokey")}, {Key: []byte(k + "-tombstone")}} {
+			if err := w.WriteMessages(ctx, m); err != nil {
+				t.Fatalf("kafka-go acks=%d: %v", acks, err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k+"=v", "null="+k+"-nokey", k+"-tombstone=null")
+		stored()
+	}
+
+	orNull := func(b []byte) string {
+		if b == nil {
+			return "null"
+		}
+		return string(b)
+	}
+	got := consumeSarama(ctx, t, addr, saramaConfig(sarama.DefaultVersion), topic, 0, sarama.OffsetOldest, len(want))
+	for i, m := range got {
+		if s := orNull(m.Key) + "=" + orNull(m.Value); m.Offset != int64(i) || s != want[i] {
+			t.Fatalf("offset %d: %s, want %s at offset %d", m.Offset, s, want[i], i)
+		}
 	}
 }

@@ -18,6 +18,9 @@ type SubscribeOptions struct {
 	Partition    int32
 	Subscription string
 	Initial      InitialPosition
+	// Type is the subscription type; every consumer attached at once must
+	// ask for the same one.
+	Type SubscriptionType
 }
 
 // Delivery is one message handed to a consumer.
@@ -31,7 +34,8 @@ type Delivery struct {
 // receives messages only within the permits granted by Flow. Next must be
 // called from one goroutine at a time; Flow, Ack and Close from any.
 type Consumer struct {
-	sub *subscription
+	sub    *subscription
+	shared bool // of a Shared subscription (shared.go)
 
 	readPos int64 // owned by the Next caller
 
@@ -66,9 +70,17 @@ func (b *Broker) Subscribe(ctx context.Context, opts SubscribeOptions) (*Consume
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.consumer != nil {
+	attached := s.mu.consumer != nil || s.mu.shared != nil
+	if attached && (opts.Type != Shared || s.mu.typ != Shared) {
 		c.cancel()
-		return nil, fmt.Errorf("%w: %s on %s-%d", ErrConsumerBusy, opts.Subscription, opts.Topic, opts.Partition)
+		return nil, fmt.Errorf("%w: %s on %s-%d has a consumer (%s); asked for %s", ErrConsumerBusy,
+			opts.Subscription, opts.Topic, opts.Partition, s.mu.typ, opts.Type)
+	}
+	s.mu.typ = opts.Type
+	if opts.Type == Shared {
+		c.shared = true
+		s.attachSharedLocked(c)
+		return c, nil
 	}
 	s.mu.consumer = c
 	c.readPos = s.mu.next
@@ -95,11 +107,15 @@ func (c *Consumer) Ack(offsets []int64) { c.sub.ack(offsets) }
 func (c *Consumer) Close() {
 	c.cancel()
 	s := c.sub
-	s.mu.Lock()
-	if s.mu.consumer == c {
-		s.mu.consumer = nil
+	if c.shared {
+		s.detachShared(c)
+	} else {
+		s.mu.Lock()
+		if s.mu.consumer == c {
+			s.mu.consumer = nil
+		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 	// Persist what this consumer acknowledged now rather than at the next
 	// tick, so a consumer that closes and reconnects resumes exactly.
 	ctx, cancel := context.WithTimeout(context.Background(), defaultFlushTimeout)
@@ -116,6 +132,9 @@ func (c *Consumer) Close() {
 func (c *Consumer) Next(ctx context.Context) ([]Delivery, error) {
 	ctx, stop := mergeCancel(ctx, c.ctx)
 	defer stop()
+	if c.shared {
+		return c.nextShared(ctx)
+	}
 	for {
 		permits, err := c.waitPermits(ctx)
 		if err != nil {

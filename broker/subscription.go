@@ -29,7 +29,8 @@ type subscription struct {
 	name string
 	cn   catalog.CursorName
 
-	flushMu sync.Mutex // serialises flushes so an older state never overwrites a newer one
+	flushMu    sync.Mutex // serialises flushes so an older state never overwrites a newer one
+	dispatchMu sync.Mutex // Shared: one consumer claims messages at a time (shared.go)
 
 	mu struct {
 		sync.Mutex
@@ -38,7 +39,9 @@ type subscription struct {
 		meta     string                   // the last Kafka commit's metadata
 		dirty    bool
 		deleted  bool // by DeleteSubscription: never flushed again
-		consumer *Consumer
+		typ      SubscriptionType
+		consumer *Consumer    // Exclusive: the one consumer
+		shared   *sharedState // Shared: the consumers and dispatch state
 	}
 }
 
@@ -88,6 +91,9 @@ func (s *subscription) ack(offsets []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, off := range offsets {
+		if sh := s.mu.shared; sh != nil {
+			delete(sh.pending, off)
+		}
 		if off < s.mu.next || isAcked(s.mu.acked, off) {
 			continue
 		}
@@ -205,18 +211,30 @@ func (p *partition) subscriptionStats(ctx context.Context, end int64) ([]Subscri
 		if s.mu.consumer != nil {
 			st.Consumers = 1
 		}
+		if s.mu.shared != nil {
+			st.Consumers = len(s.mu.shared.consumers)
+		}
+		st.Type = s.mu.typ.String()
 		s.mu.Unlock()
 		out = append(out, st)
 	}
 	return out, nil
 }
 
-// disconnect closes the subscription's consumer, if any.
+// disconnect closes the subscription's consumers, if any.
 func (s *subscription) disconnect() {
 	s.mu.Lock()
-	c := s.mu.consumer
+	var cs []*Consumer
+	if s.mu.consumer != nil {
+		cs = append(cs, s.mu.consumer)
+	}
+	if s.mu.shared != nil {
+		for c := range s.mu.shared.consumers {
+			cs = append(cs, c)
+		}
+	}
 	s.mu.Unlock()
-	if c != nil {
+	for _, c := range cs {
 		c.Close()
 	}
 }

@@ -186,6 +186,8 @@ type SubscriptionStats struct {
 	// Backlog counts the messages not yet acknowledged.
 	Backlog   int64 `json:"backlog"`
 	Consumers int   `json:"consumers"`
+	// Type is the subscription type of the attached consumers.
+	Type string `json:"type"`
 }
 
 // TopicStats summarises a topic.

@@ -31,8 +31,10 @@
 // acknowledged) plus individually acknowledged ranges above it, persisted
 // every CursorFlushInterval and when a consumer closes. Consumers get
 // messages within the permits they grant. Reads come from a per-partition
-// tail cache of recent batches, else from the segment store. For now a
-// subscription is Exclusive: one consumer at a time.
+// tail cache of recent batches, else from the segment store. A
+// subscription is Exclusive (one consumer at a time) or Shared (every
+// consumer gets a share; a message unacknowledged by a consumer that
+// leaves, or negatively acknowledged, goes to another; see shared.go).
 //
 // # Locks
 //

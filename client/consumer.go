@@ -24,11 +24,27 @@ const (
 	Earliest
 )
 
+// SubscriptionType is how a subscription hands messages to its consumers.
+type SubscriptionType int
+
+const (
+	// Exclusive allows one consumer at a time; another is refused (the
+	// default).
+	Exclusive SubscriptionType = iota
+	// Shared spreads messages over every consumer attached; a message a
+	// consumer leaves unacknowledged (it closes or disconnects) or Nacks
+	// goes to another. There is no ordering across consumers.
+	Shared
+)
+
 // ConsumerOptions configure a Consumer.
 type ConsumerOptions struct {
 	Topic string
 	// Subscription names the durable cursor; required.
 	Subscription string
+	// Type is the subscription type; every consumer of a subscription must
+	// use the same one.
+	Type SubscriptionType
 	// InitialPosition applies when the subscription does not exist yet.
 	InitialPosition InitialPosition
 	// ReceiverQueueSize is how many messages per partition may be buffered
@@ -49,8 +65,8 @@ type ConsumerMessage struct {
 }
 
 // Consumer receives the messages of one subscription on every partition of
-// a topic. The subscription is Exclusive: a second consumer is refused. It
-// is safe for concurrent use. Delivery is at least once: messages not
+// a topic: all of them (Exclusive, a second consumer is refused) or a
+// share (Shared). It is safe for concurrent use. Delivery is at least once: messages not
 // acknowledged when a connection breaks are delivered again.
 type Consumer struct {
 	c     *Client
@@ -85,7 +101,7 @@ func (c *Client) Subscribe(ctx context.Context, opts ConsumerOptions) (*Consumer
 		closed: make(chan struct{}),
 	}
 	for i := int32(0); i < info.Partitions; i++ {
-		pc := &partitionConsumer{cons: cons, partition: i, acks: make(chan int64, 1024), consumed: make(chan struct{}, 1)}
+		pc := &partitionConsumer{cons: cons, partition: i, acks: make(chan int64, 1024), nacks: make(chan int64, 64), consumed: make(chan struct{}, 1)}
 		s, err := pc.subscribe(ctx)
 		if err != nil {
 			cons.Close()
@@ -140,6 +156,23 @@ func (c *Consumer) AckID(id MessageID) error {
 	}
 }
 
+// Nack negatively acknowledges a message of a Shared subscription: it is
+// delivered again, to this or another consumer.
+func (c *Consumer) Nack(m *ConsumerMessage) error {
+	if c.opts.Type != Shared {
+		return errors.New("client: Nack needs a Shared subscription")
+	}
+	if m.ID.Partition < 0 || int(m.ID.Partition) >= len(c.parts) {
+		return fmt.Errorf("client: nack of partition %d: topic has %d", m.ID.Partition, len(c.parts))
+	}
+	select {
+	case c.parts[m.ID.Partition].nacks <- m.ID.Offset:
+		return nil
+	case <-c.closed:
+		return ErrClosed
+	}
+}
+
 // Close sends pending acknowledgements and detaches the consumer.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
@@ -154,6 +187,7 @@ type partitionConsumer struct {
 	cons      *Consumer
 	partition int32
 	acks      chan int64
+	nacks     chan int64
 	consumed  chan struct{} // signalled when Receive takes a message
 	gen       atomic.Uint64
 	taken     atomic.Int64 // messages Receive took since the last flow
@@ -184,11 +218,15 @@ func (pc *partitionConsumer) subscribe(ctx context.Context) (*consumeStream, err
 	if o.InitialPosition == Earliest {
 		pos = nativepb.InitialPosition_EARLIEST
 	}
+	typ := nativepb.SubscriptionType_EXCLUSIVE
+	if o.Type == Shared {
+		typ = nativepb.SubscriptionType_SHARED
+	}
 	stream, err := pc.cons.c.svc.Consume(sctx)
 	if err == nil {
 		err = stream.Send(&nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Subscribe{Subscribe: &nativepb.Subscribe{
 			Topic: pc.cons.topic.Name, Partition: pc.partition, Subscription: o.Subscription,
-			Type: nativepb.SubscriptionType_EXCLUSIVE, InitialPosition: pos, ConsumerName: o.Name,
+			Type: typ, InitialPosition: pos, ConsumerName: o.Name,
 		}}})
 	}
 	var resp *nativepb.ConsumeResponse
@@ -261,6 +299,13 @@ func (pc *partitionConsumer) run(s *consumeStream) {
 			}
 		case <-ticker.C:
 			acks, err = pc.sendAcks(s, acks)
+		case off := <-pc.nacks:
+			// Acknowledgements queued before go first, so a nack never
+			// overtakes them. A nack lost with a broken stream needs no
+			// retry: the new stream redelivers whatever is unacknowledged.
+			if acks, err = pc.sendAcks(s, acks); err == nil {
+				err = s.stream.Send(&nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Nack{Nack: &nativepb.Nack{Offsets: []int64{off}}}})
+			}
 		case <-pc.consumed:
 			if n := pc.taken.Load(); n >= half {
 				pc.taken.Add(-n)

@@ -177,8 +177,11 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 	if sub == nil {
 		return status.Error(codes.InvalidArgument, "native: the first consume request must be subscribe")
 	}
+	typ := broker.Exclusive
 	switch sub.GetType() {
 	case nativepb.SubscriptionType_SUBSCRIPTION_TYPE_UNSPECIFIED, nativepb.SubscriptionType_EXCLUSIVE:
+	case nativepb.SubscriptionType_SHARED:
+		typ = broker.Shared
 	default:
 		return status.Errorf(codes.Unimplemented, "native: subscription type %s is not supported yet", sub.GetType())
 	}
@@ -191,7 +194,7 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 		initial = broker.Earliest
 	}
 	c, err := s.b.Subscribe(ctx, broker.SubscribeOptions{
-		Topic: name, Partition: sub.GetPartition(), Subscription: sub.GetSubscription(), Initial: initial,
+		Topic: name, Partition: sub.GetPartition(), Subscription: sub.GetSubscription(), Initial: initial, Type: typ,
 	})
 	if err != nil {
 		return errmap.GRPCStatus(err)
@@ -219,8 +222,12 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 				c.Flow(k.Flow.GetPermits())
 			case *nativepb.ConsumeRequest_Ack:
 				c.Ack(k.Ack.GetOffsets())
+			case *nativepb.ConsumeRequest_Nack:
+				if err := c.Nack(k.Nack.GetOffsets()); err != nil {
+					return err
+				}
 			default:
-				return status.Error(codes.InvalidArgument, "native: only flow and ack may follow subscribe")
+				return status.Error(codes.InvalidArgument, "native: only flow, ack and nack may follow subscribe")
 			}
 		}
 	})

@@ -31,6 +31,10 @@ const (
 	SubscriptionType_SUBSCRIPTION_TYPE_UNSPECIFIED SubscriptionType = 0
 	// One consumer at a time; a second one is refused.
 	SubscriptionType_EXCLUSIVE SubscriptionType = 1
+	// Every consumer attached gets a share of the messages; a message not
+	// acknowledged by a consumer that leaves, or negatively acknowledged,
+	// goes to another.
+	SubscriptionType_SHARED SubscriptionType = 2
 )
 
 // Enum value maps for SubscriptionType.
@@ -38,10 +42,12 @@ var (
 	SubscriptionType_name = map[int32]string{
 		0: "SUBSCRIPTION_TYPE_UNSPECIFIED",
 		1: "EXCLUSIVE",
+		2: "SHARED",
 	}
 	SubscriptionType_value = map[string]int32{
 		"SUBSCRIPTION_TYPE_UNSPECIFIED": 0,
 		"EXCLUSIVE":                     1,
+		"SHARED":                        2,
 	}
 )
 
@@ -840,6 +846,7 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_Subscribe
 	//	*ConsumeRequest_Flow
 	//	*ConsumeRequest_Ack
+	//	*ConsumeRequest_Nack
 	Kind          isConsumeRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -909,6 +916,15 @@ func (x *ConsumeRequest) GetAck() *Ack {
 	return nil
 }
 
+func (x *ConsumeRequest) GetNack() *Nack {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Nack); ok {
+			return x.Nack
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Kind interface {
 	isConsumeRequest_Kind()
 }
@@ -925,11 +941,17 @@ type ConsumeRequest_Ack struct {
 	Ack *Ack `protobuf:"bytes,3,opt,name=ack,proto3,oneof"`
 }
 
+type ConsumeRequest_Nack struct {
+	Nack *Nack `protobuf:"bytes,4,opt,name=nack,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Subscribe) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Flow) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Ack) isConsumeRequest_Kind() {}
+
+func (*ConsumeRequest_Nack) isConsumeRequest_Kind() {}
 
 type Subscribe struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -1105,6 +1127,52 @@ func (x *Ack) GetOffsets() []int64 {
 	return nil
 }
 
+// Nack negatively acknowledges offsets this consumer received: they are
+// delivered again (Shared subscriptions only).
+type Nack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []int64                `protobuf:"varint,1,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Nack) Reset() {
+	*x = Nack{}
+	mi := &file_magnetar_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Nack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Nack) ProtoMessage() {}
+
+func (x *Nack) ProtoReflect() protoreflect.Message {
+	mi := &file_magnetar_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Nack.ProtoReflect.Descriptor instead.
+func (*Nack) Descriptor() ([]byte, []int) {
+	return file_magnetar_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Nack) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
 type ConsumeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -1118,7 +1186,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_magnetar_proto_msgTypes[15]
+	mi := &file_magnetar_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1198,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[15]
+	mi := &file_magnetar_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1211,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{15}
+	return file_magnetar_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1200,7 +1268,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_magnetar_proto_msgTypes[16]
+	mi := &file_magnetar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1280,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[16]
+	mi := &file_magnetar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1293,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{16}
+	return file_magnetar_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Subscribed) GetTopic() string {
@@ -1260,7 +1328,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_magnetar_proto_msgTypes[17]
+	mi := &file_magnetar_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1340,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[17]
+	mi := &file_magnetar_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1353,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{17}
+	return file_magnetar_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReceivedMessage) GetOffset() int64 {
@@ -1318,7 +1386,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1398,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1411,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{18}
+	return file_magnetar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MessageBatch) GetMessages() []*ReceivedMessage {
@@ -1406,11 +1474,12 @@ const file_magnetar_proto_rawDesc = "" +
 	"\vsequence_id\x18\x01 \x01(\x04R\n" +
 	"sequenceId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xb4\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xe4\x01\n" +
 	"\x0eConsumeRequest\x12=\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x1d.magnetar.native.v1.SubscribeH\x00R\tsubscribe\x12.\n" +
 	"\x04flow\x18\x02 \x01(\v2\x18.magnetar.native.v1.FlowH\x00R\x04flow\x12+\n" +
-	"\x03ack\x18\x03 \x01(\v2\x17.magnetar.native.v1.AckH\x00R\x03ackB\x06\n" +
+	"\x03ack\x18\x03 \x01(\v2\x17.magnetar.native.v1.AckH\x00R\x03ack\x12.\n" +
+	"\x04nack\x18\x04 \x01(\v2\x18.magnetar.native.v1.NackH\x00R\x04nackB\x06\n" +
 	"\x04kind\"\x92\x02\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
@@ -1422,6 +1491,8 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x04Flow\x12\x18\n" +
 	"\apermits\x18\x01 \x01(\rR\apermits\"\x1f\n" +
 	"\x03Ack\x12\x18\n" +
+	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\" \n" +
+	"\x04Nack\x12\x18\n" +
 	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\"\x9b\x01\n" +
 	"\x0fConsumeResponse\x12@\n" +
 	"\n" +
@@ -1439,10 +1510,12 @@ const file_magnetar_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\v2\x1b.magnetar.native.v1.MessageR\amessage\x12&\n" +
 	"\x0fpublish_time_ms\x18\x03 \x01(\x03R\rpublishTimeMs\"O\n" +
 	"\fMessageBatch\x12?\n" +
-	"\bmessages\x18\x01 \x03(\v2#.magnetar.native.v1.ReceivedMessageR\bmessages*D\n" +
+	"\bmessages\x18\x01 \x03(\v2#.magnetar.native.v1.ReceivedMessageR\bmessages*P\n" +
 	"\x10SubscriptionType\x12!\n" +
 	"\x1dSUBSCRIPTION_TYPE_UNSPECIFIED\x10\x00\x12\r\n" +
-	"\tEXCLUSIVE\x10\x01*M\n" +
+	"\tEXCLUSIVE\x10\x01\x12\n" +
+	"\n" +
+	"\x06SHARED\x10\x02*M\n" +
 	"\x0fInitialPosition\x12 \n" +
 	"\x1cINITIAL_POSITION_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1466,7 +1539,7 @@ func file_magnetar_proto_rawDescGZIP() []byte {
 }
 
 var file_magnetar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_magnetar_proto_goTypes = []any{
 	(SubscriptionType)(0),   // 0: magnetar.native.v1.SubscriptionType
 	(InitialPosition)(0),    // 1: magnetar.native.v1.InitialPosition
@@ -1485,10 +1558,11 @@ var file_magnetar_proto_goTypes = []any{
 	(*Subscribe)(nil),       // 14: magnetar.native.v1.Subscribe
 	(*Flow)(nil),            // 15: magnetar.native.v1.Flow
 	(*Ack)(nil),             // 16: magnetar.native.v1.Ack
-	(*ConsumeResponse)(nil), // 17: magnetar.native.v1.ConsumeResponse
-	(*Subscribed)(nil),      // 18: magnetar.native.v1.Subscribed
-	(*ReceivedMessage)(nil), // 19: magnetar.native.v1.ReceivedMessage
-	(*MessageBatch)(nil),    // 20: magnetar.native.v1.MessageBatch
+	(*Nack)(nil),            // 17: magnetar.native.v1.Nack
+	(*ConsumeResponse)(nil), // 18: magnetar.native.v1.ConsumeResponse
+	(*Subscribed)(nil),      // 19: magnetar.native.v1.Subscribed
+	(*ReceivedMessage)(nil), // 20: magnetar.native.v1.ReceivedMessage
+	(*MessageBatch)(nil),    // 21: magnetar.native.v1.MessageBatch
 }
 var file_magnetar_proto_depIdxs = []int32{
 	4,  // 0: magnetar.native.v1.Message.headers:type_name -> magnetar.native.v1.Header
@@ -1501,23 +1575,24 @@ var file_magnetar_proto_depIdxs = []int32{
 	14, // 7: magnetar.native.v1.ConsumeRequest.subscribe:type_name -> magnetar.native.v1.Subscribe
 	15, // 8: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
 	16, // 9: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
-	0,  // 10: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
-	1,  // 11: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
-	18, // 12: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
-	20, // 13: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
-	5,  // 14: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
-	19, // 15: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
-	2,  // 16: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
-	6,  // 17: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
-	13, // 18: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
-	3,  // 19: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
-	9,  // 20: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
-	17, // 21: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	17, // 10: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
+	0,  // 11: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
+	1,  // 12: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
+	19, // 13: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
+	21, // 14: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
+	5,  // 15: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
+	20, // 16: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
+	2,  // 17: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
+	6,  // 18: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
+	13, // 19: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
+	3,  // 20: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
+	9,  // 21: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
+	18, // 22: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
+	20, // [20:23] is the sub-list for method output_type
+	17, // [17:20] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_magnetar_proto_init() }
@@ -1538,8 +1613,9 @@ func file_magnetar_proto_init() {
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Flow)(nil),
 		(*ConsumeRequest_Ack)(nil),
+		(*ConsumeRequest_Nack)(nil),
 	}
-	file_magnetar_proto_msgTypes[15].OneofWrappers = []any{
+	file_magnetar_proto_msgTypes[16].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
 	}
@@ -1549,7 +1625,7 @@ func file_magnetar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magnetar_proto_rawDesc), len(file_magnetar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -248,7 +248,7 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	}
 	log.Info("opening shard", "dir", cfg.Dir, "applied_index", f.applied)
 	rc := cfg.Raft
-	rc.LogStore, rc.StableStore = walLog{store.wal}, store.wal
+	rc.LogStore, rc.StableStore = store.log(), store.wal
 	rc.FSM = f
 	rc.Logger = log
 	rc.WrapSnapshots = func(fs raft.SnapshotStore) raft.SnapshotStore {

@@ -38,6 +38,7 @@ var errPebbleLogLayout = errors.New("bookie: the shard directory keeps its Raft 
 //     may truncate its log.
 type storage struct {
 	wal   *raftwal.WAL
+	arena *encodeArena // walCodec's, armed by log()
 	meta  *walMeta
 	state *pebble.DB
 	// walSyncs counts the fsyncs of the log's segment files.
@@ -50,7 +51,25 @@ type storage struct {
 // entries it holds below FirstIndex. Raft must see what it truncated as
 // gone (raft.ErrLogNotFound), so that a follower that needs those entries
 // gets a snapshot, as with any other log store.
-type walLog struct{ *raftwal.WAL }
+//
+// It also arms the codec's encodeArena for each batch it stores.
+type walLog struct {
+	*raftwal.WAL
+	arena *encodeArena
+}
+
+// StoreLogs implements raft.LogStore.
+func (l walLog) StoreLogs(logs []*raft.Log) error {
+	if l.arena == nil {
+		return l.WAL.StoreLogs(logs)
+	}
+	l.arena.arm(logs)
+	defer l.arena.disarm(logs)
+	return l.WAL.StoreLogs(logs)
+}
+
+// StoreLog implements raft.LogStore (raft-wal's would bypass StoreLogs above).
+func (l walLog) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
 
 // GetLog implements raft.LogStore.
 func (l walLog) GetLog(index uint64, log *raft.Log) error {
@@ -63,6 +82,9 @@ func (l walLog) GetLog(index uint64, log *raft.Log) error {
 	}
 	return l.WAL.GetLog(index, log)
 }
+
+// log is the WAL as Raft's LogStore.
+func (st storage) log() walLog { return walLog{st.wal, st.arena} }
 
 // storageOptions size a shard's storage.
 type storageOptions struct {
@@ -92,12 +114,12 @@ func openStorage(dir string, fs vfs.FS, o storageOptions, log *slog.Logger) (sto
 	if err != nil {
 		return storage{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	st := storage{meta: newWALMeta(fs, walDir), walSyncs: new(atomic.Uint64)}
+	st := storage{meta: newWALMeta(fs, walDir), walSyncs: new(atomic.Uint64), arena: new(encodeArena)}
 	st.wal, err = raftwal.Open(walDir,
 		raftwal.WithMetaStore(st.meta),
 		raftwal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{fs: fs, syncs: st.walSyncs})),
 		raftwal.WithSegmentSize(o.walSegmentSize),
-		raftwal.WithCodec(newWALCodec()),
+		raftwal.WithCodec(newWALCodec(st.arena)),
 		raftwal.WithLogger(hl),
 	)
 	if err != nil {

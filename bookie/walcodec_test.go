@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
@@ -31,7 +32,7 @@ func TestWALCodecWritesBinaryCodecBytesInOneAllocation(t *testing.T) {
 		if err := (&raftwal.BinaryCodec{}).Encode(l, &want); err != nil {
 			t.Fatal(err)
 		}
-		if err := (newWALCodec()).Encode(l, &got); err != nil {
+		if err := (newWALCodec(nil)).Encode(l, &got); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {
@@ -52,11 +53,11 @@ func TestWALCodecWritesBinaryCodecBytesInOneAllocation(t *testing.T) {
 				_ = c.Encode(l, &b)
 			})
 		}
-		if ours, theirs := encode(newWALCodec()), encode(&raftwal.BinaryCodec{}); ours > theirs {
+		if ours, theirs := encode(newWALCodec(nil)), encode(&raftwal.BinaryCodec{}); ours > theirs {
 			t.Fatalf("index %d: %v allocations per Encode, BinaryCodec %v", l.Index, ours, theirs)
 		}
 		var back raft.Log
-		if err := (newWALCodec()).Decode(got.Bytes(), &back); err != nil {
+		if err := (newWALCodec(nil)).Decode(got.Bytes(), &back); err != nil {
 			t.Fatal(err)
 		}
 		if back.Index != l.Index || back.Term != l.Term || back.Type != l.Type || !bytes.Equal(back.Data, l.Data) ||
@@ -80,12 +81,12 @@ func TestALogMovesBetweenWALCodecAndBinaryCodec(t *testing.T) {
 	// default codec, as earlier versions did.
 	open := func(t *testing.T, ours bool) storage {
 		t.Helper()
-		st := storage{meta: newWALMeta(fs, walDir)}
+		st := storage{meta: newWALMeta(fs, walDir), arena: new(encodeArena)}
 		filer := raftwal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{fs: fs, syncs: new(atomic.Uint64)}))
 		size := raftwal.WithSegmentSize(1 << 20)
 		var err error
 		if ours {
-			st.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(st.meta), filer, size, raftwal.WithCodec(newWALCodec()))
+			st.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(st.meta), filer, size, raftwal.WithCodec(newWALCodec(st.arena)))
 		} else {
 			st.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(st.meta), filer, size)
 		}
@@ -96,13 +97,15 @@ func TestALogMovesBetweenWALCodecAndBinaryCodec(t *testing.T) {
 	}
 	// Entries of ~10 KiB: 200 of them fill two 1 MiB segments.
 	pad := bytes.Repeat([]byte{'.'}, 10<<10)
+	// store stores a batch through walLog, as Raft does: with walCodec,
+	// each batch is encoded in the arena the one before used.
 	store := func(t *testing.T, st storage, from, to uint64) {
 		t.Helper()
 		var logs []*raft.Log
 		for i := from; i <= to; i++ {
 			logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: fmt.Appendf(nil, "entry %d %s", i, pad), AppendedAt: time.Now()})
 		}
-		if err := st.wal.StoreLogs(logs); err != nil {
+		if err := st.log().StoreLogs(logs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,9 +140,11 @@ func TestALogMovesBetweenWALCodecAndBinaryCodec(t *testing.T) {
 	for _, ours := range []bool{false, true, true, false, true} {
 		st := open(t, ours)
 		check(t, st, last)
-		for range 4 {
-			store(t, st, last+1, last+50)
-			last += 50
+		// Batches of 1, 50 and 500 entries (5 MiB, more than the arena
+		// keeps).
+		for _, n := range []uint64{1, 50, 500, 50} {
+			store(t, st, last+1, last+n)
+			last += n
 		}
 		check(t, st, last)
 		closeLog(t, st)
@@ -152,7 +157,7 @@ func TestALogMovesBetweenWALCodecAndBinaryCodec(t *testing.T) {
 // walCodec passes raft-wal's check of a custom codec's ID once, at Open,
 // and reports BinaryCodec's ID ever after.
 func TestWALCodecIDPassesTheCheckOnceThenIsBinaryCodecs(t *testing.T) {
-	c := newWALCodec()
+	c := newWALCodec(nil)
 	if id := c.ID(); id < raftwal.FirstExternalCodecID {
 		t.Fatalf("first ID %d is in raft-wal's reserved range", id)
 	}
@@ -162,3 +167,82 @@ func TestWALCodecIDPassesTheCheckOnceThenIsBinaryCodecs(t *testing.T) {
 		}
 	}
 }
+
+// The arena lends memory only to the logs of the batch it is armed for, in
+// their order, each once, within its bound, and not after disarm; what it
+// lends encodes to BinaryCodec's bytes.
+func TestEncodeArenaLendsOnlyToTheArmedBatch(t *testing.T) {
+	a := new(encodeArena)
+	c := newWALCodec(a)
+	inArena := func(b []byte) bool {
+		if len(b) == 0 || len(a.buf) == 0 {
+			return false
+		}
+		p, lo := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&a.buf[0]))
+		return p >= lo && p < lo+uintptr(len(a.buf))
+	}
+	encode := func(l *raft.Log) (inA bool) {
+		t.Helper()
+		var got, want bytes.Buffer
+		if err := c.Encode(l, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&raftwal.BinaryCodec{}).Encode(l, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("index %d: encoded bytes differ from BinaryCodec's", l.Index)
+		}
+		return inArena(got.Bytes())
+	}
+	mk := func(i uint64, size int) *raft.Log {
+		return &raft.Log{Index: i, Term: 1, Data: bytes.Repeat([]byte{byte(i)}, size), AppendedAt: time.Now()}
+	}
+	batch := []*raft.Log{mk(1, 100), mk(2, 64<<10), mk(3, 0)}
+	other := mk(1, 100)
+	a.arm(batch)
+	if encode(other) {
+		t.Fatal("a log of another batch was encoded into the arena")
+	}
+	if encode(batch[1]) {
+		t.Fatal("a log out of order was encoded into the arena")
+	}
+	for i, l := range batch {
+		if !encode(l) {
+			t.Fatalf("log %d of the armed batch was not encoded into the arena", i)
+		}
+	}
+	if encode(batch[0]) {
+		t.Fatal("a log was lent memory twice")
+	}
+	a.disarm(batch)
+	a.arm(batch)
+	a.disarm(other0(batch))
+	if !encode(batch[0]) {
+		t.Fatal("disarming another batch disarmed this one")
+	}
+	a.disarm(batch)
+	if encode(batch[1]) {
+		t.Fatal("the arena lent after disarm")
+	}
+	// A batch over maxEncodeArena: the logs that fit are lent memory, the
+	// rest get their own; the arena stays within its bound.
+	var big []*raft.Log
+	for i := range uint64(100) {
+		big = append(big, mk(i+1, 64<<10))
+	}
+	a.arm(big)
+	lent := 0
+	for _, l := range big {
+		if encode(l) {
+			lent++
+		}
+	}
+	a.disarm(big)
+	if want := maxEncodeArena / encodedLogSize(big[0]); lent != want || cap(a.buf) > maxEncodeArena {
+		t.Fatalf("%d of 100 logs lent memory from an arena of %d bytes, want %d", lent, cap(a.buf), want)
+	}
+}
+
+// other0 is a batch holding the same log as logs[0] in a different slice.
+func other0(logs []*raft.Log) []*raft.Log { return []*raft.Log{logs[0]} }

@@ -33,6 +33,7 @@ trap cleanup EXIT
 # The suite's large-batch tests create topics with max.message.bytes up to
 # 10 MiB; topic configs are not applied yet, so the broker-wide limits are
 # raised to that (Kafka's own default is 1 MiB).
+: >"$work/magnetar.log" # before the server starts: the loop below reads it at once
 "$work/magnetar" standalone --data-dir "$work/data" \
 	--native-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --kafka.listen-addr 127.0.0.1:0 \
 	--kafka.max-message-bytes 10485760 --broker.max-message-bytes 10485760 \

@@ -122,6 +122,57 @@ func TestKafkaClientGroups(t *testing.T) {
 		checkFirst(t, "first member", readKafkagoGroup(ctx, t, addr, topic, group, 20), "old", 20)
 		produceForGroup(t, addr, topic, "new", 10)
 		checkFirst(t, "second member", readKafkagoGroup(ctx, t, addr, topic, group, 10), "new", 10)
+
+		// The group as kafka-go's Client (its own strict codec) sees it.
+		tr := &kafkago.Transport{}
+		defer tr.CloseIdleConnections()
+		cl := &kafkago.Client{Addr: kafkago.TCP(addr), Timeout: 30 * time.Second, Transport: tr}
+		lg, err := cl.ListGroups(ctx, &kafkago.ListGroupsRequest{})
+		if err != nil || lg.Error != nil || !slices.ContainsFunc(lg.Groups, func(g kafkago.ListGroupsResponseGroup) bool {
+			return g.GroupID == group && g.ProtocolType == "consumer"
+		}) {
+			t.Fatalf("ListGroups: %+v %v; want %s, protocol type consumer", lg, err, group)
+		}
+		of, err := cl.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {0, 1}}})
+		if err != nil || of.Error != nil || len(of.Topics[topic]) != 2 {
+			t.Fatalf("OffsetFetch: %+v %v", of, err)
+		}
+		var committed int64
+		for _, p := range of.Topics[topic] {
+			if p.Error != nil {
+				t.Fatalf("OffsetFetch of partition %d: %v", p.Partition, p.Error)
+			}
+			committed += p.CommittedOffset
+		}
+		if committed != 30 {
+			t.Fatalf("the group's committed offsets add up to %d, want 30 (every message read)", committed)
+		}
+
+		// A live member, described: its subscription and assignment are
+		// the bytes kafka-go sent, decoded back by kafka-go.
+		r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, GroupID: group, Topic: topic,
+			MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		defer r.Close()
+		produceForGroup(t, addr, topic, "live", 1)
+		if _, err := r.ReadMessage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		dg, err := cl.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+		if err != nil || len(dg.Groups) != 1 || dg.Groups[0].Error != nil || dg.Groups[0].GroupState != "Stable" || len(dg.Groups[0].Members) != 1 {
+			t.Fatalf("DescribeGroups with one live member: %+v %v; want Stable, one member", dg, err)
+		}
+		m := dg.Groups[0].Members[0]
+		if !slices.Equal(m.MemberMetadata.Topics, []string{topic}) || len(m.MemberAssignments.Topics) != 1 ||
+			m.MemberAssignments.Topics[0].Topic != topic || len(m.MemberAssignments.Topics[0].Partitions) != 2 {
+			t.Fatalf("DescribeGroups member: metadata %+v, assignment %+v; want %s subscribed, both partitions assigned", m.MemberMetadata, m.MemberAssignments, topic)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		dl, err := cl.DeleteGroups(ctx, &kafkago.DeleteGroupsRequest{GroupIDs: []string{group}})
+		if err != nil || dl.Errors[group] != nil {
+			t.Fatalf("DeleteGroups after the member left: %+v %v", dl, err)
+		}
 	})
 }
 

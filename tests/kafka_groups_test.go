@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -419,5 +420,42 @@ func (h memberHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Cons
 		case <-h.ctx.Done():
 			return nil
 		}
+	}
+}
+
+// TestKafkaKcatConsumerGroupResumes runs kcat's balanced consumer (-G,
+// librdkafka's KafkaConsumer: its own versions of the group APIs and
+// automatic commits on close): the first run reads the topic from the
+// beginning and exits at its end, the second, after one more message,
+// reads only that one. It skips without kcat, and while JoinGroup is not
+// served.
+func TestKafkaKcatConsumerGroupResumes(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not installed (apt-get install kcat)")
+	}
+	_, addr := startKafkaServer(t)
+	ctx := testContext(t, 2*time.Minute)
+	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
+		t.Skip("needs consumer groups (issue 6)")
+	}
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, kcat, append([]string{"-b", addr}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	consume := []string{"-G", "kcat-g", "kcat-group", "-e", "-q", "-f", `%o %s\n`, "-X", "auto.offset.reset=earliest"}
+	run("a\nb\nc\n", "-P", "-t", "kcat-group")
+	if got := run("", consume...); got != "0 a\n1 b\n2 c\n" {
+		t.Fatalf("first group member read:\n%s", got)
+	}
+	run("d\n", "-P", "-t", "kcat-group")
+	if got := run("", consume...); got != "3 d\n" {
+		t.Fatalf("second group member read:\n%s\nwant only the message produced after the first one's commit", got)
 	}
 }

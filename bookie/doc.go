@@ -99,9 +99,13 @@
 //     was never acknowledged. Truncation deletes whole segments.
 //   - state/ holds the state machine in Pebble, with the WAL disabled: the
 //     Raft log is its write-ahead log. The state machine (fsm) writes each
-//     batch's changes and the last applied Raft index in one Pebble batch;
-//     they reach the disk only when a memtable flushes, in commit order, so
-//     after a crash the state is as of some applied index, stored with it.
+//     batch's changes and the last applied Raft index in one Pebble batch,
+//     committed on a goroutine of its own once the commands are checked
+//     and answered (the next batch, readers, Snapshot, Restore and Close
+//     wait for it: fsm.settle), so the copying of entries into Pebble is
+//     off the path of the appends. The writes reach the disk only when a
+//     memtable flushes, in commit order, so after a crash the state is as
+//     of some applied index, stored with it.
 //     Raft replays the log after its last snapshot, and the fsm skips
 //     entries at or below the stored index and applies the rest again. Raft
 //     truncates its log only behind a snapshot or a restore, and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -22,8 +23,18 @@ var errRestoreInterrupted = errors.New("bookie: a snapshot restore was interrupt
 type fsm struct {
 	db  *pebble.DB
 	log *slog.Logger
-	// applied is the last Raft index whose effects are in db.
+	// applied is the last Raft index applied: its effects are in db, or in
+	// the batch being committed (async).
 	applied uint64
+	// async makes ApplyBatch hand each batch's Pebble commit to a goroutine
+	// and return (see ApplyBatch); readers of db call settle first. Off,
+	// ApplyBatch commits before it returns.
+	async bool
+	// committing is closed when the batch last handed off is in db.
+	committing struct {
+		sync.Mutex
+		done chan struct{}
+	}
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -62,16 +73,31 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // below the stored applied index were applied before a restart and are
 // skipped. Each response is the command's result: an error, the segment's
 // next offset (append) or its SegmentInfo (seal).
+//
+// The commands are checked and their responses computed against the state
+// first, their writes collected (entries alias the logs' data, which Raft
+// never changes); then the writes are committed as one batch. With async
+// set, that commit (copying the entries into the batch and the memtable,
+// most of an apply's time) runs on a goroutine of its own and ApplyBatch
+// returns at once, so Raft answers the appends and stores its next batch
+// meanwhile: the commit was on the path of every append. What the change
+// of order has to keep:
+//   - the next ApplyBatch reads the state this one wrote (segment
+//     metadata): it waits for this commit first (settle). The commit takes
+//     less time than the fsync of Raft's next batch, so it rarely waits.
+//   - a read served after an append is acknowledged sees it: the shard's
+//     readers call settle before reading db; so do Snapshot and Restore,
+//     and Close (settle) before the state is flushed and closed.
+//   - durability is unchanged: an acknowledged append is in Raft's log on
+//     disk; the state reaches the disk only on a flush, after its commit,
+//     as before, and a crash replays the log past the applied index
+//     stored with it.
+//   - a failed commit panics, as it did: the state machine cannot go on
+//     without its writes.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.settle()
 	resp := make([]any, len(logs))
-	// Size the batch for the entries up front: growing it copies them
-	// again and again (64 KiB entries, ten to a batch).
-	size := 0
-	for _, l := range logs {
-		size += len(l.Data)
-	}
-	a := applier{f: f, b: f.db.NewBatchWithSize(size + 1024), metas: make(map[uint64]metaState)}
-	defer a.b.Close()
+	a := applier{f: f, metas: make(map[uint64]metaState)}
 	last := f.applied
 	for i, l := range logs {
 		if l.Index <= f.applied {
@@ -92,16 +118,69 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if last == f.applied {
 		return resp
 	}
-	if err := a.b.Set(keyApplied, binary.BigEndian.AppendUint64(nil, last), nil); err != nil {
-		panic(fmt.Sprintf("bookie: building apply batch: %v", err))
+	a.set(keyApplied, binary.BigEndian.AppendUint64(nil, last))
+	f.applied = last
+	if !f.async {
+		f.commit(a.writes, last)
+		return resp
 	}
-	if err := a.b.Commit(pebble.NoSync); err != nil {
+	done := make(chan struct{})
+	f.committing.Lock()
+	f.committing.done = done
+	f.committing.Unlock()
+	go func() {
+		defer close(done)
+		f.commit(a.writes, last)
+	}()
+	return resp
+}
+
+// settle waits until the batch last handed to a goroutine by ApplyBatch is
+// committed to db (a commit takes about a millisecond at most).
+func (f *fsm) settle() {
+	f.committing.Lock()
+	done := f.committing.done
+	f.committing.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// write is one change of an apply batch.
+type write struct {
+	op   byte // 's': set, 'd': delete, 'r': delete range [key, value)
+	k, v []byte
+}
+
+// commit writes one apply batch to db, whose last Raft index is last.
+func (f *fsm) commit(writes []write, last uint64) {
+	// Size the batch for the entries up front: growing it copies them
+	// again and again (64 KiB entries, ten to a batch).
+	size := 64
+	for _, w := range writes {
+		size += len(w.k) + len(w.v) + 16
+	}
+	b := f.db.NewBatchWithSize(size)
+	defer b.Close()
+	for _, w := range writes {
+		var err error
+		switch w.op {
+		case 's':
+			err = b.Set(w.k, w.v, nil)
+		case 'd':
+			err = b.Delete(w.k, nil)
+		case 'r':
+			err = b.DeleteRange(w.k, w.v, nil)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("bookie: building apply batch: %v", err))
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
 		// The state machine cannot go on without its writes: Raft would
 		// believe them applied. Pebble fails only when the disk does.
 		panic(fmt.Sprintf("bookie: committing applied state at index %d: %v", last, err))
 	}
-	f.applied = last
-	return resp
 }
 
 // metaState is a segment's metadata as of the commands applied so far in
@@ -111,12 +190,13 @@ type metaState struct {
 	exists bool
 }
 
-// applier applies the commands of one Raft batch. Commands later in the
-// batch see the metadata written by earlier ones through metas.
+// applier applies the commands of one Raft batch, collecting their writes.
+// Commands later in the batch see the metadata written by earlier ones
+// through metas.
 type applier struct {
-	f     *fsm
-	b     *pebble.Batch
-	metas map[uint64]metaState
+	f      *fsm
+	writes []write
+	metas  map[uint64]metaState
 }
 
 func (a *applier) meta(segment uint64) (SegmentInfo, bool, error) {
@@ -135,11 +215,7 @@ func (a *applier) putMeta(info SegmentInfo) {
 	a.set(metaKey(info.ID), appendMeta(nil, info))
 }
 
-func (a *applier) set(k, v []byte) {
-	if err := a.b.Set(k, v, nil); err != nil {
-		panic(fmt.Sprintf("bookie: building apply batch: %v", err))
-	}
-}
+func (a *applier) set(k, v []byte) { a.writes = append(a.writes, write{'s', k, v}) }
 
 func (a *applier) apply(c command) any {
 	info, exists, err := a.meta(c.segment)
@@ -207,13 +283,9 @@ func (a *applier) apply(c command) any {
 			return fmt.Errorf("%w: segment %d", ErrSegmentNotFound, c.segment)
 		}
 		a.metas[c.segment] = metaState{}
-		if err := a.b.Delete(metaKey(c.segment), nil); err != nil {
-			panic(fmt.Sprintf("bookie: building apply batch: %v", err))
-		}
+		a.writes = append(a.writes, write{'d', metaKey(c.segment), nil})
 		start, end := entrySpan(c.segment)
-		if err := a.b.DeleteRange(start, end, nil); err != nil {
-			panic(fmt.Sprintf("bookie: building apply batch: %v", err))
-		}
+		a.writes = append(a.writes, write{'r', start, end})
 		return nil
 	}
 	return fmt.Errorf("%w: unknown op %d", errBadCommand, byte(c.op))

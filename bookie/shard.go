@@ -192,7 +192,8 @@ func (c *ShardConfig) Validate() error {
 // (group commit).
 type Shard struct {
 	log   *slog.Logger
-	db    *pebble.DB // the state (store.state)
+	db    *pebble.DB // the state (store.state); call fsm.settle before reading it
+	fsm   *fsm
 	store storage
 	node  *raftnode.Node
 	cfg   ShardConfig // after EnsureDefaults
@@ -246,6 +247,7 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 		store.close()
 		return nil, err
 	}
+	f.async = true
 	log.Info("opening shard", "dir", cfg.Dir, "applied_index", f.applied)
 	rc := cfg.Raft
 	rc.LogStore, rc.StableStore = store.log(), store.wal
@@ -256,10 +258,11 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	}
 	node, err := raftnode.Open(ctx, rc)
 	if err != nil {
+		f.settle()
 		store.close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, store: store, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))},
+	s := &Shard{log: log, db: db, fsm: f, store: store, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))},
 		inflight: newInflight(cfg.MaxInflightBytes)}
 	if fs == nil {
 		s.disk.fs = vfs.Default
@@ -281,7 +284,9 @@ func (s *Shard) Close() error {
 		s.closing.Store(true)
 		s.ops.Lock()
 		defer s.ops.Unlock()
-		s.closeErr = errors.Join(s.node.Close(), s.store.close())
+		nodeErr := s.node.Close() // Raft has stopped applying
+		s.fsm.settle()
+		s.closeErr = errors.Join(nodeErr, s.store.close())
 		s.log.Info("shard closed", "err", s.closeErr)
 	})
 	return s.closeErr
@@ -458,6 +463,7 @@ func (s *Shard) Read(ctx context.Context, segment uint64, fromOffset int64, maxB
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
+	s.fsm.settle()
 	return readEntries(s.db, segment, fromOffset, maxBytes)
 }
 
@@ -470,6 +476,7 @@ func (s *Shard) Info(ctx context.Context, segment uint64) (SegmentInfo, error) {
 	if err := s.readable(ctx); err != nil {
 		return SegmentInfo{}, err
 	}
+	s.fsm.settle()
 	info, ok, err := getMeta(s.db, segment)
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: segment %d", ErrSegmentNotFound, segment)

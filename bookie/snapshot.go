@@ -37,6 +37,7 @@ var errBadSnapshot = errors.New("bookie: malformed snapshot")
 // state it describes). The snapshot itself is lazy (see snapstore.go): its
 // stream is made from the state only if a follower needs it.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.settle()
 	if err := f.db.Flush(); err != nil {
 		return nil, fmt.Errorf("bookie: flushing state before snapshot: %w", err)
 	}
@@ -221,6 +222,7 @@ func readSnapshot(r io.Reader, fn func(key, value []byte) error) error {
 // the state database has no WAL) before Restore returns.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.settle()
 	if err := f.db.Set(keyRestoring, nil, pebble.NoSync); err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ func (s *Shard) Usage(ctx context.Context) (Usage, error) {
 	}
 	defer s.exit()
 	var u Usage
+	s.fsm.settle()
 	err := scanMetas(s.db, 0, func(info SegmentInfo) bool {
 		u.Segments++
 		if info.State == SegmentOpen {
@@ -54,6 +55,7 @@ func (s *Shard) ListSegments(ctx context.Context, after uint64, limit int) ([]Se
 	}
 	limit = listLimit(limit)
 	var out []SegmentInfo
+	s.fsm.settle()
 	err := scanMetas(s.db, after, func(info SegmentInfo) bool {
 		out = append(out, info)
 		return len(out) < limit

@@ -459,3 +459,26 @@ func TestKafkaKcatConsumerGroupResumes(t *testing.T) {
 		t.Fatalf("second group member read:\n%s\nwant only the message produced after the first one's commit", got)
 	}
 }
+
+// TestKafkaClientGroupCommitsSurviveARestart commits with a sarama group
+// member, restarts the server on the same data directory and Kafka
+// address, and checks that a new member of the group resumes after the
+// commit. It skips while JoinGroup is not served.
+func TestKafkaClientGroupCommitsSurviveARestart(t *testing.T) {
+	srv, addr := startKafkaServer(t)
+	ctx := testContext(t, 3*time.Minute)
+	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
+		t.Skip("needs consumer groups (issue 6)")
+	}
+	const topic, group = "restart-group", "restart-g"
+	cfg := saramaConfig(sarama.DefaultVersion)
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	produceForGroup(t, addr, topic, "before", 20)
+	checkFirst(t, "the member before the restart", consumeSaramaGroup(ctx, t, addr, cfg, topic, group, 20), "before", 20)
+
+	srv.stop()
+	startServer(t, srv.dataDir, "--kafka.listen-addr", addr)
+	produceForGroup(t, addr, topic, "after", 10)
+	checkFirst(t, "the member after the restart", consumeSaramaGroup(ctx, t, addr, cfg, topic, group, 10), "after", 10)
+}

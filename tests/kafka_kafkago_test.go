@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -82,6 +83,10 @@ func TestKafkaGoConnAPI(t *testing.T) {
 	parts, err := c.ReadPartitions(topic)
 	if err != nil || len(parts) != 2 {
 		t.Fatalf("ReadPartitions: %+v %v, want 2 partitions", parts, err)
+	}
+	all, err := c.ReadPartitions() // every topic
+	if err != nil || !slices.ContainsFunc(all, func(p kafkago.Partition) bool { return p.Topic == topic && p.ID == 1 }) {
+		t.Fatalf("ReadPartitions of every topic: %+v %v, want %s's two partitions among them", all, err, topic)
 	}
 
 	leader, err := kafkago.DialLeader(ctx, "tcp", addr, topic, 1)

@@ -31,24 +31,34 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var errBadSnapshot = errors.New("bookie: malformed snapshot")
 
 // Snapshot makes the applied state durable, so Raft may truncate its log
-// up to the snapshot's index once it returns. The state database has no
-// WAL: its writes are durable once flushed, so Snapshot flushes the
-// memtables (the applied index is in them, written by ApplyBatch with the
-// state it describes). The snapshot itself is lazy (see snapstore.go): its
+// up to the snapshot's index once the snapshot is persisted. The state
+// database has no WAL: its writes are durable once flushed, so Snapshot
+// starts a flush of the memtables (the applied index is in them, written
+// by ApplyBatch with the state it describes) and the snapshot's Persist,
+// which Raft runs on its snapshot goroutine before it truncates anything,
+// waits for that flush to finish. Applying goes on meanwhile: a flush of a
+// full memtable takes about a tenth of a second, during which the fsm used
+// to answer no append. The snapshot itself is lazy (see snapstore.go): its
 // stream is made from the state only if a follower needs it.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.settle()
-	if err := f.db.Flush(); err != nil {
+	flushed, err := f.db.AsyncFlush()
+	if err != nil {
 		return nil, fmt.Errorf("bookie: flushing state before snapshot: %w", err)
 	}
-	return lazySnapshot{}, nil
+	return lazySnapshot{flushed: flushed}, nil
 }
 
-// lazySnapshot persists the marker that lazySnapshots.Open expands.
-type lazySnapshot struct{}
+// lazySnapshot persists the marker that lazySnapshots.Open expands, once
+// the state as of the snapshot is flushed (flushed closed).
+type lazySnapshot struct{ flushed <-chan struct{} }
 
-// Persist writes the marker to sink.
-func (lazySnapshot) Persist(sink raft.SnapshotSink) error {
+// Persist waits for the state to be flushed, then writes the marker to
+// sink.
+func (s lazySnapshot) Persist(sink raft.SnapshotSink) error {
+	if s.flushed != nil {
+		<-s.flushed
+	}
 	if _, err := sink.Write(lazySnapshotMarker); err != nil {
 		sink.Cancel()
 		return err

@@ -13,6 +13,8 @@
 #                 own default is 500000)
 #   KGO_TIMEOUT   go test -timeout (default 20m)
 #   KGO_FLAGS     extra go test flags (e.g. -v)
+#   SERVER_BUILD_FLAGS  go build flags for magnetar, e.g. -race: the run
+#                 then also fails if the server reports a data race
 set -euo pipefail
 
 GO=${GO:-go}
@@ -28,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$root" && "$GO" build -o "$work/magnetar" ./cmd/magnetar)
+(cd "$root" && "$GO" build ${SERVER_BUILD_FLAGS:-} -o "$work/magnetar" ./cmd/magnetar)
 
 # The suite's large-batch tests create topics with max.message.bytes up to
 # 10 MiB; topic configs are not applied yet, so the broker-wide limits are
@@ -62,8 +64,22 @@ status=0
 (cd "$root" && KGO_SEEDS="$seeds" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}" \
 	"$GO" test -count=1 -timeout "${KGO_TIMEOUT:-20m}" ${KGO_FLAGS:-} \
 	-run "${KGO_RUN:-.}" ${KGO_SKIP:+-skip "$KGO_SKIP"} github.com/twmb/franz-go/pkg/kgo) || status=$?
+if ! kill -0 "$server_pid" 2>/dev/null; then
+	echo "compat-kafka: magnetar exited during the run" >&2
+	status=1
+fi
+if grep -q 'WARNING: DATA RACE' "$work/magnetar.log"; then
+	echo "compat-kafka: magnetar reported a data race:" >&2
+	sed -n '/WARNING: DATA RACE/,/^==================$/p' "$work/magnetar.log" >&2
+	status=1
+fi
+if grep -q '^panic:' "$work/magnetar.log"; then
+	echo "compat-kafka: magnetar panicked:" >&2
+	sed -n '/^panic:/,$p' "$work/magnetar.log" | head -n 60 >&2
+	status=1
+fi
 if [ "$status" -ne 0 ]; then
-	echo "compat-kafka: the kgo suite failed; last lines of the magnetar log:" >&2
+	echo "compat-kafka: failed; last lines of the magnetar log:" >&2
 	tail -n 30 "$work/magnetar.log" >&2
 fi
 exit "$status"

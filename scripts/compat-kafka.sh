@@ -15,6 +15,7 @@
 #   KGO_FLAGS     extra go test flags (e.g. -v)
 #   SERVER_BUILD_FLAGS  go build flags for magnetar, e.g. -race: the run
 #                 then also fails if the server reports a data race
+#   MAGNETAR_LOG  a path to keep the server's log at
 set -euo pipefail
 
 GO=${GO:-go}
@@ -25,6 +26,9 @@ cleanup() {
 	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
 		kill "$server_pid" 2>/dev/null || true
 		wait "$server_pid" 2>/dev/null || true
+	fi
+	if [ -n "${MAGNETAR_LOG:-}" ] && [ -f "$work/magnetar.log" ]; then
+		cp "$work/magnetar.log" "$MAGNETAR_LOG"
 	fi
 	rm -rf "$work"
 }

@@ -19,7 +19,8 @@ type ReadResult struct {
 	HighWatermark int64
 	LogStart      int64
 	// Changed is closed when the high watermark next moves or the partition
-	// fails, so a reader that found nothing can wait for new data.
+	// fails or is unloaded, so a reader that found nothing can wait for new
+	// data.
 	Changed <-chan struct{}
 }
 

@@ -509,6 +509,10 @@ func (p *partition) close() error {
 		<-p.done
 		p.cancel() // wakes readers
 		p.mu.Lock()
+		// Wakes long polls (Kafka fetches) waiting on this partition: it is
+		// unloaded (its topic deleted, or the broker closing), and their next
+		// read finds out. The append loop is done, so nothing closes it again.
+		close(p.mu.changed)
 		subs := make([]*subscription, 0, len(p.mu.subs))
 		for _, s := range p.mu.subs {
 			subs = append(subs, s)

@@ -113,10 +113,12 @@ func TestIdempotentProduceOverTheWire(t *testing.T) {
 			t.Fatalf("%s: error %d base %d, want error %d base %d", step.name, code, base, want, step.wantBase)
 		}
 	}
-	// Bumping the epoch keeps the ID (KIP-360).
+	// An idempotent producer presenting its ID and epoch (KIP-360) gets a
+	// new ID, as on Kafka: presenting someone else's ID must not let it
+	// fence that producer by bumping its epoch.
 	init.ProducerID, init.ProducerEpoch = ir.ProducerID, 0
-	if r := c.roundTrip(init).(*kmsg.InitProducerIDResponse); r.ProducerID != ir.ProducerID || r.ProducerEpoch != 1 {
-		t.Fatalf("epoch bump: id %d epoch %d, want %d and 1", r.ProducerID, r.ProducerEpoch, ir.ProducerID)
+	if r := c.roundTrip(init).(*kmsg.InitProducerIDResponse); r.ProducerID == ir.ProducerID || r.ProducerID < 0 || r.ProducerEpoch != 0 {
+		t.Fatalf("re-init: id %d epoch %d, want a new ID (not %d) at epoch 0", r.ProducerID, r.ProducerEpoch, ir.ProducerID)
 	}
 	txn := "txn"
 	init.TransactionalID = &txn

@@ -127,3 +127,36 @@ func TestFetchResponseSizeLimits(t *testing.T) {
 		t.Fatalf("partition 1: %d bytes, want all three batches (%d)", n, 3*size)
 	}
 }
+
+// A fetch long-polling a partition whose topic is deleted is answered at
+// once with UNKNOWN_TOPIC_OR_PARTITION, not after its max wait with
+// nothing.
+func TestFetchLongPollEndsWhenTheTopicIsDeleted(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	c := ts.dial(t)
+	createTopic(t, c, "vanishing", 1)
+	fetch := fetchRequest("vanishing", 0, 0)
+	fetch.MaxWaitMillis = 25_000 // the test's own deadline is longer than this
+	fetch.MinBytes = 1
+	fc := c.send(fetch)
+	waitFor(t, "the fetch to be read", func() bool {
+		ts.s.mu.Lock()
+		defer ts.s.mu.Unlock()
+		for sc := range ts.s.mu.conns {
+			if sc.requests.Load() > 1 { // CreateTopics, then the fetch
+				return true
+			}
+		}
+		return false
+	})
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version, del.TopicNames = 4, []string{"vanishing"}
+	if r := ts.dial(t).roundTrip(del).(*kmsg.DeleteTopicsResponse); r.Topics[0].ErrorCode != 0 {
+		t.Fatalf("delete: %d", r.Topics[0].ErrorCode)
+	}
+	p := c.read(fetch, fc).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("fetch after the delete: error %d, want UNKNOWN_TOPIC_OR_PARTITION", p.ErrorCode)
+	}
+}

@@ -8,7 +8,8 @@ import (
 // FindCoordinator, versions 0-4 (3 and later are flexible; 4 asks for
 // several keys at once). This broker coordinates every consumer group.
 // Transactions are not served, so a transaction coordinator is answered
-// with COORDINATOR_NOT_AVAILABLE and a message saying so.
+// with INVALID_REQUEST and a message saying so: a code clients do not
+// retry, so a transactional producer fails at once instead of hanging.
 
 func (c *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
@@ -17,7 +18,7 @@ func (c *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Resp
 		switch {
 		case req.CoordinatorType == 1:
 			m := "transactions are not supported"
-			return kerr.CoordinatorNotAvailable.Code, &m
+			return kerr.InvalidRequest.Code, &m
 		case req.CoordinatorType != 0:
 			m := "unknown coordinator type"
 			return kerr.InvalidRequest.Code, &m

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -12,8 +11,9 @@ import (
 // producers only: a transactional ID is refused with INVALID_REQUEST, as
 // transactions are not supported. A new producer gets a cluster-unique ID
 // (from a durable counter in the metadata store) and epoch 0. A producer
-// that presents its ID and epoch (version 3 and later, KIP-360) gets the
-// same ID with the epoch bumped, or a new ID once the epoch is exhausted.
+// that presents its ID and epoch (version 3 and later, KIP-360) gets a new
+// ID too, as Kafka answers idempotent producers: bumping the presented
+// epoch would let any client fence another producer by naming its ID.
 // Sequence numbers are checked per partition by the partition's owner.
 
 func (c *conn) handleInitProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) kmsg.Response {
@@ -21,10 +21,6 @@ func (c *conn) handleInitProducerID(ctx context.Context, req *kmsg.InitProducerI
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.InvalidRequest.Code
-		return resp
-	}
-	if req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
-		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 		return resp
 	}
 	id, err := c.s.b.NewProducerID(ctx)

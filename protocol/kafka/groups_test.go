@@ -381,3 +381,22 @@ func TestManyMembersConvergeOnOneGeneration(t *testing.T) {
 		t.Fatalf("group after convergence: %s with %d members", v.state, len(v.members))
 	}
 }
+
+// A transaction coordinator is refused with a code clients do not retry
+// (transactions are not served), a group coordinator is this broker.
+func TestFindCoordinator(t *testing.T) {
+	ts := newTestServer(t)
+	c := ts.dial(t)
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.Version, req.CoordinatorType, req.CoordinatorKeys = 4, 0, []string{"g1", ""}
+	r := c.roundTrip(req).(*kmsg.FindCoordinatorResponse)
+	if len(r.Coordinators) != 2 || r.Coordinators[0].ErrorCode != 0 || r.Coordinators[0].NodeID != nodeID ||
+		r.Coordinators[1].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("group coordinators: %+v", r.Coordinators)
+	}
+	req.CoordinatorType, req.CoordinatorKeys = 1, []string{"txn"}
+	r = c.roundTrip(req).(*kmsg.FindCoordinatorResponse)
+	if code := r.Coordinators[0].ErrorCode; code != kerr.InvalidRequest.Code || kerr.IsRetriable(kerr.ErrorForCode(code)) {
+		t.Fatalf("transaction coordinator: %d, want INVALID_REQUEST (not retriable)", code)
+	}
+}

@@ -61,6 +61,7 @@ check-generated: generate
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/raftstore/ ./internal/record/ ./bookie/ ./metadata/
 	$(GO) test -run '^$$' -bench 'Produce' -benchmem -benchtime 100000x ./tests/
+	$(GO) test -run '^$$' -bench 'KafkaVsKfake' -benchtime 500000x ./tests/
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s)
 FUZZTIME ?= 20s

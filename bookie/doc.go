@@ -108,9 +108,10 @@
 //     of some applied index, stored with it.
 //     Raft replays the log after its last snapshot, and the fsm skips
 //     entries at or below the stored index and applies the rest again. Raft
-//     truncates its log only behind a snapshot or a restore, and
-//     FSM.Snapshot and Restore flush the state first, so no entry whose
-//     effects could still be lost is deleted. Close stops Raft, flushes and
+//     truncates its log only behind a snapshot or a restore: FSM.Snapshot
+//     starts a flush of the state that the snapshot's Persist waits for
+//     (Raft truncates after Persist), and Restore flushes, so no entry
+//     whose effects could still be lost is deleted. Close stops Raft, flushes and
 //     closes the state, then closes the log, so a clean restart replays
 //     nothing.
 //
@@ -119,9 +120,11 @@
 // not entries. So an appended byte is written to disk about twice: once to
 // the log's segment, once when the state's memtable flushes. The log is
 // never rewritten: a segment is written once and deleted whole when Raft
-// truncates past it. BenchmarkShardWriteAmp measured 2.1 bytes written per
-// byte appended with 1 KiB entries (200 MiB appended) and 2.2 with 64 KiB
-// entries (1.9 GiB), against 3.0 and 3.2 with the log in a second Pebble
+// truncates past it. A flush writes one sstable and one blob file (not
+// Pebble's default of an sstable per 2 MiB), so compactions below it need
+// not rewrite values. BenchmarkShardWriteAmp measured 2.1 bytes written per
+// byte appended with 1 KiB entries (200 MiB appended) and 2.0-2.1 with 64
+// KiB entries (1.9 GiB), against 3.0 and 3.2 with the log in a second Pebble
 // (whose memtable flushed entries Raft still kept) and 7.3 and 6.1 with a
 // single database. Raft's periodic snapshots add nothing: the state is
 // already durable after the flush, so a replica's own snapshot is a

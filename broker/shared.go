@@ -252,9 +252,18 @@ func (c *Consumer) claimShared(ctx context.Context, permits int64) ([]Delivery, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.shared != sh {
-		return nil, sharedWait{}, ErrClosed
+		return nil, sharedWait{}, ErrClosed // the last consumer left: all restarts from the cursor
 	}
 	sh.readPos = max(sh.readPos, readPos)
+	if _, attached := sh.consumers[c]; !attached {
+		// c closed while reading: what it claimed goes to the others.
+		back := make([]int64, len(out))
+		for i, d := range out {
+			back[i] = d.Offset
+		}
+		sh.requeueLocked(back)
+		return nil, sharedWait{}, ErrClosed
+	}
 	for _, d := range out {
 		sh.pending[d.Offset] = c
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
 
@@ -144,40 +145,10 @@ func (c *Consumer) Next(ctx context.Context) ([]Delivery, error) {
 		if err != nil {
 			return nil, c.closedOr(err)
 		}
-		var out []Delivery
-		for _, e := range entries {
-			if int64(len(out)) >= permits {
-				break
-			}
-			if e.LastOffset < c.readPos {
-				continue
-			}
-			h, err := record.ParseHeader(e.Data)
-			if err != nil {
-				return nil, err
-			}
-			if h.IsControl() {
-				c.readPos = e.LastOffset + 1
-				continue
-			}
-			c.sub.mu.Lock()
-			acked := c.sub.mu.acked
-			next := c.sub.mu.next
-			err = record.DecodeRecords(e.Data, func(r record.Record) error {
-				if r.Offset < c.readPos || int64(len(out)) >= permits {
-					return nil
-				}
-				c.readPos = r.Offset + 1
-				if r.Offset < next || isAcked(acked, r.Offset) {
-					return nil
-				}
-				out = append(out, Delivery{Offset: r.Offset, Record: r})
-				return nil
-			})
-			c.sub.mu.Unlock()
-			if err != nil {
-				return nil, fmt.Errorf("broker: decoding batch at offset %d: %w", e.BaseOffset, err)
-			}
+		out, readPos, err := c.sub.collect(nil, entries, c.readPos, permits)
+		c.readPos = readPos
+		if err != nil {
+			return nil, err
 		}
 		if len(out) == 0 {
 			continue // everything read was acknowledged already
@@ -188,6 +159,46 @@ func (c *Consumer) Next(ctx context.Context) ([]Delivery, error) {
 		c.sub.p.b.metrics.messagesOut.Add(float64(len(out)))
 		return out, nil
 	}
+}
+
+// collect appends to out the records of entries (stored batches in offset
+// order) at or after offset from that the subscription has not
+// acknowledged, until out holds limit deliveries. It returns out and the
+// offset after the last record it looked at. The cursor is read under s.mu
+// for each batch: ack changes it in place.
+func (s *subscription) collect(out []Delivery, entries []bookie.Entry, from, limit int64) ([]Delivery, int64, error) {
+	for _, e := range entries {
+		if int64(len(out)) >= limit {
+			break
+		}
+		if e.LastOffset < from {
+			continue
+		}
+		h, err := record.ParseHeader(e.Data)
+		if err != nil {
+			return out, from, err
+		}
+		if h.IsControl() {
+			from = e.LastOffset + 1
+			continue
+		}
+		s.mu.Lock()
+		err = record.DecodeRecords(e.Data, func(r record.Record) error {
+			if r.Offset < from || int64(len(out)) >= limit {
+				return nil
+			}
+			from = r.Offset + 1
+			if r.Offset >= s.mu.next && !isAcked(s.mu.acked, r.Offset) {
+				out = append(out, Delivery{Offset: r.Offset, Record: r})
+			}
+			return nil
+		})
+		s.mu.Unlock()
+		if err != nil {
+			return out, from, fmt.Errorf("broker: decoding batch at offset %d: %w", e.BaseOffset, err)
+		}
+	}
+	return out, from, nil
 }
 
 func (c *Consumer) waitPermits(ctx context.Context) (int64, error) {

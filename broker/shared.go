@@ -212,37 +212,8 @@ func (c *Consumer) claimShared(ctx context.Context, permits int64) ([]Delivery, 
 			if err != nil {
 				return nil, sharedWait{}, err
 			}
-			s.mu.Lock()
-			acked, next := s.mu.acked, s.mu.next
-			s.mu.Unlock()
-			for _, e := range entries {
-				if int64(len(out)) >= permits {
-					break
-				}
-				if e.LastOffset < readPos {
-					continue
-				}
-				h, err := record.ParseHeader(e.Data)
-				if err != nil {
-					return nil, sharedWait{}, err
-				}
-				if h.IsControl() {
-					readPos = e.LastOffset + 1
-					continue
-				}
-				err = record.DecodeRecords(e.Data, func(r record.Record) error {
-					if r.Offset < readPos || int64(len(out)) >= permits {
-						return nil
-					}
-					readPos = r.Offset + 1
-					if r.Offset >= next && !isAcked(acked, r.Offset) {
-						out = append(out, Delivery{Offset: r.Offset, Record: r})
-					}
-					return nil
-				})
-				if err != nil {
-					return nil, sharedWait{}, fmt.Errorf("broker: decoding batch at offset %d: %w", e.BaseOffset, err)
-				}
+			if out, readPos, err = s.collect(out, entries, readPos, permits); err != nil {
+				return nil, sharedWait{}, err
 			}
 		} else {
 			data = changed

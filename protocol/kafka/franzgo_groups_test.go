@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -49,7 +50,7 @@ func TestFranzGoConsumerGroupRebalancesAndCommits(t *testing.T) {
 			if done {
 				return nil
 			}
-			pctx, cancel := context.WithTimeout(ctx, 200e6)
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 			fs := cl.PollFetches(pctx)
 			cancel()
 			if err := ctx.Err(); err != nil {

@@ -63,6 +63,12 @@ func New(opts Options) (*Client, error) {
 // Close closes the connection. Close producers and consumers first.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// service returns the native-protocol service to use for one partition of
+// a topic.
+func (c *Client) service(_ context.Context, _ string, _ int32) (nativepb.MagnetarClient, error) {
+	return c.svc, nil
+}
+
 // TopicInfo describes a topic as the broker knows it.
 type TopicInfo struct {
 	// Name is the canonical name, tenant/namespace/topic.

@@ -222,7 +222,11 @@ func (pc *partitionConsumer) subscribe(ctx context.Context) (*consumeStream, err
 	if o.Type == Shared {
 		typ = nativepb.SubscriptionType_SHARED
 	}
-	stream, err := pc.cons.c.svc.Consume(sctx)
+	svc, err := pc.cons.c.service(ctx, pc.cons.topic.Name, pc.partition)
+	var stream nativepb.Magnetar_ConsumeClient
+	if err == nil {
+		stream, err = svc.Consume(sctx)
+	}
 	if err == nil {
 		err = stream.Send(&nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Subscribe{Subscribe: &nativepb.Subscribe{
 			Topic: pc.cons.topic.Name, Partition: pc.partition, Subscription: o.Subscription,

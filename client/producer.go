@@ -288,7 +288,11 @@ func (pp *partitionProducer) connect() (*produceStream, error) {
 		pp.stream = nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := pp.p.c.svc.Produce(ctx)
+	svc, err := pp.p.c.service(ctx, pp.p.topic.Name, pp.partition)
+	var stream nativepb.Magnetar_ProduceClient
+	if err == nil {
+		stream, err = svc.Produce(ctx)
+	}
 	if err == nil {
 		err = stream.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: &nativepb.ProducerOpen{
 			Topic: pp.p.topic.Name, Partition: pp.partition, ProducerName: pp.p.opts.Name,

@@ -35,6 +35,12 @@ const (
 	// acknowledged by a consumer that leaves, or negatively acknowledged,
 	// goes to another.
 	SubscriptionType_SHARED SubscriptionType = 2
+	// One consumer at a time receives (the active one); the others stand by
+	// and the first of them in attach order takes over when it leaves.
+	SubscriptionType_FAILOVER SubscriptionType = 3
+	// Like Shared, but all messages with the same key go to the same
+	// consumer, in order, also while consumers join and leave.
+	SubscriptionType_KEY_SHARED SubscriptionType = 4
 )
 
 // Enum value maps for SubscriptionType.
@@ -43,11 +49,15 @@ var (
 		0: "SUBSCRIPTION_TYPE_UNSPECIFIED",
 		1: "EXCLUSIVE",
 		2: "SHARED",
+		3: "FAILOVER",
+		4: "KEY_SHARED",
 	}
 	SubscriptionType_value = map[string]int32{
 		"SUBSCRIPTION_TYPE_UNSPECIFIED": 0,
 		"EXCLUSIVE":                     1,
 		"SHARED":                        2,
+		"FAILOVER":                      3,
+		"KEY_SHARED":                    4,
 	}
 )
 
@@ -307,7 +317,12 @@ type Message struct {
 	Headers []*Header              `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
 	// Event time in milliseconds since the Unix epoch; 0 means the publish
 	// time.
-	EventTimeMs   int64 `protobuf:"varint,4,opt,name=event_time_ms,json=eventTimeMs,proto3" json:"event_time_ms,omitempty"`
+	EventTimeMs int64 `protobuf:"varint,4,opt,name=event_time_ms,json=eventTimeMs,proto3" json:"event_time_ms,omitempty"`
+	// Delayed delivery: Shared and Key_Shared subscriptions deliver the
+	// message no earlier than this (milliseconds since the Unix epoch); 0
+	// means at once. Exclusive and Failover subscriptions ignore it, as they
+	// deliver in order.
+	DeliverAtMs   int64 `protobuf:"varint,5,opt,name=deliver_at_ms,json=deliverAtMs,proto3" json:"deliver_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,6 +381,13 @@ func (x *Message) GetHeaders() []*Header {
 func (x *Message) GetEventTimeMs() int64 {
 	if x != nil {
 		return x.EventTimeMs
+	}
+	return 0
+}
+
+func (x *Message) GetDeliverAtMs() int64 {
+	if x != nil {
+		return x.DeliverAtMs
 	}
 	return 0
 }
@@ -847,6 +869,7 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_Flow
 	//	*ConsumeRequest_Ack
 	//	*ConsumeRequest_Nack
+	//	*ConsumeRequest_Seek
 	Kind          isConsumeRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -925,6 +948,15 @@ func (x *ConsumeRequest) GetNack() *Nack {
 	return nil
 }
 
+func (x *ConsumeRequest) GetSeek() *Seek {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Seek); ok {
+			return x.Seek
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Kind interface {
 	isConsumeRequest_Kind()
 }
@@ -945,6 +977,10 @@ type ConsumeRequest_Nack struct {
 	Nack *Nack `protobuf:"bytes,4,opt,name=nack,proto3,oneof"`
 }
 
+type ConsumeRequest_Seek struct {
+	Seek *Seek `protobuf:"bytes,5,opt,name=seek,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Subscribe) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Flow) isConsumeRequest_Kind() {}
@@ -952,6 +988,8 @@ func (*ConsumeRequest_Flow) isConsumeRequest_Kind() {}
 func (*ConsumeRequest_Ack) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Nack) isConsumeRequest_Kind() {}
+
+func (*ConsumeRequest_Seek) isConsumeRequest_Kind() {}
 
 type Subscribe struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -961,8 +999,27 @@ type Subscribe struct {
 	Type            SubscriptionType       `protobuf:"varint,4,opt,name=type,proto3,enum=magnetar.native.v1.SubscriptionType" json:"type,omitempty"`
 	InitialPosition InitialPosition        `protobuf:"varint,5,opt,name=initial_position,json=initialPosition,proto3,enum=magnetar.native.v1.InitialPosition" json:"initial_position,omitempty"`
 	ConsumerName    string                 `protobuf:"bytes,6,opt,name=consumer_name,json=consumerName,proto3" json:"consumer_name,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A message delivered and neither acknowledged nor negatively
+	// acknowledged within this time is delivered again; 0 disables.
+	AckTimeoutMs int64 `protobuf:"varint,7,opt,name=ack_timeout_ms,json=ackTimeoutMs,proto3" json:"ack_timeout_ms,omitempty"`
+	// How long a negatively acknowledged message waits before it is
+	// delivered again; 0 means at once.
+	NackRedeliveryDelayMs int64 `protobuf:"varint,8,opt,name=nack_redelivery_delay_ms,json=nackRedeliveryDelayMs,proto3" json:"nack_redelivery_delay_ms,omitempty"`
+	// Dead-letter policy; unset means messages are redelivered forever.
+	DeadLetter *DeadLetterPolicy `protobuf:"bytes,9,opt,name=dead_letter,json=deadLetter,proto3" json:"dead_letter,omitempty"`
+	// A non-durable subscription (a Reader) keeps no cursor in the metadata
+	// store and vanishes with its consumer.
+	NonDurable bool `protobuf:"varint,10,opt,name=non_durable,json=nonDurable,proto3" json:"non_durable,omitempty"`
+	// Where a new subscription starts, overriding initial_position: the first
+	// message at or after this offset, or published at or after this time.
+	//
+	// Types that are valid to be assigned to Start:
+	//
+	//	*Subscribe_StartOffset
+	//	*Subscribe_StartTimeMs
+	Start         isSubscribe_Start `protobuf_oneof:"start"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subscribe) Reset() {
@@ -1037,6 +1094,221 @@ func (x *Subscribe) GetConsumerName() string {
 	return ""
 }
 
+func (x *Subscribe) GetAckTimeoutMs() int64 {
+	if x != nil {
+		return x.AckTimeoutMs
+	}
+	return 0
+}
+
+func (x *Subscribe) GetNackRedeliveryDelayMs() int64 {
+	if x != nil {
+		return x.NackRedeliveryDelayMs
+	}
+	return 0
+}
+
+func (x *Subscribe) GetDeadLetter() *DeadLetterPolicy {
+	if x != nil {
+		return x.DeadLetter
+	}
+	return nil
+}
+
+func (x *Subscribe) GetNonDurable() bool {
+	if x != nil {
+		return x.NonDurable
+	}
+	return false
+}
+
+func (x *Subscribe) GetStart() isSubscribe_Start {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *Subscribe) GetStartOffset() int64 {
+	if x != nil {
+		if x, ok := x.Start.(*Subscribe_StartOffset); ok {
+			return x.StartOffset
+		}
+	}
+	return 0
+}
+
+func (x *Subscribe) GetStartTimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Start.(*Subscribe_StartTimeMs); ok {
+			return x.StartTimeMs
+		}
+	}
+	return 0
+}
+
+type isSubscribe_Start interface {
+	isSubscribe_Start()
+}
+
+type Subscribe_StartOffset struct {
+	StartOffset int64 `protobuf:"varint,11,opt,name=start_offset,json=startOffset,proto3,oneof"`
+}
+
+type Subscribe_StartTimeMs struct {
+	StartTimeMs int64 `protobuf:"varint,12,opt,name=start_time_ms,json=startTimeMs,proto3,oneof"`
+}
+
+func (*Subscribe_StartOffset) isSubscribe_Start() {}
+
+func (*Subscribe_StartTimeMs) isSubscribe_Start() {}
+
+// DeadLetterPolicy moves a message that was delivered too often to another
+// topic: it is published there with its key, value and headers, plus the
+// headers magnetar.origin-topic, magnetar.origin-offset and
+// magnetar.origin-subscription, and acknowledged on the subscription.
+type DeadLetterPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deliveries after which a message that is still not acknowledged goes
+	// to the dead-letter topic (at least 1).
+	MaxRedeliveries uint32 `protobuf:"varint,1,opt,name=max_redeliveries,json=maxRedeliveries,proto3" json:"max_redeliveries,omitempty"`
+	// Default: <topic>-<subscription>-DLQ in the topic's namespace.
+	Topic         string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetterPolicy) Reset() {
+	*x = DeadLetterPolicy{}
+	mi := &file_magnetar_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterPolicy) ProtoMessage() {}
+
+func (x *DeadLetterPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_magnetar_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterPolicy.ProtoReflect.Descriptor instead.
+func (*DeadLetterPolicy) Descriptor() ([]byte, []int) {
+	return file_magnetar_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeadLetterPolicy) GetMaxRedeliveries() uint32 {
+	if x != nil {
+		return x.MaxRedeliveries
+	}
+	return 0
+}
+
+func (x *DeadLetterPolicy) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+// Seek moves the subscription: every message before the target counts as
+// acknowledged, every message from it on as not. The broker then ends the
+// stream with ABORTED so the consumer resubscribes and drops what it had
+// buffered.
+type Seek struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Target:
+	//
+	//	*Seek_Offset
+	//	*Seek_TimeMs
+	Target        isSeek_Target `protobuf_oneof:"target"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Seek) Reset() {
+	*x = Seek{}
+	mi := &file_magnetar_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Seek) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Seek) ProtoMessage() {}
+
+func (x *Seek) ProtoReflect() protoreflect.Message {
+	mi := &file_magnetar_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Seek.ProtoReflect.Descriptor instead.
+func (*Seek) Descriptor() ([]byte, []int) {
+	return file_magnetar_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Seek) GetTarget() isSeek_Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *Seek) GetOffset() int64 {
+	if x != nil {
+		if x, ok := x.Target.(*Seek_Offset); ok {
+			return x.Offset
+		}
+	}
+	return 0
+}
+
+func (x *Seek) GetTimeMs() int64 {
+	if x != nil {
+		if x, ok := x.Target.(*Seek_TimeMs); ok {
+			return x.TimeMs
+		}
+	}
+	return 0
+}
+
+type isSeek_Target interface {
+	isSeek_Target()
+}
+
+type Seek_Offset struct {
+	Offset int64 `protobuf:"varint,1,opt,name=offset,proto3,oneof"`
+}
+
+type Seek_TimeMs struct {
+	// The first message published at or after this time.
+	TimeMs int64 `protobuf:"varint,2,opt,name=time_ms,json=timeMs,proto3,oneof"`
+}
+
+func (*Seek_Offset) isSeek_Target() {}
+
+func (*Seek_TimeMs) isSeek_Target() {}
+
 // Flow grants the broker permission to send that many more messages.
 type Flow struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1047,7 +1319,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_magnetar_proto_msgTypes[13]
+	mi := &file_magnetar_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1331,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[13]
+	mi := &file_magnetar_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1344,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{13}
+	return file_magnetar_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Flow) GetPermits() uint32 {
@@ -1084,15 +1356,18 @@ func (x *Flow) GetPermits() uint32 {
 
 // Ack acknowledges individual offsets.
 type Ack struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Offsets       []int64                `protobuf:"varint,1,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Offsets []int64                `protobuf:"varint,1,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	// Acknowledge every offset up to and including the highest of offsets
+	// (Exclusive and Failover subscriptions only).
+	Cumulative    bool `protobuf:"varint,2,opt,name=cumulative,proto3" json:"cumulative,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_magnetar_proto_msgTypes[14]
+	mi := &file_magnetar_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1379,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[14]
+	mi := &file_magnetar_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1392,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{14}
+	return file_magnetar_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ack) GetOffsets() []int64 {
@@ -1127,8 +1402,15 @@ func (x *Ack) GetOffsets() []int64 {
 	return nil
 }
 
+func (x *Ack) GetCumulative() bool {
+	if x != nil {
+		return x.Cumulative
+	}
+	return false
+}
+
 // Nack negatively acknowledges offsets this consumer received: they are
-// delivered again (Shared subscriptions only).
+// delivered again after the subscription's nack_redelivery_delay_ms.
 type Nack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Offsets       []int64                `protobuf:"varint,1,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
@@ -1138,7 +1420,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_magnetar_proto_msgTypes[15]
+	mi := &file_magnetar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1432,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[15]
+	mi := &file_magnetar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1445,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{15}
+	return file_magnetar_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Nack) GetOffsets() []int64 {
@@ -1173,12 +1455,59 @@ func (x *Nack) GetOffsets() []int64 {
 	return nil
 }
 
+// ActiveChange tells a Failover consumer whether it is now the one
+// receiving messages.
+type ActiveChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Active        bool                   `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveChange) Reset() {
+	*x = ActiveChange{}
+	mi := &file_magnetar_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveChange) ProtoMessage() {}
+
+func (x *ActiveChange) ProtoReflect() protoreflect.Message {
+	mi := &file_magnetar_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveChange.ProtoReflect.Descriptor instead.
+func (*ActiveChange) Descriptor() ([]byte, []int) {
+	return file_magnetar_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ActiveChange) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
 type ConsumeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*ConsumeResponse_Subscribed
 	//	*ConsumeResponse_Messages
+	//	*ConsumeResponse_Active
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1186,7 +1515,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_magnetar_proto_msgTypes[16]
+	mi := &file_magnetar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1527,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[16]
+	mi := &file_magnetar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1540,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{16}
+	return file_magnetar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1239,6 +1568,15 @@ func (x *ConsumeResponse) GetMessages() *MessageBatch {
 	return nil
 }
 
+func (x *ConsumeResponse) GetActive() *ActiveChange {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeResponse_Active); ok {
+			return x.Active
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -1251,9 +1589,15 @@ type ConsumeResponse_Messages struct {
 	Messages *MessageBatch `protobuf:"bytes,2,opt,name=messages,proto3,oneof"`
 }
 
+type ConsumeResponse_Active struct {
+	Active *ActiveChange `protobuf:"bytes,3,opt,name=active,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Subscribed) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Messages) isConsumeResponse_Kind() {}
+
+func (*ConsumeResponse_Active) isConsumeResponse_Kind() {}
 
 type Subscribed struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1268,7 +1612,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_magnetar_proto_msgTypes[17]
+	mi := &file_magnetar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1624,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[17]
+	mi := &file_magnetar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1637,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{17}
+	return file_magnetar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Subscribed) GetTopic() string {
@@ -1322,13 +1666,15 @@ type ReceivedMessage struct {
 	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	Message       *Message               `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	PublishTimeMs int64                  `protobuf:"varint,3,opt,name=publish_time_ms,json=publishTimeMs,proto3" json:"publish_time_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// How many times it was delivered before (0 on the first delivery).
+	RedeliveryCount uint32 `protobuf:"varint,4,opt,name=redelivery_count,json=redeliveryCount,proto3" json:"redelivery_count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1686,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1699,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{18}
+	return file_magnetar_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReceivedMessage) GetOffset() int64 {
@@ -1377,6 +1723,13 @@ func (x *ReceivedMessage) GetPublishTimeMs() int64 {
 	return 0
 }
 
+func (x *ReceivedMessage) GetRedeliveryCount() uint32 {
+	if x != nil {
+		return x.RedeliveryCount
+	}
+	return 0
+}
+
 type MessageBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Messages      []*ReceivedMessage     `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -1386,7 +1739,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_magnetar_proto_msgTypes[19]
+	mi := &file_magnetar_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1751,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[19]
+	mi := &file_magnetar_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1764,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{19}
+	return file_magnetar_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MessageBatch) GetMessages() []*ReceivedMessage {
@@ -1438,12 +1791,13 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x0ebroker_address\x18\x03 \x01(\tR\rbrokerAddress\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\x8b\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xaf\x01\n" +
 	"\aMessage\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x124\n" +
 	"\aheaders\x18\x03 \x03(\v2\x1a.magnetar.native.v1.HeaderR\aheaders\x12\"\n" +
-	"\revent_time_ms\x18\x04 \x01(\x03R\veventTimeMs\"\x85\x01\n" +
+	"\revent_time_ms\x18\x04 \x01(\x03R\veventTimeMs\x12\"\n" +
+	"\rdeliver_at_ms\x18\x05 \x01(\x03R\vdeliverAtMs\"\x85\x01\n" +
 	"\x0eProduceRequest\x126\n" +
 	"\x04open\x18\x01 \x01(\v2 .magnetar.native.v1.ProducerOpenH\x00R\x04open\x123\n" +
 	"\x04send\x18\x02 \x01(\v2\x1d.magnetar.native.v1.SendBatchH\x00R\x04sendB\x06\n" +
@@ -1474,48 +1828,76 @@ const file_magnetar_proto_rawDesc = "" +
 	"\vsequence_id\x18\x01 \x01(\x04R\n" +
 	"sequenceId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xe4\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x94\x02\n" +
 	"\x0eConsumeRequest\x12=\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x1d.magnetar.native.v1.SubscribeH\x00R\tsubscribe\x12.\n" +
 	"\x04flow\x18\x02 \x01(\v2\x18.magnetar.native.v1.FlowH\x00R\x04flow\x12+\n" +
 	"\x03ack\x18\x03 \x01(\v2\x17.magnetar.native.v1.AckH\x00R\x03ack\x12.\n" +
-	"\x04nack\x18\x04 \x01(\v2\x18.magnetar.native.v1.NackH\x00R\x04nackB\x06\n" +
-	"\x04kind\"\x92\x02\n" +
+	"\x04nack\x18\x04 \x01(\v2\x18.magnetar.native.v1.NackH\x00R\x04nack\x12.\n" +
+	"\x04seek\x18\x05 \x01(\v2\x18.magnetar.native.v1.SeekH\x00R\x04seekB\x06\n" +
+	"\x04kind\"\xad\x04\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\"\n" +
 	"\fsubscription\x18\x03 \x01(\tR\fsubscription\x128\n" +
 	"\x04type\x18\x04 \x01(\x0e2$.magnetar.native.v1.SubscriptionTypeR\x04type\x12N\n" +
 	"\x10initial_position\x18\x05 \x01(\x0e2#.magnetar.native.v1.InitialPositionR\x0finitialPosition\x12#\n" +
-	"\rconsumer_name\x18\x06 \x01(\tR\fconsumerName\" \n" +
+	"\rconsumer_name\x18\x06 \x01(\tR\fconsumerName\x12$\n" +
+	"\x0eack_timeout_ms\x18\a \x01(\x03R\fackTimeoutMs\x127\n" +
+	"\x18nack_redelivery_delay_ms\x18\b \x01(\x03R\x15nackRedeliveryDelayMs\x12E\n" +
+	"\vdead_letter\x18\t \x01(\v2$.magnetar.native.v1.DeadLetterPolicyR\n" +
+	"deadLetter\x12\x1f\n" +
+	"\vnon_durable\x18\n" +
+	" \x01(\bR\n" +
+	"nonDurable\x12#\n" +
+	"\fstart_offset\x18\v \x01(\x03H\x00R\vstartOffset\x12$\n" +
+	"\rstart_time_ms\x18\f \x01(\x03H\x00R\vstartTimeMsB\a\n" +
+	"\x05start\"S\n" +
+	"\x10DeadLetterPolicy\x12)\n" +
+	"\x10max_redeliveries\x18\x01 \x01(\rR\x0fmaxRedeliveries\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\"E\n" +
+	"\x04Seek\x12\x18\n" +
+	"\x06offset\x18\x01 \x01(\x03H\x00R\x06offset\x12\x19\n" +
+	"\atime_ms\x18\x02 \x01(\x03H\x00R\x06timeMsB\b\n" +
+	"\x06target\" \n" +
 	"\x04Flow\x12\x18\n" +
-	"\apermits\x18\x01 \x01(\rR\apermits\"\x1f\n" +
+	"\apermits\x18\x01 \x01(\rR\apermits\"?\n" +
 	"\x03Ack\x12\x18\n" +
-	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\" \n" +
+	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\x12\x1e\n" +
+	"\n" +
+	"cumulative\x18\x02 \x01(\bR\n" +
+	"cumulative\" \n" +
 	"\x04Nack\x12\x18\n" +
-	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\"\x9b\x01\n" +
+	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\"&\n" +
+	"\fActiveChange\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\bR\x06active\"\xd7\x01\n" +
 	"\x0fConsumeResponse\x12@\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x1e.magnetar.native.v1.SubscribedH\x00R\n" +
 	"subscribed\x12>\n" +
-	"\bmessages\x18\x02 \x01(\v2 .magnetar.native.v1.MessageBatchH\x00R\bmessagesB\x06\n" +
+	"\bmessages\x18\x02 \x01(\v2 .magnetar.native.v1.MessageBatchH\x00R\bmessages\x12:\n" +
+	"\x06active\x18\x03 \x01(\v2 .magnetar.native.v1.ActiveChangeH\x00R\x06activeB\x06\n" +
 	"\x04kind\"c\n" +
 	"\n" +
 	"Subscribed\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12!\n" +
-	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\"\x88\x01\n" +
+	"\fstart_offset\x18\x03 \x01(\x03R\vstartOffset\"\xb3\x01\n" +
 	"\x0fReceivedMessage\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x125\n" +
 	"\amessage\x18\x02 \x01(\v2\x1b.magnetar.native.v1.MessageR\amessage\x12&\n" +
-	"\x0fpublish_time_ms\x18\x03 \x01(\x03R\rpublishTimeMs\"O\n" +
+	"\x0fpublish_time_ms\x18\x03 \x01(\x03R\rpublishTimeMs\x12)\n" +
+	"\x10redelivery_count\x18\x04 \x01(\rR\x0fredeliveryCount\"O\n" +
 	"\fMessageBatch\x12?\n" +
-	"\bmessages\x18\x01 \x03(\v2#.magnetar.native.v1.ReceivedMessageR\bmessages*P\n" +
+	"\bmessages\x18\x01 \x03(\v2#.magnetar.native.v1.ReceivedMessageR\bmessages*n\n" +
 	"\x10SubscriptionType\x12!\n" +
 	"\x1dSUBSCRIPTION_TYPE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tEXCLUSIVE\x10\x01\x12\n" +
 	"\n" +
-	"\x06SHARED\x10\x02*M\n" +
+	"\x06SHARED\x10\x02\x12\f\n" +
+	"\bFAILOVER\x10\x03\x12\x0e\n" +
+	"\n" +
+	"KEY_SHARED\x10\x04*M\n" +
 	"\x0fInitialPosition\x12 \n" +
 	"\x1cINITIAL_POSITION_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1539,30 +1921,33 @@ func file_magnetar_proto_rawDescGZIP() []byte {
 }
 
 var file_magnetar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_magnetar_proto_goTypes = []any{
-	(SubscriptionType)(0),   // 0: magnetar.native.v1.SubscriptionType
-	(InitialPosition)(0),    // 1: magnetar.native.v1.InitialPosition
-	(*LookupRequest)(nil),   // 2: magnetar.native.v1.LookupRequest
-	(*LookupResponse)(nil),  // 3: magnetar.native.v1.LookupResponse
-	(*Header)(nil),          // 4: magnetar.native.v1.Header
-	(*Message)(nil),         // 5: magnetar.native.v1.Message
-	(*ProduceRequest)(nil),  // 6: magnetar.native.v1.ProduceRequest
-	(*ProducerOpen)(nil),    // 7: magnetar.native.v1.ProducerOpen
-	(*SendBatch)(nil),       // 8: magnetar.native.v1.SendBatch
-	(*ProduceResponse)(nil), // 9: magnetar.native.v1.ProduceResponse
-	(*ProducerOpened)(nil),  // 10: magnetar.native.v1.ProducerOpened
-	(*SendReceipt)(nil),     // 11: magnetar.native.v1.SendReceipt
-	(*SendError)(nil),       // 12: magnetar.native.v1.SendError
-	(*ConsumeRequest)(nil),  // 13: magnetar.native.v1.ConsumeRequest
-	(*Subscribe)(nil),       // 14: magnetar.native.v1.Subscribe
-	(*Flow)(nil),            // 15: magnetar.native.v1.Flow
-	(*Ack)(nil),             // 16: magnetar.native.v1.Ack
-	(*Nack)(nil),            // 17: magnetar.native.v1.Nack
-	(*ConsumeResponse)(nil), // 18: magnetar.native.v1.ConsumeResponse
-	(*Subscribed)(nil),      // 19: magnetar.native.v1.Subscribed
-	(*ReceivedMessage)(nil), // 20: magnetar.native.v1.ReceivedMessage
-	(*MessageBatch)(nil),    // 21: magnetar.native.v1.MessageBatch
+	(SubscriptionType)(0),    // 0: magnetar.native.v1.SubscriptionType
+	(InitialPosition)(0),     // 1: magnetar.native.v1.InitialPosition
+	(*LookupRequest)(nil),    // 2: magnetar.native.v1.LookupRequest
+	(*LookupResponse)(nil),   // 3: magnetar.native.v1.LookupResponse
+	(*Header)(nil),           // 4: magnetar.native.v1.Header
+	(*Message)(nil),          // 5: magnetar.native.v1.Message
+	(*ProduceRequest)(nil),   // 6: magnetar.native.v1.ProduceRequest
+	(*ProducerOpen)(nil),     // 7: magnetar.native.v1.ProducerOpen
+	(*SendBatch)(nil),        // 8: magnetar.native.v1.SendBatch
+	(*ProduceResponse)(nil),  // 9: magnetar.native.v1.ProduceResponse
+	(*ProducerOpened)(nil),   // 10: magnetar.native.v1.ProducerOpened
+	(*SendReceipt)(nil),      // 11: magnetar.native.v1.SendReceipt
+	(*SendError)(nil),        // 12: magnetar.native.v1.SendError
+	(*ConsumeRequest)(nil),   // 13: magnetar.native.v1.ConsumeRequest
+	(*Subscribe)(nil),        // 14: magnetar.native.v1.Subscribe
+	(*DeadLetterPolicy)(nil), // 15: magnetar.native.v1.DeadLetterPolicy
+	(*Seek)(nil),             // 16: magnetar.native.v1.Seek
+	(*Flow)(nil),             // 17: magnetar.native.v1.Flow
+	(*Ack)(nil),              // 18: magnetar.native.v1.Ack
+	(*Nack)(nil),             // 19: magnetar.native.v1.Nack
+	(*ActiveChange)(nil),     // 20: magnetar.native.v1.ActiveChange
+	(*ConsumeResponse)(nil),  // 21: magnetar.native.v1.ConsumeResponse
+	(*Subscribed)(nil),       // 22: magnetar.native.v1.Subscribed
+	(*ReceivedMessage)(nil),  // 23: magnetar.native.v1.ReceivedMessage
+	(*MessageBatch)(nil),     // 24: magnetar.native.v1.MessageBatch
 }
 var file_magnetar_proto_depIdxs = []int32{
 	4,  // 0: magnetar.native.v1.Message.headers:type_name -> magnetar.native.v1.Header
@@ -1573,26 +1958,29 @@ var file_magnetar_proto_depIdxs = []int32{
 	11, // 5: magnetar.native.v1.ProduceResponse.receipt:type_name -> magnetar.native.v1.SendReceipt
 	12, // 6: magnetar.native.v1.ProduceResponse.error:type_name -> magnetar.native.v1.SendError
 	14, // 7: magnetar.native.v1.ConsumeRequest.subscribe:type_name -> magnetar.native.v1.Subscribe
-	15, // 8: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
-	16, // 9: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
-	17, // 10: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
-	0,  // 11: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
-	1,  // 12: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
-	19, // 13: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
-	21, // 14: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
-	5,  // 15: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
-	20, // 16: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
-	2,  // 17: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
-	6,  // 18: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
-	13, // 19: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
-	3,  // 20: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
-	9,  // 21: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
-	18, // 22: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 8: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
+	18, // 9: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
+	19, // 10: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
+	16, // 11: magnetar.native.v1.ConsumeRequest.seek:type_name -> magnetar.native.v1.Seek
+	0,  // 12: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
+	1,  // 13: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
+	15, // 14: magnetar.native.v1.Subscribe.dead_letter:type_name -> magnetar.native.v1.DeadLetterPolicy
+	22, // 15: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
+	24, // 16: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
+	20, // 17: magnetar.native.v1.ConsumeResponse.active:type_name -> magnetar.native.v1.ActiveChange
+	5,  // 18: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
+	23, // 19: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
+	2,  // 20: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
+	6,  // 21: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
+	13, // 22: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
+	3,  // 23: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
+	9,  // 24: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
+	21, // 25: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
+	23, // [23:26] is the sub-list for method output_type
+	20, // [20:23] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_magnetar_proto_init() }
@@ -1614,10 +2002,20 @@ func file_magnetar_proto_init() {
 		(*ConsumeRequest_Flow)(nil),
 		(*ConsumeRequest_Ack)(nil),
 		(*ConsumeRequest_Nack)(nil),
+		(*ConsumeRequest_Seek)(nil),
 	}
-	file_magnetar_proto_msgTypes[16].OneofWrappers = []any{
+	file_magnetar_proto_msgTypes[12].OneofWrappers = []any{
+		(*Subscribe_StartOffset)(nil),
+		(*Subscribe_StartTimeMs)(nil),
+	}
+	file_magnetar_proto_msgTypes[14].OneofWrappers = []any{
+		(*Seek_Offset)(nil),
+		(*Seek_TimeMs)(nil),
+	}
+	file_magnetar_proto_msgTypes[19].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
+		(*ConsumeResponse_Active)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1625,7 +2023,7 @@ func file_magnetar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magnetar_proto_rawDesc), len(file_magnetar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

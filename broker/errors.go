@@ -14,6 +14,10 @@ var (
 	ErrConsumerBusy      = errors.New("broker: exclusive subscription already has a consumer")
 	ErrPartitionFailed   = errors.New("broker: partition unloaded after a storage error")
 	ErrClosed            = errors.New("broker: closed")
+	// ErrSubscriptionReset ends the consumers of a subscription that was
+	// moved by a seek: they resubscribe to get the messages from the new
+	// position.
+	ErrSubscriptionReset = errors.New("broker: subscription reset by a seek; resubscribe")
 
 	// Errors of appending producer-encoded batches and reading stored ones
 	// (AppendBatch, ReadBatches), which the Kafka adapter uses.

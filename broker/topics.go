@@ -188,6 +188,10 @@ type SubscriptionStats struct {
 	Consumers int   `json:"consumers"`
 	// Type is the subscription type of the attached consumers.
 	Type string `json:"type"`
+	// Unacked counts the messages handed to consumers and not yet
+	// acknowledged; Delayed those waiting for their delivery time.
+	Unacked int `json:"unacked"`
+	Delayed int `json:"delayed"`
 }
 
 // TopicStats summarises a topic.

@@ -5,15 +5,16 @@ import "errors"
 // Sentinel errors of the broker. Protocol adapters map them to their own
 // error codes (see internal/errmap).
 var (
-	ErrInvalidTopicName  = errors.New("broker: invalid topic name")
-	ErrTopicNotFound     = errors.New("broker: topic not found")
-	ErrTopicExists       = errors.New("broker: topic already exists")
-	ErrPartitionNotFound = errors.New("broker: partition out of range")
-	ErrInvalidArgument   = errors.New("broker: invalid argument")
-	ErrMessageTooLarge   = errors.New("broker: message batch too large")
-	ErrConsumerBusy      = errors.New("broker: exclusive subscription already has a consumer")
-	ErrPartitionFailed   = errors.New("broker: partition unloaded after a storage error")
-	ErrClosed            = errors.New("broker: closed")
+	ErrInvalidTopicName     = errors.New("broker: invalid topic name")
+	ErrTopicNotFound        = errors.New("broker: topic not found")
+	ErrTopicExists          = errors.New("broker: topic already exists")
+	ErrPartitionNotFound    = errors.New("broker: partition out of range")
+	ErrInvalidArgument      = errors.New("broker: invalid argument")
+	ErrMessageTooLarge      = errors.New("broker: message batch too large")
+	ErrConsumerBusy         = errors.New("broker: exclusive subscription already has a consumer")
+	ErrSubscriptionNotFound = errors.New("broker: subscription not found")
+	ErrPartitionFailed      = errors.New("broker: partition unloaded after a storage error")
+	ErrClosed               = errors.New("broker: closed")
 	// ErrSubscriptionReset ends the consumers of a subscription that was
 	// moved by a seek: they resubscribe to get the messages from the new
 	// position.

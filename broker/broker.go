@@ -28,6 +28,7 @@ type Broker struct {
 	cat     *catalog.Catalog // the metadata store's typed view
 	shards  bookie.Router    // the segment store's shards
 	metrics *metrics
+	pol     *policyState // policy cache and publish rate limiters
 
 	stop chan struct{} // closed by Close
 	wg   sync.WaitGroup
@@ -71,6 +72,7 @@ func New(cfg Config, meta metadata.Store, shards bookie.Router, log *slog.Logger
 		stop:    make(chan struct{}),
 	}
 	b.mu.partitions = make(map[partitionKey]*partitionSlot)
+	b.startPolicies()
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()

@@ -322,6 +322,9 @@ func TestSegmentsRollAndReadsCrossThem(t *testing.T) {
 func TestTopicLifecycle(t *testing.T) {
 	b := newBroker(t, newStores(t), func(c *Config) { c.AutoCreateTopics = false })
 	ctx := ctxT(t)
+	if err := b.EnsureNamespace(ctx, NamespaceName{"acme", "app"}); err != nil {
+		t.Fatal(err)
+	}
 	n := topic(t, b, "acme/app/orders", 3)
 	if err := b.CreateTopic(ctx, n, 3); !errors.Is(err, ErrTopicExists) {
 		t.Fatalf("second create: err = %v, want ErrTopicExists", err)

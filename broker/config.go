@@ -24,6 +24,9 @@ type Config struct {
 	// CursorFlushInterval is how often acknowledged positions are persisted;
 	// a crash may redeliver what was acknowledged within it.
 	CursorFlushInterval time.Duration `yaml:"cursor-flush-interval"`
+	// Policies are the defaults of the policies namespaces and topics do
+	// not set (see policies.go and docs/tenants.md).
+	Policies PolicyDefaults `yaml:"default-policies"`
 }
 
 // RegisterFlags registers the broker's flags under prefix (e.g. "broker.")
@@ -35,6 +38,7 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.Int64Var(&c.SegmentMaxBytes, prefix+"segment-max-bytes", 256<<20, "roll a partition to a new segment past this many bytes")
 	fs.IntVar(&c.TailCacheBytes, prefix+"tail-cache-bytes", 4<<20, "recent bytes kept in memory per loaded partition")
 	fs.DurationVar(&c.CursorFlushInterval, prefix+"cursor-flush-interval", 100*time.Millisecond, "how often acknowledgements are persisted")
+	c.Policies.RegisterFlags(prefix+"default-", fs)
 }
 
 // Validate reports a configuration that cannot work.
@@ -52,7 +56,7 @@ func (c *Config) Validate() error {
 	case c.CursorFlushInterval <= 0:
 		return fmt.Errorf("broker: cursor-flush-interval must be positive")
 	}
-	return nil
+	return c.Policies.Validate()
 }
 
 // DefaultConfig returns the defaults RegisterFlags would set.

@@ -248,6 +248,9 @@ func (b *Broker) putPartitionMeta(ctx context.Context, pn catalog.PartitionName,
 
 // publish queues a batch for appending.
 func (p *partition) publish(ctx context.Context, batch []byte, count int64) (Future, error) {
+	if err := p.b.throttlePublish(ctx, p.name, len(batch), count); err != nil {
+		return Future{}, err // only when ctx ended or the broker closed while throttled
+	}
 	p.sendMu.RLock()
 	defer p.sendMu.RUnlock()
 	if p.stopped {

@@ -31,23 +31,27 @@ type TopicInfo struct {
 	Partitions int32
 }
 
-// CreateTopic creates a topic with the given number of partitions.
+// CreateTopic creates a topic with the given number of partitions in an
+// existing namespace (ErrNamespaceNotFound otherwise; the broker's default
+// namespace is created if it is missing). It fails with ErrTooManyTopics
+// when the namespace has reached its max_topics policy, strictly, even
+// with concurrent creates (see createTopicRow).
 func (b *Broker) CreateTopic(ctx context.Context, name TopicName, partitions int32) error {
 	if partitions < 1 || partitions > MaxPartitions {
 		return fmt.Errorf("%w: partitions must be between 1 and %d, got %d", ErrInvalidArgument, MaxPartitions, partitions)
 	}
-	if _, err := b.cat.Topics.Create(ctx, name.catName(), &catalogpb.Topic{Partitions: partitions, CreatedUnixMs: time.Now().UnixMilli()}); err != nil {
-		if errors.Is(err, catalog.ErrExists) {
-			return fmt.Errorf("%w: %s", ErrTopicExists, name)
-		}
-		return wrapMeta("create topic", err)
+	row := &catalogpb.Topic{Partitions: partitions, CreatedUnixMs: time.Now().UnixMilli()}
+	if err := b.createTopicRow(ctx, name, row); err != nil {
+		return err
 	}
 	b.log.Info("topic created", "topic", name.String(), "partitions", partitions)
 	return nil
 }
 
-// Topic returns the topic's description. With autoCreate (and the broker's
-// AutoCreateTopics), a missing topic is created with one partition.
+// Topic returns the topic's description. With autoCreate, a missing topic
+// is created if the effective auto_topic_creation policy of its namespace
+// (by default the broker's AutoCreateTopics) allows it, with the
+// auto_topic_partitions policy's partitions.
 func (b *Broker) Topic(ctx context.Context, name TopicName, autoCreate bool) (TopicInfo, error) {
 	for {
 		e, ok, err := b.cat.Topics.Get(ctx, name.catName())
@@ -57,10 +61,17 @@ func (b *Broker) Topic(ctx context.Context, name TopicName, autoCreate bool) (To
 		if ok {
 			return TopicInfo{Name: name, Partitions: e.Value.Partitions}, nil
 		}
-		if !autoCreate || !b.cfg.AutoCreateTopics {
+		if !autoCreate {
 			return TopicInfo{}, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 		}
-		if err := b.CreateTopic(ctx, name, 1); err != nil && !errors.Is(err, ErrTopicExists) {
+		pol, err := b.EffectivePolicies(ctx, name)
+		if err != nil {
+			return TopicInfo{}, err
+		}
+		if !pol.AutoTopicCreation {
+			return TopicInfo{}, fmt.Errorf("%w: %s (automatic creation is off for its namespace)", ErrTopicNotFound, name)
+		}
+		if err := b.CreateTopic(ctx, name, pol.AutoTopicPartitions); err != nil && !errors.Is(err, ErrTopicExists) {
 			return TopicInfo{}, err
 		}
 	}

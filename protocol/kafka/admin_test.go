@@ -75,6 +75,9 @@ func TestTopicsOfTheNamespaceAreKafkaTopicsWhoeverCreatedThem(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, func(c *Config) { c.DefaultNamespace = "acme/kafka" })
 	ctx := ctxT(t)
+	if err := ts.b.EnsureNamespace(ctx, broker.NamespaceName{Tenant: "acme", Namespace: "other"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []string{"acme/kafka/native-made", "acme/other/elsewhere"} {
 		name, err := broker.ParseTopicName(n, "x/y")
 		if err != nil {

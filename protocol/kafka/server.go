@@ -84,6 +84,15 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 			return nil, err
 		}
 	}
+	// Kafka topics live in one namespace: make sure it exists, as the
+	// broker does for its own default namespace.
+	if ns, err := broker.ParseNamespaceName(cfg.DefaultNamespace); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := b.EnsureNamespace(ctx, ns); err != nil {
+			log.Warn("creating the Kafka namespace", "component", "kafka", "namespace", cfg.DefaultNamespace, "err", err)
+		}
+		cancel()
+	}
 	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{}),
 		mechanisms: mechs, users: us, tlsConfig: tc}
 	s.mu.advertised, s.mu.tlsAdvertised = cfg.AdvertisedAddr, cfg.TLSAdvertisedAddr

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
-	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
 
@@ -18,10 +19,26 @@ type SubscribeOptions struct {
 	Topic        TopicName
 	Partition    int32
 	Subscription string
-	Initial      InitialPosition
+	// Initial is where a new subscription starts, unless Start is set.
+	Initial InitialPosition
+	// Start, if set, is where a new subscription starts.
+	Start *Position
 	// Type is the subscription type; every consumer attached at once must
 	// ask for the same one.
 	Type SubscriptionType
+	// ConsumerName orders Failover consumers; optional.
+	ConsumerName string
+	// AckTimeout, when positive, hands a message out again if it is
+	// neither acknowledged nor negatively acknowledged that long after its
+	// delivery.
+	AckTimeout time.Duration
+	// NackDelay is how long a negatively acknowledged message waits before
+	// it is handed out again. With NackMaxDelay above it, the delay doubles
+	// with each redelivery of the message, up to NackMaxDelay.
+	NackDelay, NackMaxDelay time.Duration
+	// NonDurable makes a subscription that keeps no cursor in the metadata
+	// store and vanishes with its last consumer (a Reader).
+	NonDurable bool
 }
 
 // Delivery is one message handed to a consumer.
@@ -29,19 +46,29 @@ type Delivery struct {
 	Offset int64
 	// Record's byte slices alias stored or cached bytes: do not modify them.
 	Record record.Record
+	// RedeliveryCount is how many times the message was negatively
+	// acknowledged or timed out before.
+	RedeliveryCount uint32
+
+	hash uint32 // Key_Shared: the key's hash
 }
+
+// consumerIDs numbers consumers, unique within the process.
+var consumerIDs atomic.Uint64
 
 // Consumer is one consumer attached to a subscription on one partition. It
 // receives messages only within the permits granted by Flow. Next must be
 // called from one goroutine at a time; Flow, Ack and Close from any.
 type Consumer struct {
-	sub    *subscription
-	shared bool // of a Shared subscription (shared.go)
+	sub  *subscription
+	id   uint64
+	name string
+	opts SubscribeOptions
 
-	readPos int64 // owned by the Next caller
+	startOffset int64
 
 	ctx    context.Context // canceled by Close
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 
 	mu struct {
 		sync.Mutex
@@ -51,45 +78,49 @@ type Consumer struct {
 }
 
 // Subscribe attaches a consumer to a subscription, creating the
-// subscription at opts.Initial if it does not exist. Delivery resumes at
-// the subscription's first unacknowledged message.
+// subscription at opts.Initial (or opts.Start) if it does not exist.
+// Delivery resumes at the subscription's first unacknowledged message.
 func (b *Broker) Subscribe(ctx context.Context, opts SubscribeOptions) (*Consumer, error) {
 	if opts.Subscription == "" {
 		return nil, fmt.Errorf("%w: subscription name is empty", ErrInvalidArgument)
+	}
+	if opts.Type < Exclusive || opts.Type > KeyShared {
+		return nil, fmt.Errorf("%w: unknown subscription type %d", ErrInvalidArgument, opts.Type)
+	}
+	if opts.AckTimeout < 0 || opts.NackDelay < 0 || opts.NackMaxDelay < 0 {
+		return nil, fmt.Errorf("%w: negative ack timeout or nack delay", ErrInvalidArgument)
 	}
 	p, err := b.partitionFor(ctx, opts.Topic, opts.Partition)
 	if err != nil {
 		return nil, err
 	}
-	s, err := p.subscription(ctx, opts.Subscription, opts.Initial)
+	s, err := p.subscription(ctx, opts.Subscription, opts.NonDurable, p.startFor(opts))
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{sub: s}
-	c.ctx, c.cancel = context.WithCancel(p.ctx)
+	c := &Consumer{sub: s, id: consumerIDs.Add(1), name: opts.ConsumerName, opts: opts}
+	c.ctx, c.cancel = context.WithCancelCause(p.ctx)
 	c.mu.wake = make(chan struct{})
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	attached := s.mu.consumer != nil || s.mu.shared != nil
-	if attached && (opts.Type != Shared || s.mu.typ != Shared) {
-		c.cancel()
+	if s.mu.deleted {
+		c.cancel(nil)
+		return nil, fmt.Errorf("%w: subscription %s was just removed; subscribe again", ErrClosed, opts.Subscription)
+	}
+	if d := s.mu.disp; d != nil && (d.typ != opts.Type || d.typ == Exclusive) {
+		c.cancel(nil)
 		return nil, fmt.Errorf("%w: %s on %s-%d has a consumer (%s); asked for %s", ErrConsumerBusy,
-			opts.Subscription, opts.Topic, opts.Partition, s.mu.typ, opts.Type)
+			opts.Subscription, opts.Topic, opts.Partition, d.typ, opts.Type)
 	}
-	s.mu.typ = opts.Type
-	if opts.Type == Shared {
-		c.shared = true
-		s.attachSharedLocked(c)
-		return c, nil
-	}
-	s.mu.consumer = c
-	c.readPos = s.mu.next
+	c.startOffset = s.mu.next
+	s.attachLocked(c, opts.Type)
 	return c, nil
 }
 
-// StartOffset is where delivery resumed when the consumer attached.
-func (c *Consumer) StartOffset() int64 { return c.readPos }
+// StartOffset is the subscription's cursor when the consumer attached:
+// every offset below it was acknowledged.
+func (c *Consumer) StartOffset() int64 { return c.startOffset }
 
 // Flow grants n more permits.
 func (c *Consumer) Flow(n uint32) {
@@ -103,19 +134,27 @@ func (c *Consumer) Flow(n uint32) {
 // Ack acknowledges offsets individually.
 func (c *Consumer) Ack(offsets []int64) { c.sub.ack(offsets) }
 
+// AckCumulative acknowledges every offset up to and including off. Only
+// Exclusive and Failover subscriptions deliver in order, so only they may.
+func (c *Consumer) AckCumulative(off int64) error {
+	if !c.opts.Type.ordered() {
+		return fmt.Errorf("%w: cumulative acknowledgement needs an Exclusive or Failover subscription", ErrInvalidArgument)
+	}
+	c.sub.ackUpTo(off)
+	return nil
+}
+
 // Close detaches the consumer; unacknowledged messages will be delivered
 // to the next consumer of the subscription.
-func (c *Consumer) Close() {
-	c.cancel()
+func (c *Consumer) Close() { c.close(nil) }
+
+func (c *Consumer) close(cause error) {
+	c.cancel(cause)
 	s := c.sub
-	if c.shared {
-		s.detachShared(c)
-	} else {
-		s.mu.Lock()
-		if s.mu.consumer == c {
-			s.mu.consumer = nil
-		}
-		s.mu.Unlock()
+	s.detach(c)
+	if s.nonDurable {
+		s.p.dropIfUnused(s)
+		return
 	}
 	// Persist what this consumer acknowledged now rather than at the next
 	// tick, so a consumer that closes and reconnects resumes exactly.
@@ -127,78 +166,33 @@ func (c *Consumer) Close() {
 }
 
 // Next waits until the consumer has permits and messages are available,
-// then returns up to the permits' worth of messages in offset order,
-// skipping those already acknowledged. It returns ErrClosed once the
-// consumer or its partition is closed.
+// then returns up to the permits' worth of messages, skipping those
+// already acknowledged. It returns ErrClosed once the consumer or its
+// partition is closed, ErrSubscriptionReset after a seek.
 func (c *Consumer) Next(ctx context.Context) ([]Delivery, error) {
 	ctx, stop := mergeCancel(ctx, c.ctx)
 	defer stop()
-	if c.shared {
-		return c.nextShared(ctx)
-	}
+	s := c.sub
 	for {
 		permits, err := c.waitPermits(ctx)
 		if err != nil {
 			return nil, err
 		}
-		entries, err := c.sub.p.read(ctx, c.readPos, maxReadBytes)
+		out, w, err := c.claim(ctx, permits)
 		if err != nil {
 			return nil, c.closedOr(err)
 		}
-		out, readPos, err := c.sub.collect(nil, entries, c.readPos, permits)
-		c.readPos = readPos
-		if err != nil {
-			return nil, err
+		if len(out) > 0 {
+			c.mu.Lock()
+			c.mu.permits -= int64(len(out))
+			c.mu.Unlock()
+			s.p.b.metrics.messagesOut.Add(float64(len(out)))
+			return out, nil
 		}
-		if len(out) == 0 {
-			continue // everything read was acknowledged already
-		}
-		c.mu.Lock()
-		c.mu.permits -= int64(len(out))
-		c.mu.Unlock()
-		c.sub.p.b.metrics.messagesOut.Add(float64(len(out)))
-		return out, nil
-	}
-}
-
-// collect appends to out the records of entries (stored batches in offset
-// order) at or after offset from that the subscription has not
-// acknowledged, until out holds limit deliveries. It returns out and the
-// offset after the last record it looked at. The cursor is read under s.mu
-// for each batch: ack changes it in place.
-func (s *subscription) collect(out []Delivery, entries []bookie.Entry, from, limit int64) ([]Delivery, int64, error) {
-	for _, e := range entries {
-		if int64(len(out)) >= limit {
-			break
-		}
-		if e.LastOffset < from {
-			continue
-		}
-		h, err := record.ParseHeader(e.Data)
-		if err != nil {
-			return out, from, err
-		}
-		if h.IsControl() {
-			from = e.LastOffset + 1
-			continue
-		}
-		s.mu.Lock()
-		err = record.DecodeRecords(e.Data, func(r record.Record) error {
-			if r.Offset < from || int64(len(out)) >= limit {
-				return nil
-			}
-			from = r.Offset + 1
-			if r.Offset >= s.mu.next && !isAcked(s.mu.acked, r.Offset) {
-				out = append(out, Delivery{Offset: r.Offset, Record: r})
-			}
-			return nil
-		})
-		s.mu.Unlock()
-		if err != nil {
-			return out, from, fmt.Errorf("broker: decoding batch at offset %d: %w", e.BaseOffset, err)
+		if err := w.wait(ctx, s.p); err != nil {
+			return nil, c.closedOr(err)
 		}
 	}
-	return out, from, nil
 }
 
 func (c *Consumer) waitPermits(ctx context.Context) (int64, error) {
@@ -217,9 +211,13 @@ func (c *Consumer) waitPermits(ctx context.Context) (int64, error) {
 	}
 }
 
-// closedOr returns ErrClosed if the consumer was closed, else err.
+// closedOr returns why the consumer was closed (ErrClosed unless a seek
+// closed it) if it was, else err.
 func (c *Consumer) closedOr(err error) error {
 	if c.ctx.Err() != nil && !errors.Is(err, ErrPartitionFailed) {
+		if cause := context.Cause(c.ctx); errors.Is(cause, ErrSubscriptionReset) {
+			return cause
+		}
 		return ErrClosed
 	}
 	return err

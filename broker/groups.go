@@ -50,7 +50,7 @@ func (b *Broker) CommitOffset(ctx context.Context, name TopicName, partition int
 	if err != nil {
 		return err
 	}
-	s, err := p.subscription(ctx, sub, Latest)
+	s, err := p.subscription(ctx, sub, false, p.at(Latest))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (b *Broker) DeleteSubscription(ctx context.Context, name TopicName, partiti
 			delete(s.p.mu.subs, sub)
 		}
 		s.p.mu.Unlock()
-		s.disconnect()
+		s.disconnect(nil)
 	}
 	err := b.cat.Cursors.Delete(ctx, catalog.CursorName{Partition: partitionName(name, partition), Subscription: sub}, metadata.AnyVersion)
 	return wrapMeta("delete cursor", err)

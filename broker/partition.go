@@ -522,7 +522,7 @@ func (p *partition) close() error {
 		}
 		p.mu.Unlock()
 		for _, s := range subs {
-			s.disconnect()
+			s.disconnect(nil)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), defaultFlushTimeout)
 		defer cancel()

@@ -129,7 +129,8 @@ func TestSharedRedeliversOnCloseAndNack(t *testing.T) {
 }
 
 // An Exclusive consumer is refused while Shared consumers are attached,
-// and the reverse; Nack needs a Shared subscription.
+// and the reverse, and likewise for other types; cumulative acks need an
+// ordered type.
 func TestSubscriptionTypesDoNotMix(t *testing.T) {
 	b := newBroker(t, newStores(t))
 	ctx := ctxT(t)
@@ -146,8 +147,21 @@ func TestSubscriptionTypesDoNotMix(t *testing.T) {
 	if _, err := b.Subscribe(ctx, SubscribeOptions{Topic: n, Subscription: "x", Type: Shared}); !errors.Is(err, ErrConsumerBusy) {
 		t.Fatalf("shared on an exclusive subscription: %v, want ErrConsumerBusy", err)
 	}
-	if err := ex.Nack([]int64{0}); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("nack on exclusive: %v", err)
+	fo, err := b.Subscribe(ctx, SubscribeOptions{Topic: n, Subscription: "f", Type: Failover})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fo.Close()
+	if _, err := b.Subscribe(ctx, SubscribeOptions{Topic: n, Subscription: "f", Type: KeyShared}); !errors.Is(err, ErrConsumerBusy) {
+		t.Fatalf("key_shared on a failover subscription: %v, want ErrConsumerBusy", err)
+	}
+	sh, err := b.Subscribe(ctx, SubscribeOptions{Topic: n, Subscription: "s", Type: Shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	if err := sh.AckCumulative(0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("cumulative ack on shared: %v, want ErrInvalidArgument", err)
 	}
 }
 

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -20,56 +22,62 @@ const (
 	Earliest
 )
 
-// subscription is a durable cursor on one partition and its (for now,
-// exclusive) consumer. The cursor is the next offset (everything below it
-// is acknowledged) plus the ranges acknowledged individually above it; it
-// is persisted in batches, so a crash may redeliver but never lose.
+// subscription is a cursor on one partition and its consumers. The cursor
+// is the next offset (everything below it is acknowledged) plus the ranges
+// acknowledged individually above it; a durable one is persisted in
+// batches, so a crash may redeliver but never lose.
 type subscription struct {
-	p    *partition
-	name string
-	cn   catalog.CursorName
+	p          *partition
+	name       string
+	cn         catalog.CursorName
+	nonDurable bool // a Reader's: never persisted, dropped with its last consumer
 
 	flushMu    sync.Mutex // serialises flushes so an older state never overwrites a newer one
-	dispatchMu sync.Mutex // Shared: one consumer claims messages at a time (shared.go)
+	dispatchMu sync.Mutex // one consumer claims messages at a time (dispatch.go)
 
 	mu struct {
 		sync.Mutex
-		next     int64
-		acked    []*catalogpb.OffsetRange // sorted, disjoint, all above next
-		meta     string                   // the last Kafka commit's metadata
-		dirty    bool
-		deleted  bool // by DeleteSubscription: never flushed again
-		typ      SubscriptionType
-		consumer *Consumer    // Exclusive: the one consumer
-		shared   *sharedState // Shared: the consumers and dispatch state
+		next    int64
+		acked   []*catalogpb.OffsetRange // sorted, disjoint, all above next
+		meta    string                   // the last Kafka commit's metadata
+		dirty   bool
+		deleted bool        // removed from the partition: never flushed again
+		disp    *dispatcher // while consumers are attached
+		// Times each unacknowledged offset was nacked or timed out; it
+		// outlives the dispatcher, so a consumer that keeps failing a
+		// message and reconnecting still counts up.
+		redeliveries map[int64]uint32
 	}
 }
 
 // subscription returns the partition's subscription, loading it from the
-// metadata store or creating it at the initial position.
-func (p *partition) subscription(ctx context.Context, name string, pos InitialPosition) (*subscription, error) {
+// metadata store or, if it does not exist, creating it at the offset start
+// returns. A non-durable one is only created, never loaded.
+func (p *partition) subscription(ctx context.Context, name string, nonDurable bool, start func(context.Context) (int64, error)) (*subscription, error) {
 	p.mu.Lock()
 	if s, ok := p.mu.subs[name]; ok {
 		p.mu.Unlock()
+		if s.nonDurable != nonDurable {
+			return nil, fmt.Errorf("%w: subscription %s exists and is %s", ErrInvalidArgument, name, durability(s.nonDurable))
+		}
 		return s, nil
 	}
 	p.mu.Unlock()
 
-	s := &subscription{p: p, name: name, cn: catalog.CursorName{Partition: p.pname, Subscription: name}}
+	s := &subscription{p: p, name: name, cn: catalog.CursorName{Partition: p.pname, Subscription: name}, nonDurable: nonDurable}
 	e, ok, err := p.b.cat.Cursors.Get(ctx, s.cn)
 	if err != nil {
 		return nil, wrapMeta("load cursor", err)
 	}
-	if ok {
+	switch {
+	case ok && nonDurable:
+		return nil, fmt.Errorf("%w: subscription %s exists and is durable", ErrInvalidArgument, name)
+	case ok:
 		s.mu.next, s.mu.acked, s.mu.meta = e.Value.NextOffset, e.Value.Acked, e.Value.CommitMetadata
-	} else {
-		p.mu.Lock()
-		if pos == Earliest {
-			s.mu.next = p.startOffsetLocked()
-		} else {
-			s.mu.next = p.mu.next
+	default:
+		if s.mu.next, err = start(ctx); err != nil {
+			return nil, err
 		}
-		p.mu.Unlock()
 		s.mu.dirty = true
 		if err := s.flush(ctx); err != nil {
 			return nil, err
@@ -79,10 +87,45 @@ func (p *partition) subscription(ctx context.Context, name string, pos InitialPo
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if existing, ok := p.mu.subs[name]; ok {
+		if existing.nonDurable != nonDurable {
+			return nil, fmt.Errorf("%w: subscription %s exists and is %s", ErrInvalidArgument, name, durability(existing.nonDurable))
+		}
 		return existing, nil // lost a race with another loader
 	}
 	p.mu.subs[name] = s
 	return s, nil
+}
+
+func durability(nonDurable bool) string {
+	if nonDurable {
+		return "non-durable"
+	}
+	return "durable"
+}
+
+// at returns a start function for a fixed initial position.
+func (p *partition) at(pos InitialPosition) func(context.Context) (int64, error) {
+	return func(context.Context) (int64, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if pos == Earliest {
+			return p.startOffsetLocked(), nil
+		}
+		return p.mu.next, nil
+	}
+}
+
+// dropIfUnused removes a non-durable subscription once no consumer is
+// attached.
+func (p *partition) dropIfUnused(s *subscription) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.disp == nil && p.mu.subs[s.name] == s {
+		delete(p.mu.subs, s.name)
+		s.mu.deleted = true
+	}
 }
 
 // ack records individually acknowledged offsets and moves next past every
@@ -90,9 +133,15 @@ func (p *partition) subscription(ctx context.Context, name string, pos InitialPo
 func (s *subscription) ack(offsets []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	d := s.mu.disp
 	for _, off := range offsets {
-		if sh := s.mu.shared; sh != nil {
-			delete(sh.pending, off)
+		if d != nil {
+			if pm, ok := d.pending[off]; ok {
+				d.releaseLocked(off, pm)
+			}
+		}
+		if s.mu.redeliveries != nil {
+			delete(s.mu.redeliveries, off)
 		}
 		if off < s.mu.next || isAcked(s.mu.acked, off) {
 			continue
@@ -103,6 +152,46 @@ func (s *subscription) ack(offsets []int64) {
 	for len(s.mu.acked) > 0 && s.mu.acked[0].Start == s.mu.next {
 		s.mu.next = s.mu.acked[0].End
 		s.mu.acked = s.mu.acked[1:]
+	}
+}
+
+// ackUpTo acknowledges every offset up to and including off.
+func (s *subscription) ackUpTo(off int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.moveCursorLocked(off+1, false)
+}
+
+// moveCursorLocked sets the cursor to next: with back, everything from
+// next on becomes unacknowledged (a seek); else only forward moves count.
+// Pending messages below the new cursor are forgotten.
+func (s *subscription) moveCursorLocked(next int64, back bool) {
+	if !back && next <= s.mu.next {
+		return
+	}
+	if back {
+		s.mu.acked = nil
+	} else {
+		for len(s.mu.acked) > 0 && s.mu.acked[0].End <= next {
+			s.mu.acked = s.mu.acked[1:]
+		}
+		if len(s.mu.acked) > 0 && s.mu.acked[0].Start < next {
+			next = s.mu.acked[0].End
+			s.mu.acked = s.mu.acked[1:]
+		}
+	}
+	s.mu.next, s.mu.dirty = next, true
+	for off := range s.mu.redeliveries {
+		if back || off < next {
+			delete(s.mu.redeliveries, off)
+		}
+	}
+	if d := s.mu.disp; d != nil {
+		for off, pm := range d.pending {
+			if off < next {
+				d.releaseLocked(off, pm)
+			}
+		}
 	}
 }
 
@@ -139,7 +228,7 @@ func (s *subscription) flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.Lock()
-	if !s.mu.dirty || s.mu.deleted {
+	if !s.mu.dirty || s.mu.deleted || s.nonDurable {
 		s.mu.Unlock()
 		return nil
 	}
@@ -202,39 +291,31 @@ func (p *partition) subscriptionStats(ctx context.Context, end int64) ([]Subscri
 	}
 	out := make([]SubscriptionStats, 0, len(names))
 	for _, name := range names {
-		s, err := p.subscription(ctx, name, Latest)
+		s, err := p.subscription(ctx, name, false, p.at(Latest))
 		if err != nil {
 			return nil, err
 		}
 		s.mu.Lock()
 		st := SubscriptionStats{Name: name, Partition: p.index, NextOffset: s.mu.next, Backlog: s.backlogLocked(end)}
-		if s.mu.consumer != nil {
-			st.Consumers = 1
+		if d := s.mu.disp; d != nil {
+			st.Type, st.Consumers, st.Unacked, st.Delayed = d.typ.String(), len(d.consumers), len(d.pending), d.delayed
 		}
-		if s.mu.shared != nil {
-			st.Consumers = len(s.mu.shared.consumers)
-		}
-		st.Type = s.mu.typ.String()
 		s.mu.Unlock()
 		out = append(out, st)
 	}
 	return out, nil
 }
 
-// disconnect closes the subscription's consumers, if any.
-func (s *subscription) disconnect() {
+// disconnect closes the subscription's consumers, if any, with cause
+// (nil: ErrClosed).
+func (s *subscription) disconnect(cause error) {
 	s.mu.Lock()
 	var cs []*Consumer
-	if s.mu.consumer != nil {
-		cs = append(cs, s.mu.consumer)
-	}
-	if s.mu.shared != nil {
-		for c := range s.mu.shared.consumers {
-			cs = append(cs, c)
-		}
+	if d := s.mu.disp; d != nil {
+		cs = slices.Clone(d.consumers)
 	}
 	s.mu.Unlock()
 	for _, c := range cs {
-		c.Close()
+		c.close(cause)
 	}
 }

@@ -35,7 +35,34 @@ const (
 	// consumer leaves unacknowledged (it closes or disconnects) or Nacks
 	// goes to another. There is no ordering across consumers.
 	Shared
+	// Failover lets one consumer per partition receive, in order; the
+	// others stand by and take over when it leaves. Consumers are ordered
+	// by Name, and partition i goes to the (i mod n)-th, so a partitioned
+	// topic's partitions spread over the consumers.
+	Failover
+	// KeyShared spreads messages over the consumers by key: all messages
+	// with one key go to one consumer, in order, also while consumers join
+	// and leave. Messages without a key go to any consumer.
+	KeyShared
 )
+
+var subscriptionTypes = [...]nativepb.SubscriptionType{
+	Exclusive: nativepb.SubscriptionType_EXCLUSIVE,
+	Shared:    nativepb.SubscriptionType_SHARED,
+	Failover:  nativepb.SubscriptionType_FAILOVER,
+	KeyShared: nativepb.SubscriptionType_KEY_SHARED,
+}
+
+// DeadLetterPolicy sends messages that keep failing to another topic.
+type DeadLetterPolicy struct {
+	// MaxRedeliveries is how often a message may be delivered again (after
+	// a Nack or an ack timeout) before it goes to the dead-letter topic
+	// instead: it is received at most MaxRedeliveries+1 times. At least 1.
+	MaxRedeliveries uint32
+	// Topic is the dead-letter topic; default <topic>-<subscription>-DLQ.
+	// It is created on first use if the broker allows it.
+	Topic string
+}
 
 // ConsumerOptions configure a Consumer.
 type ConsumerOptions struct {
@@ -50,9 +77,33 @@ type ConsumerOptions struct {
 	// ReceiverQueueSize is how many messages per partition may be buffered
 	// ahead of Receive (the permits granted to the broker). Default 1000.
 	ReceiverQueueSize int
-	// Name identifies the consumer in the broker's logs. Optional.
+	// Name identifies the consumer in the broker's logs and orders
+	// Failover consumers. Optional.
 	Name string
+	// AckTimeout, when set, has the broker deliver a message again if it
+	// is neither acknowledged nor negatively acknowledged that long after
+	// it was delivered.
+	AckTimeout time.Duration
+	// NackRedeliveryDelay is how long a negatively acknowledged message
+	// waits before it is delivered again; default 0 (at once). With
+	// NackRedeliveryMaxDelay above it the delay doubles with each
+	// redelivery of the message, up to NackRedeliveryMaxDelay.
+	NackRedeliveryDelay, NackRedeliveryMaxDelay time.Duration
+	// DeadLetter, when set, moves a message redelivered more than its
+	// MaxRedeliveries to a dead-letter topic (with its key, value and
+	// properties, plus the origin properties below) and acknowledges it.
+	DeadLetter *DeadLetterPolicy
+
+	nonDurable bool       // a Reader's subscription
+	start      *startFrom // a Reader's start
 }
+
+// Properties the client adds to a message it moves to a dead-letter topic.
+const (
+	PropertyOriginTopic        = "magnetar.origin-topic"
+	PropertyOriginMessageID    = "magnetar.origin-message-id"
+	PropertyOriginSubscription = "magnetar.origin-subscription"
+)
 
 // ConsumerMessage is a received message.
 type ConsumerMessage struct {
@@ -60,6 +111,9 @@ type ConsumerMessage struct {
 	ID MessageID
 	// PublishTime is when the broker stored it.
 	PublishTime time.Time
+	// RedeliveryCount is how many times it was negatively acknowledged or
+	// timed out before this delivery.
+	RedeliveryCount uint32
 
 	gen uint64 // stream generation it came on
 }
@@ -74,6 +128,7 @@ type Consumer struct {
 	topic TopicInfo
 	parts []*partitionConsumer
 	queue chan *ConsumerMessage
+	dlq   *deadLetters // with a DeadLetterPolicy
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -89,6 +144,12 @@ func (c *Client) Subscribe(ctx context.Context, opts ConsumerOptions) (*Consumer
 	if opts.ReceiverQueueSize <= 0 {
 		opts.ReceiverQueueSize = 1000
 	}
+	if opts.Type < Exclusive || opts.Type > KeyShared {
+		return nil, fmt.Errorf("client: unknown subscription type %d", opts.Type)
+	}
+	if dl := opts.DeadLetter; dl != nil && dl.MaxRedeliveries == 0 {
+		return nil, errors.New("client: DeadLetterPolicy.MaxRedeliveries must be at least 1")
+	}
 	info, err := c.Lookup(ctx, opts.Topic, true)
 	if err != nil {
 		return nil, err
@@ -100,8 +161,14 @@ func (c *Client) Subscribe(ctx context.Context, opts ConsumerOptions) (*Consumer
 		queue:  make(chan *ConsumerMessage, opts.ReceiverQueueSize*int(info.Partitions)),
 		closed: make(chan struct{}),
 	}
+	if dl := opts.DeadLetter; dl != nil {
+		cons.dlq = &deadLetters{topic: dl.Topic}
+		if cons.dlq.topic == "" {
+			cons.dlq.topic = info.Name + "-" + opts.Subscription + "-DLQ"
+		}
+	}
 	for i := int32(0); i < info.Partitions; i++ {
-		pc := &partitionConsumer{cons: cons, partition: i, acks: make(chan int64, 1024), nacks: make(chan int64, 64), consumed: make(chan struct{}, 1)}
+		pc := &partitionConsumer{cons: cons, partition: i, acks: make(chan int64, 1024), control: make(chan controlReq, 64), consumed: make(chan struct{}, 1)}
 		s, err := pc.subscribe(ctx)
 		if err != nil {
 			cons.Close()
@@ -156,17 +223,74 @@ func (c *Consumer) AckID(id MessageID) error {
 	}
 }
 
-// Nack negatively acknowledges a message of a Shared subscription: it is
-// delivered again, to this or another consumer.
-func (c *Consumer) Nack(m *ConsumerMessage) error {
-	if c.opts.Type != Shared {
-		return errors.New("client: Nack needs a Shared subscription")
+// AckCumulative acknowledges m and every message before it on its
+// partition (Exclusive and Failover subscriptions, which deliver in
+// order).
+func (c *Consumer) AckCumulative(m *ConsumerMessage) error {
+	if c.opts.Type != Exclusive && c.opts.Type != Failover {
+		return errors.New("client: AckCumulative needs an Exclusive or Failover subscription")
 	}
-	if m.ID.Partition < 0 || int(m.ID.Partition) >= len(c.parts) {
-		return fmt.Errorf("client: nack of partition %d: topic has %d", m.ID.Partition, len(c.parts))
+	return c.control(m.ID.Partition, &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Ack{
+		Ack: &nativepb.Ack{Offsets: []int64{m.ID.Offset}, Cumulative: true}}})
+}
+
+// Nack negatively acknowledges a message: it is delivered again (to this
+// or, in Shared and Key_Shared subscriptions, another consumer) after
+// NackRedeliveryDelay, and its RedeliveryCount goes up.
+func (c *Consumer) Nack(m *ConsumerMessage) error {
+	return c.control(m.ID.Partition, &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Nack{
+		Nack: &nativepb.Nack{Offsets: []int64{m.ID.Offset}}}})
+}
+
+// Seek moves the subscription on every partition to the first message
+// published at or after t: messages before it count as acknowledged, from
+// it on as not. Messages received before the seek and not yet taken by
+// Receive are dropped.
+func (c *Consumer) Seek(ctx context.Context, t time.Time) error {
+	return c.seek(ctx, -1, &nativepb.Seek{Target: &nativepb.Seek_TimeMs{TimeMs: t.UnixMilli()}})
+}
+
+// SeekID moves the subscription on id's partition to id.
+func (c *Consumer) SeekID(ctx context.Context, id MessageID) error {
+	return c.seek(ctx, id.Partition, &nativepb.Seek{Target: &nativepb.Seek_Offset{Offset: id.Offset}})
+}
+
+func (c *Consumer) seek(ctx context.Context, partition int32, sk *nativepb.Seek) error {
+	for _, pc := range c.parts {
+		if partition >= 0 && pc.partition != partition {
+			continue
+		}
+		done := make(chan error, 1)
+		select {
+		case pc.control <- controlReq{req: &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Seek{Seek: sk}}, done: done, seek: true}:
+		case <-c.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if partition >= int32(len(c.parts)) {
+		return fmt.Errorf("client: seek on partition %d: topic has %d", partition, len(c.parts))
+	}
+	return nil
+}
+
+// control queues a request for a partition's stream, after the acks
+// queued before it.
+func (c *Consumer) control(partition int32, req *nativepb.ConsumeRequest) error {
+	if partition < 0 || int(partition) >= len(c.parts) {
+		return fmt.Errorf("client: partition %d: topic has %d", partition, len(c.parts))
 	}
 	select {
-	case c.parts[m.ID.Partition].nacks <- m.ID.Offset:
+	case c.parts[partition].control <- controlReq{req: req}:
 		return nil
 	case <-c.closed:
 		return ErrClosed
@@ -175,9 +299,12 @@ func (c *Consumer) Nack(m *ConsumerMessage) error {
 
 // Close sends pending acknowledgements and detaches the consumer.
 func (c *Consumer) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
+	c.closeOnce.Do(func() {
+		c.dlq.flush() // their acknowledgements go out with the others
+		close(c.closed)
+	})
 	c.wg.Wait()
-	return nil
+	return c.dlq.close()
 }
 
 // partitionConsumer keeps one partition's Consume stream: its run
@@ -187,9 +314,12 @@ type partitionConsumer struct {
 	cons      *Consumer
 	partition int32
 	acks      chan int64
-	nacks     chan int64
-	consumed  chan struct{} // signalled when Receive takes a message
+	control   chan controlReq // nacks, cumulative acks and seeks, in order after acks
+	consumed  chan struct{}   // signalled when Receive takes a message
 	gen       atomic.Uint64
+	// A Reader's position to resubscribe at: after the last message
+	// received, or where it last seeked to.
+	resume atomic.Pointer[startFrom]
 	taken     atomic.Int64 // messages Receive took since the last flow
 }
 
@@ -199,6 +329,13 @@ func (pc *partitionConsumer) delivered() {
 	case pc.consumed <- struct{}{}:
 	default:
 	}
+}
+
+// controlReq is a request for the stream other than an individual ack.
+type controlReq struct {
+	req  *nativepb.ConsumeRequest
+	seek bool
+	done chan error // optional: the outcome of sending it
 }
 
 type consumeStream struct {
@@ -218,20 +355,13 @@ func (pc *partitionConsumer) subscribe(ctx context.Context) (*consumeStream, err
 	if o.InitialPosition == Earliest {
 		pos = nativepb.InitialPosition_EARLIEST
 	}
-	typ := nativepb.SubscriptionType_EXCLUSIVE
-	if o.Type == Shared {
-		typ = nativepb.SubscriptionType_SHARED
-	}
 	svc, err := pc.cons.c.service(ctx, pc.cons.topic.Name, pc.partition)
 	var stream nativepb.Magnetar_ConsumeClient
 	if err == nil {
 		stream, err = svc.Consume(sctx)
 	}
 	if err == nil {
-		err = stream.Send(&nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Subscribe{Subscribe: &nativepb.Subscribe{
-			Topic: pc.cons.topic.Name, Partition: pc.partition, Subscription: o.Subscription,
-			Type: typ, InitialPosition: pos, ConsumerName: o.Name,
-		}}})
+		err = stream.Send(&nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Subscribe{Subscribe: pc.subscribeRequest(pos)}})
 	}
 	var resp *nativepb.ConsumeResponse
 	if err == nil {
@@ -264,11 +394,16 @@ func (pc *partitionConsumer) receive(s *consumeStream, gen uint64) {
 		}
 		for _, m := range resp.GetMessages().GetMessages() {
 			cm := &ConsumerMessage{
-				Message:     fromProto(m.GetMessage()),
-				ID:          MessageID{Partition: pc.partition, Offset: m.GetOffset()},
-				PublishTime: time.UnixMilli(m.GetPublishTimeMs()),
-				gen:         gen,
+				Message:         fromProto(m.GetMessage()),
+				ID:              MessageID{Partition: pc.partition, Offset: m.GetOffset()},
+				PublishTime:     time.UnixMilli(m.GetPublishTimeMs()),
+				RedeliveryCount: m.GetRedeliveryCount(),
+				gen:             gen,
 			}
+			if pc.deadLetter(cm) {
+				continue
+			}
+			pc.received(cm.ID.Offset)
 			select {
 			case pc.cons.queue <- cm:
 			case <-pc.cons.closed:
@@ -303,12 +438,20 @@ func (pc *partitionConsumer) run(s *consumeStream) {
 			}
 		case <-ticker.C:
 			acks, err = pc.sendAcks(s, acks)
-		case off := <-pc.nacks:
-			// Acknowledgements queued before go first, so a nack never
-			// overtakes them. A nack lost with a broken stream needs no
-			// retry: the new stream redelivers whatever is unacknowledged.
+		case cr := <-pc.control:
+			// Acknowledgements queued before go first, so nothing overtakes
+			// them. A nack lost with a broken stream needs no retry: the new
+			// stream redelivers whatever is unacknowledged.
 			if acks, err = pc.sendAcks(s, acks); err == nil {
-				err = s.stream.Send(&nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Nack{Nack: &nativepb.Nack{Offsets: []int64{off}}}})
+				err = s.stream.Send(cr.req)
+			}
+			if cr.seek && err == nil {
+				// What was received before the seek is stale: Receive drops
+				// it, and the broker ends this stream so it is replaced.
+				pc.gen.Add(1)
+			}
+			if cr.done != nil {
+				cr.done <- err
 			}
 		case <-pc.consumed:
 			if n := pc.taken.Load(); n >= half {
@@ -377,4 +520,30 @@ func (pc *partitionConsumer) drainAcks(s *consumeStream, acks []int64) {
 		break
 	}
 	_, _ = pc.sendAcks(s, acks)
+}
+
+// subscribeRequest is the Subscribe that opens (or reopens) the stream.
+func (pc *partitionConsumer) subscribeRequest(pos nativepb.InitialPosition) *nativepb.Subscribe {
+	o := pc.cons.opts
+	sub := &nativepb.Subscribe{
+		Topic: pc.cons.topic.Name, Partition: pc.partition, Subscription: o.Subscription,
+		Type: subscriptionTypes[o.Type], InitialPosition: pos, ConsumerName: o.Name,
+		AckTimeoutMs:             o.AckTimeout.Milliseconds(),
+		NackRedeliveryDelayMs:    o.NackRedeliveryDelay.Milliseconds(),
+		NackRedeliveryMaxDelayMs: o.NackRedeliveryMaxDelay.Milliseconds(),
+		NonDurable:               o.nonDurable,
+	}
+	if r := pc.resume.Load(); r != nil {
+		r.apply(sub)
+	} else if o.start != nil {
+		o.start.apply(sub)
+	}
+	return sub
+}
+
+// received notes a Reader's progress, so a new stream resumes after it.
+func (pc *partitionConsumer) received(off int64) {
+	if pc.cons.opts.nonDurable {
+		pc.resume.Store(&startFrom{offset: off + 1})
+	}
 }

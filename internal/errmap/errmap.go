@@ -47,6 +47,7 @@ var table = []row{
 	{broker.ErrInvalidProducerEpoch, codes.FailedPrecondition, http.StatusConflict, kerr.InvalidProducerEpoch},
 	{broker.ErrConsumerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
 	{broker.ErrPartitionFailed, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
+	{broker.ErrSubscriptionNotFound, codes.NotFound, http.StatusNotFound, kerr.UnknownServerError},
 	{broker.ErrSubscriptionReset, codes.Aborted, http.StatusConflict, kerr.UnknownServerError},
 	{broker.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{bookie.ErrFenced, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},

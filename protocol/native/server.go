@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -156,10 +158,15 @@ func toRecords(msgs []*nativepb.Message) []record.Record {
 		if r.Timestamp == 0 {
 			r.Timestamp = now
 		}
-		if hs := m.GetHeaders(); len(hs) > 0 {
-			r.Headers = make([]record.Header, len(hs))
+		hs := m.GetHeaders()
+		at := m.GetDeliverAtMs()
+		if len(hs) > 0 || at > 0 {
+			r.Headers = make([]record.Header, len(hs), len(hs)+1)
 			for j, h := range hs {
 				r.Headers[j] = record.Header{Key: h.GetKey(), Value: h.GetValue()}
+			}
+			if at > 0 {
+				r.Headers = append(r.Headers, record.Header{Key: broker.DeliverAtHeader, Value: strconv.AppendInt(nil, at, 10)})
 			}
 		}
 	}
@@ -177,25 +184,12 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 	if sub == nil {
 		return status.Error(codes.InvalidArgument, "native: the first consume request must be subscribe")
 	}
-	typ := broker.Exclusive
-	switch sub.GetType() {
-	case nativepb.SubscriptionType_SUBSCRIPTION_TYPE_UNSPECIFIED, nativepb.SubscriptionType_EXCLUSIVE:
-	case nativepb.SubscriptionType_SHARED:
-		typ = broker.Shared
-	default:
-		return status.Errorf(codes.Unimplemented, "native: subscription type %s is not supported yet", sub.GetType())
-	}
-	name, err := s.b.ParseTopic(sub.GetTopic())
+	opts, err := s.subscribeOptions(sub)
 	if err != nil {
-		return errmap.GRPCStatus(err)
+		return err
 	}
-	initial := broker.Latest
-	if sub.GetInitialPosition() == nativepb.InitialPosition_EARLIEST {
-		initial = broker.Earliest
-	}
-	c, err := s.b.Subscribe(ctx, broker.SubscribeOptions{
-		Topic: name, Partition: sub.GetPartition(), Subscription: sub.GetSubscription(), Initial: initial, Type: typ,
-	})
+	name := opts.Topic
+	c, err := s.b.Subscribe(ctx, opts)
 	if err != nil {
 		return errmap.GRPCStatus(err)
 	}
@@ -221,13 +215,23 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 			case *nativepb.ConsumeRequest_Flow:
 				c.Flow(k.Flow.GetPermits())
 			case *nativepb.ConsumeRequest_Ack:
-				c.Ack(k.Ack.GetOffsets())
+				if err := ack(c, k.Ack); err != nil {
+					return err
+				}
 			case *nativepb.ConsumeRequest_Nack:
 				if err := c.Nack(k.Nack.GetOffsets()); err != nil {
 					return err
 				}
+			case *nativepb.ConsumeRequest_Seek:
+				pos := broker.Position{Offset: k.Seek.GetOffset()}
+				if _, ok := k.Seek.GetTarget().(*nativepb.Seek_TimeMs); ok {
+					pos = broker.Position{Time: time.UnixMilli(k.Seek.GetTimeMs())}
+				}
+				if _, err := c.Seek(ctx, pos); err != nil {
+					return err
+				}
 			default:
-				return status.Error(codes.InvalidArgument, "native: only flow, ack and nack may follow subscribe")
+				return status.Error(codes.InvalidArgument, "native: only flow, ack, nack and seek may follow subscribe")
 			}
 		}
 	})
@@ -249,15 +253,70 @@ func dispatch(ctx context.Context, stream nativepb.Magnetar_ConsumeServer, c *br
 		for i, d := range ds {
 			m := &nativepb.Message{Key: d.Record.Key, Value: d.Record.Value, EventTimeMs: d.Record.Timestamp}
 			if len(d.Record.Headers) > 0 {
-				m.Headers = make([]*nativepb.Header, len(d.Record.Headers))
-				for j, h := range d.Record.Headers {
-					m.Headers[j] = &nativepb.Header{Key: h.Key, Value: h.Value}
+				m.Headers = make([]*nativepb.Header, 0, len(d.Record.Headers))
+				for _, h := range d.Record.Headers {
+					if h.Key == broker.DeliverAtHeader {
+						m.DeliverAtMs = broker.DeliverAt(d.Record)
+						continue
+					}
+					m.Headers = append(m.Headers, &nativepb.Header{Key: h.Key, Value: h.Value})
 				}
 			}
-			batch.Messages[i] = &nativepb.ReceivedMessage{Offset: d.Offset, Message: m, PublishTimeMs: d.Record.Timestamp}
+			batch.Messages[i] = &nativepb.ReceivedMessage{Offset: d.Offset, Message: m, PublishTimeMs: d.Record.Timestamp,
+				RedeliveryCount: d.RedeliveryCount}
 		}
 		if err := stream.Send(&nativepb.ConsumeResponse{Kind: &nativepb.ConsumeResponse_Messages{Messages: batch}}); err != nil {
 			return err
 		}
 	}
+}
+
+var subscriptionTypes = map[nativepb.SubscriptionType]broker.SubscriptionType{
+	nativepb.SubscriptionType_SUBSCRIPTION_TYPE_UNSPECIFIED: broker.Exclusive,
+	nativepb.SubscriptionType_EXCLUSIVE:                     broker.Exclusive,
+	nativepb.SubscriptionType_SHARED:                        broker.Shared,
+	nativepb.SubscriptionType_FAILOVER:                      broker.Failover,
+	nativepb.SubscriptionType_KEY_SHARED:                    broker.KeyShared,
+}
+
+// subscribeOptions translates a subscribe request.
+func (s *Server) subscribeOptions(sub *nativepb.Subscribe) (broker.SubscribeOptions, error) {
+	typ, ok := subscriptionTypes[sub.GetType()]
+	if !ok {
+		return broker.SubscribeOptions{}, status.Errorf(codes.InvalidArgument, "native: unknown subscription type %d", sub.GetType())
+	}
+	name, err := s.b.ParseTopic(sub.GetTopic())
+	if err != nil {
+		return broker.SubscribeOptions{}, errmap.GRPCStatus(err)
+	}
+	opts := broker.SubscribeOptions{
+		Topic: name, Partition: sub.GetPartition(), Subscription: sub.GetSubscription(), Type: typ,
+		ConsumerName: sub.GetConsumerName(), NonDurable: sub.GetNonDurable(),
+		AckTimeout:   time.Duration(sub.GetAckTimeoutMs()) * time.Millisecond,
+		NackDelay:    time.Duration(sub.GetNackRedeliveryDelayMs()) * time.Millisecond,
+		NackMaxDelay: time.Duration(sub.GetNackRedeliveryMaxDelayMs()) * time.Millisecond,
+	}
+	if sub.GetInitialPosition() == nativepb.InitialPosition_EARLIEST {
+		opts.Initial = broker.Earliest
+	}
+	switch st := sub.GetStart().(type) {
+	case *nativepb.Subscribe_StartOffset:
+		opts.Start = &broker.Position{Offset: st.StartOffset}
+	case *nativepb.Subscribe_StartTimeMs:
+		opts.Start = &broker.Position{Time: time.UnixMilli(st.StartTimeMs)}
+	}
+	return opts, nil
+}
+
+// ack applies an acknowledgement request.
+func ack(c *broker.Consumer, a *nativepb.Ack) error {
+	offs := a.GetOffsets()
+	if !a.GetCumulative() {
+		c.Ack(offs)
+		return nil
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	return c.AckCumulative(slices.Max(offs))
 }

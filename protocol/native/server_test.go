@@ -211,7 +211,7 @@ func TestConsumeHonoursPermitsAndExclusivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s3.Recv()
-	wantCode(t, err, codes.Unimplemented)
+	wantCode(t, err, codes.InvalidArgument)
 }
 
 func TestLookupResolvesAndAutoCreates(t *testing.T) {

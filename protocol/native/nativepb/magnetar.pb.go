@@ -1005,8 +1005,9 @@ type Subscribe struct {
 	// How long a negatively acknowledged message waits before it is
 	// delivered again; 0 means at once.
 	NackRedeliveryDelayMs int64 `protobuf:"varint,8,opt,name=nack_redelivery_delay_ms,json=nackRedeliveryDelayMs,proto3" json:"nack_redelivery_delay_ms,omitempty"`
-	// Dead-letter policy; unset means messages are redelivered forever.
-	DeadLetter *DeadLetterPolicy `protobuf:"bytes,9,opt,name=dead_letter,json=deadLetter,proto3" json:"dead_letter,omitempty"`
+	// When above nack_redelivery_delay_ms, the delay doubles with each
+	// redelivery of the same message, up to this.
+	NackRedeliveryMaxDelayMs int64 `protobuf:"varint,13,opt,name=nack_redelivery_max_delay_ms,json=nackRedeliveryMaxDelayMs,proto3" json:"nack_redelivery_max_delay_ms,omitempty"`
 	// A non-durable subscription (a Reader) keeps no cursor in the metadata
 	// store and vanishes with its consumer.
 	NonDurable bool `protobuf:"varint,10,opt,name=non_durable,json=nonDurable,proto3" json:"non_durable,omitempty"`
@@ -1108,11 +1109,11 @@ func (x *Subscribe) GetNackRedeliveryDelayMs() int64 {
 	return 0
 }
 
-func (x *Subscribe) GetDeadLetter() *DeadLetterPolicy {
+func (x *Subscribe) GetNackRedeliveryMaxDelayMs() int64 {
 	if x != nil {
-		return x.DeadLetter
+		return x.NackRedeliveryMaxDelayMs
 	}
-	return nil
+	return 0
 }
 
 func (x *Subscribe) GetNonDurable() bool {
@@ -1163,65 +1164,6 @@ func (*Subscribe_StartOffset) isSubscribe_Start() {}
 
 func (*Subscribe_StartTimeMs) isSubscribe_Start() {}
 
-// DeadLetterPolicy moves a message that was delivered too often to another
-// topic: it is published there with its key, value and headers, plus the
-// headers magnetar.origin-topic, magnetar.origin-offset and
-// magnetar.origin-subscription, and acknowledged on the subscription.
-type DeadLetterPolicy struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Deliveries after which a message that is still not acknowledged goes
-	// to the dead-letter topic (at least 1).
-	MaxRedeliveries uint32 `protobuf:"varint,1,opt,name=max_redeliveries,json=maxRedeliveries,proto3" json:"max_redeliveries,omitempty"`
-	// Default: <topic>-<subscription>-DLQ in the topic's namespace.
-	Topic         string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *DeadLetterPolicy) Reset() {
-	*x = DeadLetterPolicy{}
-	mi := &file_magnetar_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *DeadLetterPolicy) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*DeadLetterPolicy) ProtoMessage() {}
-
-func (x *DeadLetterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use DeadLetterPolicy.ProtoReflect.Descriptor instead.
-func (*DeadLetterPolicy) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *DeadLetterPolicy) GetMaxRedeliveries() uint32 {
-	if x != nil {
-		return x.MaxRedeliveries
-	}
-	return 0
-}
-
-func (x *DeadLetterPolicy) GetTopic() string {
-	if x != nil {
-		return x.Topic
-	}
-	return ""
-}
-
 // Seek moves the subscription: every message before the target counts as
 // acknowledged, every message from it on as not. The broker then ends the
 // stream with ABORTED so the consumer resubscribes and drops what it had
@@ -1239,7 +1181,7 @@ type Seek struct {
 
 func (x *Seek) Reset() {
 	*x = Seek{}
-	mi := &file_magnetar_proto_msgTypes[14]
+	mi := &file_magnetar_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1193,7 @@ func (x *Seek) String() string {
 func (*Seek) ProtoMessage() {}
 
 func (x *Seek) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[14]
+	mi := &file_magnetar_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1206,7 @@ func (x *Seek) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seek.ProtoReflect.Descriptor instead.
 func (*Seek) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{14}
+	return file_magnetar_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Seek) GetTarget() isSeek_Target {
@@ -1319,7 +1261,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_magnetar_proto_msgTypes[15]
+	mi := &file_magnetar_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1273,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[15]
+	mi := &file_magnetar_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1286,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{15}
+	return file_magnetar_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Flow) GetPermits() uint32 {
@@ -1367,7 +1309,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_magnetar_proto_msgTypes[16]
+	mi := &file_magnetar_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1321,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[16]
+	mi := &file_magnetar_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1334,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{16}
+	return file_magnetar_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ack) GetOffsets() []int64 {
@@ -1420,7 +1362,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_magnetar_proto_msgTypes[17]
+	mi := &file_magnetar_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1374,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[17]
+	mi := &file_magnetar_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1387,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{17}
+	return file_magnetar_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Nack) GetOffsets() []int64 {
@@ -1466,7 +1408,7 @@ type ActiveChange struct {
 
 func (x *ActiveChange) Reset() {
 	*x = ActiveChange{}
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1420,7 @@ func (x *ActiveChange) String() string {
 func (*ActiveChange) ProtoMessage() {}
 
 func (x *ActiveChange) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1433,7 @@ func (x *ActiveChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActiveChange.ProtoReflect.Descriptor instead.
 func (*ActiveChange) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{18}
+	return file_magnetar_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ActiveChange) GetActive() bool {
@@ -1515,7 +1457,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_magnetar_proto_msgTypes[19]
+	mi := &file_magnetar_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1469,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[19]
+	mi := &file_magnetar_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1482,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{19}
+	return file_magnetar_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1612,7 +1554,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_magnetar_proto_msgTypes[20]
+	mi := &file_magnetar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1566,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[20]
+	mi := &file_magnetar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1579,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{20}
+	return file_magnetar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Subscribed) GetTopic() string {
@@ -1661,6 +1603,10 @@ func (x *Subscribed) GetStartOffset() int64 {
 	return 0
 }
 
+// ReceivedMessage is one delivered message. Dead-letter topics are the
+// client's business (as in Pulsar): it publishes a message whose
+// redelivery_count is above its limit to the dead-letter topic and
+// acknowledges it.
 type ReceivedMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
@@ -1674,7 +1620,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_magnetar_proto_msgTypes[21]
+	mi := &file_magnetar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1632,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[21]
+	mi := &file_magnetar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1645,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{21}
+	return file_magnetar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReceivedMessage) GetOffset() int64 {
@@ -1739,7 +1685,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_magnetar_proto_msgTypes[22]
+	mi := &file_magnetar_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1697,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[22]
+	mi := &file_magnetar_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1710,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{22}
+	return file_magnetar_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MessageBatch) GetMessages() []*ReceivedMessage {
@@ -1835,7 +1781,7 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x03ack\x18\x03 \x01(\v2\x17.magnetar.native.v1.AckH\x00R\x03ack\x12.\n" +
 	"\x04nack\x18\x04 \x01(\v2\x18.magnetar.native.v1.NackH\x00R\x04nack\x12.\n" +
 	"\x04seek\x18\x05 \x01(\v2\x18.magnetar.native.v1.SeekH\x00R\x04seekB\x06\n" +
-	"\x04kind\"\xad\x04\n" +
+	"\x04kind\"\xa6\x04\n" +
 	"\tSubscribe\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\"\n" +
@@ -1844,18 +1790,14 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x10initial_position\x18\x05 \x01(\x0e2#.magnetar.native.v1.InitialPositionR\x0finitialPosition\x12#\n" +
 	"\rconsumer_name\x18\x06 \x01(\tR\fconsumerName\x12$\n" +
 	"\x0eack_timeout_ms\x18\a \x01(\x03R\fackTimeoutMs\x127\n" +
-	"\x18nack_redelivery_delay_ms\x18\b \x01(\x03R\x15nackRedeliveryDelayMs\x12E\n" +
-	"\vdead_letter\x18\t \x01(\v2$.magnetar.native.v1.DeadLetterPolicyR\n" +
-	"deadLetter\x12\x1f\n" +
+	"\x18nack_redelivery_delay_ms\x18\b \x01(\x03R\x15nackRedeliveryDelayMs\x12>\n" +
+	"\x1cnack_redelivery_max_delay_ms\x18\r \x01(\x03R\x18nackRedeliveryMaxDelayMs\x12\x1f\n" +
 	"\vnon_durable\x18\n" +
 	" \x01(\bR\n" +
 	"nonDurable\x12#\n" +
 	"\fstart_offset\x18\v \x01(\x03H\x00R\vstartOffset\x12$\n" +
 	"\rstart_time_ms\x18\f \x01(\x03H\x00R\vstartTimeMsB\a\n" +
-	"\x05start\"S\n" +
-	"\x10DeadLetterPolicy\x12)\n" +
-	"\x10max_redeliveries\x18\x01 \x01(\rR\x0fmaxRedeliveries\x12\x14\n" +
-	"\x05topic\x18\x02 \x01(\tR\x05topic\"E\n" +
+	"\x05start\"E\n" +
 	"\x04Seek\x12\x18\n" +
 	"\x06offset\x18\x01 \x01(\x03H\x00R\x06offset\x12\x19\n" +
 	"\atime_ms\x18\x02 \x01(\x03H\x00R\x06timeMsB\b\n" +
@@ -1921,33 +1863,32 @@ func file_magnetar_proto_rawDescGZIP() []byte {
 }
 
 var file_magnetar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_magnetar_proto_goTypes = []any{
-	(SubscriptionType)(0),    // 0: magnetar.native.v1.SubscriptionType
-	(InitialPosition)(0),     // 1: magnetar.native.v1.InitialPosition
-	(*LookupRequest)(nil),    // 2: magnetar.native.v1.LookupRequest
-	(*LookupResponse)(nil),   // 3: magnetar.native.v1.LookupResponse
-	(*Header)(nil),           // 4: magnetar.native.v1.Header
-	(*Message)(nil),          // 5: magnetar.native.v1.Message
-	(*ProduceRequest)(nil),   // 6: magnetar.native.v1.ProduceRequest
-	(*ProducerOpen)(nil),     // 7: magnetar.native.v1.ProducerOpen
-	(*SendBatch)(nil),        // 8: magnetar.native.v1.SendBatch
-	(*ProduceResponse)(nil),  // 9: magnetar.native.v1.ProduceResponse
-	(*ProducerOpened)(nil),   // 10: magnetar.native.v1.ProducerOpened
-	(*SendReceipt)(nil),      // 11: magnetar.native.v1.SendReceipt
-	(*SendError)(nil),        // 12: magnetar.native.v1.SendError
-	(*ConsumeRequest)(nil),   // 13: magnetar.native.v1.ConsumeRequest
-	(*Subscribe)(nil),        // 14: magnetar.native.v1.Subscribe
-	(*DeadLetterPolicy)(nil), // 15: magnetar.native.v1.DeadLetterPolicy
-	(*Seek)(nil),             // 16: magnetar.native.v1.Seek
-	(*Flow)(nil),             // 17: magnetar.native.v1.Flow
-	(*Ack)(nil),              // 18: magnetar.native.v1.Ack
-	(*Nack)(nil),             // 19: magnetar.native.v1.Nack
-	(*ActiveChange)(nil),     // 20: magnetar.native.v1.ActiveChange
-	(*ConsumeResponse)(nil),  // 21: magnetar.native.v1.ConsumeResponse
-	(*Subscribed)(nil),       // 22: magnetar.native.v1.Subscribed
-	(*ReceivedMessage)(nil),  // 23: magnetar.native.v1.ReceivedMessage
-	(*MessageBatch)(nil),     // 24: magnetar.native.v1.MessageBatch
+	(SubscriptionType)(0),   // 0: magnetar.native.v1.SubscriptionType
+	(InitialPosition)(0),    // 1: magnetar.native.v1.InitialPosition
+	(*LookupRequest)(nil),   // 2: magnetar.native.v1.LookupRequest
+	(*LookupResponse)(nil),  // 3: magnetar.native.v1.LookupResponse
+	(*Header)(nil),          // 4: magnetar.native.v1.Header
+	(*Message)(nil),         // 5: magnetar.native.v1.Message
+	(*ProduceRequest)(nil),  // 6: magnetar.native.v1.ProduceRequest
+	(*ProducerOpen)(nil),    // 7: magnetar.native.v1.ProducerOpen
+	(*SendBatch)(nil),       // 8: magnetar.native.v1.SendBatch
+	(*ProduceResponse)(nil), // 9: magnetar.native.v1.ProduceResponse
+	(*ProducerOpened)(nil),  // 10: magnetar.native.v1.ProducerOpened
+	(*SendReceipt)(nil),     // 11: magnetar.native.v1.SendReceipt
+	(*SendError)(nil),       // 12: magnetar.native.v1.SendError
+	(*ConsumeRequest)(nil),  // 13: magnetar.native.v1.ConsumeRequest
+	(*Subscribe)(nil),       // 14: magnetar.native.v1.Subscribe
+	(*Seek)(nil),            // 15: magnetar.native.v1.Seek
+	(*Flow)(nil),            // 16: magnetar.native.v1.Flow
+	(*Ack)(nil),             // 17: magnetar.native.v1.Ack
+	(*Nack)(nil),            // 18: magnetar.native.v1.Nack
+	(*ActiveChange)(nil),    // 19: magnetar.native.v1.ActiveChange
+	(*ConsumeResponse)(nil), // 20: magnetar.native.v1.ConsumeResponse
+	(*Subscribed)(nil),      // 21: magnetar.native.v1.Subscribed
+	(*ReceivedMessage)(nil), // 22: magnetar.native.v1.ReceivedMessage
+	(*MessageBatch)(nil),    // 23: magnetar.native.v1.MessageBatch
 }
 var file_magnetar_proto_depIdxs = []int32{
 	4,  // 0: magnetar.native.v1.Message.headers:type_name -> magnetar.native.v1.Header
@@ -1958,29 +1899,28 @@ var file_magnetar_proto_depIdxs = []int32{
 	11, // 5: magnetar.native.v1.ProduceResponse.receipt:type_name -> magnetar.native.v1.SendReceipt
 	12, // 6: magnetar.native.v1.ProduceResponse.error:type_name -> magnetar.native.v1.SendError
 	14, // 7: magnetar.native.v1.ConsumeRequest.subscribe:type_name -> magnetar.native.v1.Subscribe
-	17, // 8: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
-	18, // 9: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
-	19, // 10: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
-	16, // 11: magnetar.native.v1.ConsumeRequest.seek:type_name -> magnetar.native.v1.Seek
+	16, // 8: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
+	17, // 9: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
+	18, // 10: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
+	15, // 11: magnetar.native.v1.ConsumeRequest.seek:type_name -> magnetar.native.v1.Seek
 	0,  // 12: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
 	1,  // 13: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
-	15, // 14: magnetar.native.v1.Subscribe.dead_letter:type_name -> magnetar.native.v1.DeadLetterPolicy
-	22, // 15: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
-	24, // 16: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
-	20, // 17: magnetar.native.v1.ConsumeResponse.active:type_name -> magnetar.native.v1.ActiveChange
-	5,  // 18: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
-	23, // 19: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
-	2,  // 20: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
-	6,  // 21: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
-	13, // 22: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
-	3,  // 23: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
-	9,  // 24: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
-	21, // 25: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
-	23, // [23:26] is the sub-list for method output_type
-	20, // [20:23] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	21, // 14: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
+	23, // 15: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
+	19, // 16: magnetar.native.v1.ConsumeResponse.active:type_name -> magnetar.native.v1.ActiveChange
+	5,  // 17: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
+	22, // 18: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
+	2,  // 19: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
+	6,  // 20: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
+	13, // 21: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
+	3,  // 22: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
+	9,  // 23: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
+	20, // 24: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_magnetar_proto_init() }
@@ -2008,11 +1948,11 @@ func file_magnetar_proto_init() {
 		(*Subscribe_StartOffset)(nil),
 		(*Subscribe_StartTimeMs)(nil),
 	}
-	file_magnetar_proto_msgTypes[14].OneofWrappers = []any{
+	file_magnetar_proto_msgTypes[13].OneofWrappers = []any{
 		(*Seek_Offset)(nil),
 		(*Seek_TimeMs)(nil),
 	}
-	file_magnetar_proto_msgTypes[19].OneofWrappers = []any{
+	file_magnetar_proto_msgTypes[18].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
 		(*ConsumeResponse_Active)(nil),
@@ -2023,7 +1963,7 @@ func file_magnetar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magnetar_proto_rawDesc), len(file_magnetar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -320,7 +320,7 @@ type partitionConsumer struct {
 	// A Reader's position to resubscribe at: after the last message
 	// received, or where it last seeked to.
 	resume atomic.Pointer[startFrom]
-	taken     atomic.Int64 // messages Receive took since the last flow
+	taken  atomic.Int64 // messages Receive took since the last flow
 }
 
 func (pc *partitionConsumer) delivered() {

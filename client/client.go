@@ -97,6 +97,10 @@ type Message struct {
 	// EventTime is the application's time of the message; zero means the
 	// publish time.
 	EventTime time.Time
+	// DeliverAt delays the message: Shared and Key_Shared subscriptions
+	// deliver it no earlier than this (Exclusive and Failover ones deliver
+	// in order and ignore it). Zero means at once.
+	DeliverAt time.Time
 }
 
 // MessageID identifies a stored message: its partition and offset.
@@ -112,6 +116,9 @@ func toProto(m *Message) *nativepb.Message {
 	if !m.EventTime.IsZero() {
 		pm.EventTimeMs = m.EventTime.UnixMilli()
 	}
+	if !m.DeliverAt.IsZero() {
+		pm.DeliverAtMs = m.DeliverAt.UnixMilli()
+	}
 	if len(m.Properties) > 0 {
 		pm.Headers = make([]*nativepb.Header, 0, len(m.Properties))
 		for k, v := range m.Properties {
@@ -125,6 +132,9 @@ func fromProto(pm *nativepb.Message) Message {
 	m := Message{Key: pm.GetKey(), Value: pm.GetValue()}
 	if ms := pm.GetEventTimeMs(); ms != 0 {
 		m.EventTime = time.UnixMilli(ms)
+	}
+	if ms := pm.GetDeliverAtMs(); ms != 0 {
+		m.DeliverAt = time.UnixMilli(ms)
 	}
 	if hs := pm.GetHeaders(); len(hs) > 0 {
 		m.Properties = make(map[string]string, len(hs))

@@ -46,6 +46,7 @@ func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
 	mux.HandleFunc("GET /admin/v1/stats/topics/{name...}", h.topicStats)
 	mux.HandleFunc("GET /admin/v1/bookies", h.listBookies)
 	mux.HandleFunc("GET /admin/v1/shards", h.listShards)
+	registerTenants(mux, h)
 }
 
 // listBookies answers with the registered bookies (registry.BookieInfo).

@@ -19,7 +19,7 @@ func init() {
 	var partitions int
 	var namespace, output, message, key, subscription, initial string
 	var count int
-	commands = []*command{
+	commands = append(commands, []*command{
 		{
 			name: "topics create", args: "TOPIC", nargs: 1,
 			help:     "Creates a topic. A topic is a metadata row: creating many costs nothing until they are used.",
@@ -175,7 +175,7 @@ func init() {
 				return consume(ctx, e, args[0], subscription, initial, count)
 			},
 		},
-	}
+	}...)
 }
 
 // orDash shows an empty value as "-" in a table.

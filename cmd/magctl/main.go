@@ -25,6 +25,16 @@ Commands:
   topics stats TOPIC [-o table|json]    offsets, sizes, subscriptions and backlog
   produce TOPIC [-m TEXT] [-k KEY]      send -m TEXT, or one message per line of stdin
   consume TOPIC -s SUBSCRIPTION [-n N]  print message values, one per line, acking each
+  topics policies TOPIC                 effective policies and where each comes from
+  topics set-policy TOPIC --FLAG VALUE  override policies for one topic
+  topics remove-policy TOPIC POLICY     remove overrides (comma-separated names, or all)
+  tenants create|list|delete            tenants
+  namespaces create TENANT/NS [flags]   create a namespace, optionally with policies
+  namespaces list TENANT                list a tenant's namespaces
+  namespaces delete TENANT/NS           delete an empty namespace
+  namespaces policies TENANT/NS         effective policies of a namespace
+  namespaces set-policy TENANT/NS ...   set policies, e.g. --retention-time 7d --retention-size 10GiB
+  namespaces remove-policy TENANT/NS P  unset policies (comma-separated names, or all)
   bookies list [-o table|json]          registered bookies and the shards they host
   shards list [-o table|json]           storage shards: leader, replicas, usage
 
@@ -41,6 +51,9 @@ Examples:
   seq 10 | magctl produce orders
   magctl consume orders -s audit -n 10
   magctl topics stats orders
+  magctl tenants create acme
+  magctl namespaces create acme/iot --retention-time 7d --retention-size 10GiB
+  magctl namespaces set-policy acme/iot --publish-rate-msgs 1000
 `
 
 // globals are the connection settings every command takes.

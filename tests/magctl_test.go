@@ -34,6 +34,8 @@ func TestMagctlRoundTrip(t *testing.T) {
 	skipIfShort(t)
 	srv := startServer(t, t.TempDir())
 
+	magctl(t, srv, "", "tenants", "create", "acme")
+	magctl(t, srv, "", "namespaces", "create", "acme/app")
 	magctl(t, srv, "", "topics", "create", "acme/app/events", "-p", "2")
 	if out := magctl(t, srv, "", "topics", "list"); !strings.Contains(out, "acme/app/events") {
 		t.Fatalf("topics list does not show the topic:\n%s", out)

@@ -36,6 +36,18 @@
 // consumer gets a share; a message unacknowledged by a consumer that
 // leaves, or negatively acknowledged, goes to another; see shared.go).
 //
+// # Tenants, namespaces and policies
+//
+// A topic lives in a namespace of a tenant; both are metadata rows
+// (tenants.go) that must exist first, except the default namespace, which
+// the broker creates at start. Creating a child (namespace, topic) and
+// rewriting its parent's row are one Txn, so "delete only when empty" and
+// the namespace's max_topics hold under concurrency. Policies are stored
+// on the namespace and overridden per topic; EffectivePolicies resolves
+// them (topic, then namespace, then PolicyDefaults) from a cache that
+// metadata watches keep current (policycache.go). Publish rate limits wait
+// in partition.publish before a batch is queued (ratelimit.go).
+//
 // # Locks
 //
 // Lock order: Broker.mu, then partition.mu, then subscription.mu (and

@@ -224,6 +224,9 @@ func (d *dispatcher) addReplayLocked(entries ...replayEntry) {
 			continue
 		}
 		d.replay = slices.Insert(d.replay, i, e)
+		if d.keys != nil {
+			d.keys.replayAdded(e.hash)
+		}
 	}
 	d.wakeLocked()
 }
@@ -288,14 +291,18 @@ func (c *Consumer) claim(ctx context.Context, permits int64) ([]Delivery, dispat
 	var again []replayEntry
 	rest := d.replay[:0]
 	for _, e := range d.replay {
-		if e.off < s.mu.next || isAcked(s.mu.acked, e.off) {
+		acked := e.off < s.mu.next || isAcked(s.mu.acked, e.off)
+		take := !acked && int64(len(again)) < permits && d.takeable(c, e.hash)
+		if !acked && !take {
+			rest = append(rest, e)
 			continue
 		}
-		if int64(len(again)) < permits && d.takeable(c, e.hash) {
+		if d.keys != nil {
+			d.keys.replayRemoved(e.hash)
+		}
+		if take {
 			again = append(again, e)
-			continue
 		}
-		rest = append(rest, e)
 	}
 	clear(d.replay[len(rest):])
 	d.replay = rest
@@ -400,11 +407,12 @@ func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entri
 					return nil
 				}
 			}
-			if d.takeable(c, hash) {
+			if d.keys == nil || d.keys.takeableNew(c, hash) {
 				out = append(out, Delivery{Offset: r.Offset, Record: r, hash: hash})
 				return nil
 			}
 			d.replay = append(d.replay, replayEntry{r.Offset, hash})
+			d.keys.replayAdded(hash)
 			grew = true
 			return nil
 		})

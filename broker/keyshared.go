@@ -53,9 +53,36 @@ type keyHold struct {
 type keyRing struct {
 	points []ringPoint // sorted by hash
 	holds  map[uint32]*keyHold
+	// replayed counts the replay-list entries of each hash: while a hash
+	// has any, a new message of it waits behind them.
+	replayed map[uint32]int
 }
 
-func newKeyRing() *keyRing { return &keyRing{holds: make(map[uint32]*keyHold)} }
+func newKeyRing() *keyRing {
+	return &keyRing{holds: make(map[uint32]*keyHold), replayed: make(map[uint32]int)}
+}
+
+// replayAdded and replayRemoved track the replay list's hashes.
+func (k *keyRing) replayAdded(hash uint32) {
+	if hash != noKeyHash {
+		k.replayed[hash]++
+	}
+}
+
+func (k *keyRing) replayRemoved(hash uint32) {
+	if hash == noKeyHash {
+		return
+	}
+	if k.replayed[hash]--; k.replayed[hash] <= 0 {
+		delete(k.replayed, hash)
+	}
+}
+
+// takeableNew is takeable for a message read past the replay list: it
+// must also wait for the replay entries of its hash.
+func (k *keyRing) takeableNew(c *Consumer, hash uint32) bool {
+	return k.takeable(c, hash) && (hash == noKeyHash || k.replayed[hash] == 0)
+}
 
 // add places c's points on the ring. Points are derived from the
 // consumer's ID, unique in the broker, so equal names do not collide.

@@ -442,6 +442,7 @@ func (pc *partitionConsumer) run(s *consumeStream) {
 			// Acknowledgements queued before go first, so nothing overtakes
 			// them. A nack lost with a broken stream needs no retry: the new
 			// stream redelivers whatever is unacknowledged.
+			acks = pc.takeQueuedAcks(acks)
 			if acks, err = pc.sendAcks(s, acks); err == nil {
 				err = s.stream.Send(cr.req)
 			}
@@ -508,18 +509,33 @@ func (pc *partitionConsumer) sendAcks(s *consumeStream, acks []int64) ([]int64, 
 	return acks[:0], nil
 }
 
-// drainAcks sends every ack queued before Close.
-func (pc *partitionConsumer) drainAcks(s *consumeStream, acks []int64) {
+// takeQueuedAcks appends the acks waiting in the channel.
+func (pc *partitionConsumer) takeQueuedAcks(acks []int64) []int64 {
 	for {
 		select {
 		case off := <-pc.acks:
 			acks = append(acks, off)
+		default:
+			return acks
+		}
+	}
+}
+
+// drainAcks sends every ack, nack and cumulative ack queued before Close.
+func (pc *partitionConsumer) drainAcks(s *consumeStream, acks []int64) {
+	_, err := pc.sendAcks(s, pc.takeQueuedAcks(acks))
+	for err == nil {
+		select {
+		case cr := <-pc.control:
+			err = s.stream.Send(cr.req)
+			if cr.done != nil {
+				cr.done <- ErrClosed
+			}
 			continue
 		default:
 		}
-		break
+		return
 	}
-	_, _ = pc.sendAcks(s, acks)
 }
 
 // subscribeRequest is the Subscribe that opens (or reopens) the stream.

@@ -200,46 +200,62 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 		return err
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return dispatch(gctx, stream, c) })
-	g.Go(func() error {
-		for {
-			req, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return io.EOF // the client is done: stop dispatching too
-			}
-			if err != nil {
-				return err
-			}
-			switch k := req.GetKind().(type) {
-			case *nativepb.ConsumeRequest_Flow:
-				c.Flow(k.Flow.GetPermits())
-			case *nativepb.ConsumeRequest_Ack:
-				if err := ack(c, k.Ack); err != nil {
-					return err
-				}
-			case *nativepb.ConsumeRequest_Nack:
-				if err := c.Nack(k.Nack.GetOffsets()); err != nil {
-					return err
-				}
-			case *nativepb.ConsumeRequest_Seek:
-				pos := broker.Position{Offset: k.Seek.GetOffset()}
-				if _, ok := k.Seek.GetTarget().(*nativepb.Seek_TimeMs); ok {
-					pos = broker.Position{Time: time.UnixMilli(k.Seek.GetTimeMs())}
-				}
-				if _, err := c.Seek(ctx, pos); err != nil {
-					return err
-				}
-			default:
-				return status.Error(codes.InvalidArgument, "native: only flow, ack, nack and seek may follow subscribe")
-			}
+	// Dispatch and the request loop run side by side. When dispatch ends
+	// (the consumer was closed: a seek, a deleted topic, an unloaded
+	// partition) the handler returns at once, which ends the stream and
+	// with it the request loop's Recv; when the request loop ends first,
+	// dispatch is stopped and awaited, as it sends on the stream.
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- dispatch(dctx, stream, c) }()
+	requests := make(chan error, 1)
+	go func() { requests <- consumeRequests(ctx, stream, c) }()
+	select {
+	case err = <-dispatched:
+	case err = <-requests:
+		cancel()
+		if derr := <-dispatched; err == nil || errors.Is(err, io.EOF) {
+			err = derr
 		}
-	})
-	err = g.Wait()
-	if errors.Is(err, io.EOF) {
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		return nil
 	}
 	return errmap.GRPCStatus(err)
+}
+
+// consumeRequests applies a consumer's requests until the stream ends;
+// io.EOF means the client closed its side.
+func consumeRequests(ctx context.Context, stream nativepb.Magnetar_ConsumeServer, c *broker.Consumer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch k := req.GetKind().(type) {
+		case *nativepb.ConsumeRequest_Flow:
+			c.Flow(k.Flow.GetPermits())
+		case *nativepb.ConsumeRequest_Ack:
+			if err := ack(c, k.Ack); err != nil {
+				return err
+			}
+		case *nativepb.ConsumeRequest_Nack:
+			if err := c.Nack(k.Nack.GetOffsets()); err != nil {
+				return err
+			}
+		case *nativepb.ConsumeRequest_Seek:
+			pos := broker.Position{Offset: k.Seek.GetOffset()}
+			if _, ok := k.Seek.GetTarget().(*nativepb.Seek_TimeMs); ok {
+				pos = broker.Position{Time: time.UnixMilli(k.Seek.GetTimeMs())}
+			}
+			if _, err := c.Seek(ctx, pos); err != nil {
+				return err
+			}
+		default:
+			return status.Error(codes.InvalidArgument, "native: only flow, ack, nack and seek may follow subscribe")
+		}
+	}
 }
 
 // dispatch sends the consumer's messages as its permits allow.

@@ -38,6 +38,7 @@ type Broker struct {
 		sync.Mutex
 		closed     bool
 		partitions map[partitionKey]*partitionSlot
+		own        *ownership // nil until StartOwnership: the broker owns everything
 	}
 }
 
@@ -78,17 +79,33 @@ func New(cfg Config, meta metadata.Store, shards bookie.Router, log *slog.Logger
 		defer b.wg.Done()
 		b.flushCursorsLoop()
 	}()
+	if cfg.IdleTimeout > 0 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.unloadIdleLoop()
+		}()
+	}
 	return b, nil
 }
 
 // Close unloads every partition (waiting for in-flight appends to finish),
-// persists every cursor and stops the broker's goroutines.
+// persists every cursor and stops the broker's goroutines. With ownership
+// it first deletes its registration (no bundle is assigned to it any
+// more) and last revokes its lease, which frees its bundles: their new
+// owners find every cursor flushed.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.mu.closed {
 		b.mu.Unlock()
 		return nil
 	}
+	own := b.mu.own
+	b.mu.Unlock()
+	if own != nil {
+		own.drain()
+	}
+	b.mu.Lock()
 	b.mu.closed = true
 	slots := make([]*partitionSlot, 0, len(b.mu.partitions))
 	for _, s := range b.mu.partitions {
@@ -103,6 +120,9 @@ func (b *Broker) Close() error {
 		if s.p != nil {
 			errs = append(errs, s.p.close())
 		}
+	}
+	if own != nil {
+		own.close()
 	}
 	b.wg.Wait()
 	return errors.Join(errs...)
@@ -121,7 +141,11 @@ func (b *Broker) partitionFor(ctx context.Context, name TopicName, index int32) 
 	for {
 		b.mu.Lock()
 		if b.mu.closed {
+			own := b.mu.own
 			b.mu.Unlock()
+			if own != nil { // a clean shutdown: the partition moves
+				return nil, &NotOwnerError{}
+			}
 			return nil, ErrClosed
 		}
 		s, ok := b.mu.partitions[key]
@@ -129,13 +153,21 @@ func (b *Broker) partitionFor(ctx context.Context, name TopicName, index int32) 
 			s = &partitionSlot{ready: make(chan struct{})}
 			b.mu.partitions[key] = s
 			b.mu.Unlock()
-			s.p, s.err = b.loadPartition(ctx, name, index)
+			// Checked with the slot in place, so an unload of the bundle
+			// that starts after the check waits for this load.
+			s.err = b.checkOwned(ctx, name, index)
+			if s.err == nil {
+				s.p, s.err = b.loadPartition(ctx, name, index)
+			}
 			if s.err != nil {
 				b.mu.Lock()
 				delete(b.mu.partitions, key)
 				b.mu.Unlock()
 			}
 			close(s.ready)
+			if s.p != nil {
+				s.p.touch()
+			}
 			return s.p, s.err
 		}
 		b.mu.Unlock()
@@ -151,6 +183,7 @@ func (b *Broker) partitionFor(ctx context.Context, name TopicName, index int32) 
 			b.unload(s.p)
 			continue
 		}
+		s.p.touch()
 		return s.p, nil
 	}
 }

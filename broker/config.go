@@ -27,6 +27,21 @@ type Config struct {
 	// Policies are the defaults of the policies namespaces and topics do
 	// not set (see policies.go and docs/tenants.md).
 	Policies PolicyDefaults `yaml:"default-policies"`
+
+	// Ownership (ownership.go). ID names the broker in the metadata
+	// service (default: its advertised native address); a broker that
+	// starts with the ID of a registration still held revokes it, taking
+	// over from its own previous run at once.
+	ID string `yaml:"id"`
+	// DefaultBundles is the bundle count of namespaces that do not set
+	// one. Every broker of a cluster must use the same value.
+	DefaultBundles int `yaml:"default-bundles"`
+	// LeaseTTL is the time to live of the broker's lease: after a crash
+	// its bundles are free again (and its topics move) within about this.
+	LeaseTTL time.Duration `yaml:"lease-ttl"`
+	// IdleTimeout unloads a partition with no consumer attached and no
+	// produce, fetch or other use for this long (0: never).
+	IdleTimeout time.Duration `yaml:"idle-timeout"`
 }
 
 // RegisterFlags registers the broker's flags under prefix (e.g. "broker.")
@@ -39,6 +54,10 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.IntVar(&c.TailCacheBytes, prefix+"tail-cache-bytes", 4<<20, "recent bytes kept in memory per loaded partition")
 	fs.DurationVar(&c.CursorFlushInterval, prefix+"cursor-flush-interval", 100*time.Millisecond, "how often acknowledgements are persisted")
 	c.Policies.RegisterFlags(prefix+"default-", fs)
+	fs.StringVar(&c.ID, prefix+"id", "", "broker ID in the metadata service (default: the advertised native address)")
+	fs.IntVar(&c.DefaultBundles, prefix+"default-bundles", 4, "bundles of a namespace that does not set its own count (same on every broker)")
+	fs.DurationVar(&c.LeaseTTL, prefix+"lease-ttl", 10*time.Second, "lease of the broker's registration and bundles: a crashed broker's topics move after about this")
+	fs.DurationVar(&c.IdleTimeout, prefix+"idle-timeout", 5*time.Minute, "unload a partition unused (no consumer, produce or fetch) for this long; 0: never")
 }
 
 // Validate reports a configuration that cannot work.
@@ -55,6 +74,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: tail-cache-bytes must not be negative")
 	case c.CursorFlushInterval <= 0:
 		return fmt.Errorf("broker: cursor-flush-interval must be positive")
+	case c.DefaultBundles < 1 || c.DefaultBundles > MaxBundles:
+		return fmt.Errorf("broker: default-bundles must be between 1 and %d", MaxBundles)
+	case c.LeaseTTL < 100*time.Millisecond:
+		return fmt.Errorf("broker: lease-ttl must be at least 100ms")
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("broker: idle-timeout must not be negative")
 	}
 	return c.Policies.Validate()
 }

@@ -10,6 +10,8 @@ type metrics struct {
 	readsCache       prometheus.Counter
 	readsStore       prometheus.Counter
 	partitionsLoaded prometheus.Gauge
+
+	partitionsIdleUnloaded prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,9 +39,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		partitionsLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "magnetar_broker_partitions_loaded", Help: "Partitions this broker owns and has loaded.",
 		}),
+		partitionsIdleUnloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_partitions_idle_unloaded_total", Help: "Partitions unloaded after their idle timeout.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messagesIn, m.bytesIn, m.messagesOut, m.appendLatency, m.readsCache, m.readsStore, m.partitionsLoaded)
+		reg.MustRegister(m.messagesIn, m.bytesIn, m.messagesOut, m.appendLatency, m.readsCache, m.readsStore, m.partitionsLoaded, m.partitionsIdleUnloaded)
 	}
 	return m
 }

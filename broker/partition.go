@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -48,6 +49,8 @@ type partition struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	lastUsed atomic.Int64 // unix nanoseconds of the last partitionFor (lazy.go)
 
 	// Owned by the run goroutine.
 	assignNext int64

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/magnetar-mq/magnetar/internal/record"
@@ -22,11 +23,22 @@ func (b *Broker) PublishAsync(ctx context.Context, name TopicName, partition int
 	if len(batch) > b.cfg.MaxMessageBytes {
 		return Future{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(batch), b.cfg.MaxMessageBytes)
 	}
-	p, err := b.partitionFor(ctx, name, partition)
-	if err != nil {
-		return Future{}, err
+	for attempt := 0; ; attempt++ {
+		p, err := b.partitionFor(ctx, name, partition)
+		if err != nil {
+			return Future{}, err
+		}
+		f, err := p.publish(ctx, batch, int64(len(records)))
+		if errors.Is(err, ErrClosed) && !errors.Is(err, ErrPartitionFailed) {
+			// The partition closed under the publish, which was not
+			// stored: its bundle moved (the client should go to the new
+			// owner), or it was unloaded idle (load it again).
+			if err = b.movedErr(name, partition, err); errors.Is(err, ErrClosed) && attempt < 3 {
+				continue
+			}
+		}
+		return f, err
 	}
-	return p.publish(ctx, batch, int64(len(records)))
 }
 
 // Publish is PublishAsync followed by waiting for the outcome; it returns

@@ -46,6 +46,10 @@ var table = []row{
 	{broker.ErrOutOfOrderSequence, codes.FailedPrecondition, http.StatusConflict, kerr.OutOfOrderSequenceNumber},
 	{broker.ErrInvalidProducerEpoch, codes.FailedPrecondition, http.StatusConflict, kerr.InvalidProducerEpoch},
 	{broker.ErrConsumerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
+	// Another broker owns the partition's bundle (or it is moving): the
+	// client looks it up again. 421 Misdirected Request for the admin API.
+	{broker.ErrNotOwner, codes.FailedPrecondition, http.StatusMisdirectedRequest, kerr.NotLeaderForPartition},
+	{broker.ErrNoBroker, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{broker.ErrPartitionFailed, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
 	{broker.ErrSubscriptionNotFound, codes.NotFound, http.StatusNotFound, kerr.UnknownServerError},
 	{broker.ErrSubscriptionReset, codes.Aborted, http.StatusConflict, kerr.UnknownServerError},

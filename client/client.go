@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/magnetar-mq/magnetar/protocol/native/nativepb"
 )
@@ -26,47 +27,71 @@ var (
 
 // Options configure a Client.
 type Options struct {
-	// Address is the broker's native-protocol address, host:port. Default
-	// 127.0.0.1:6650.
+	// Address is a broker's native-protocol address, host:port, or several
+	// separated by commas: lookups go to any of them (and to the brokers
+	// they report), and each partition's streams to the broker that owns
+	// it (see route.go). Default 127.0.0.1:6650.
 	Address string
 	// Logger receives the client's logs; default: discarded.
 	Logger *slog.Logger
 }
 
-// Client is a connection to a Magnetar cluster. It is safe for concurrent
-// use; create producers and consumers from it and Close it last.
+// Client is a connection to a Magnetar cluster: one gRPC connection per
+// broker it talks to. It is safe for concurrent use; create producers and
+// consumers from it and Close it last.
 type Client struct {
-	conn *grpc.ClientConn
-	svc  nativepb.MagnetarClient
-	log  *slog.Logger
+	log *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		closed      bool
+		conns       map[string]*grpc.ClientConn // by broker address
+		lookupAddrs []string                    // given, then learnt from lookups
+		preferred   int                         // index in lookupAddrs of the last to answer
+		routes      map[string]*topicRoute      // by canonical topic name
+	}
 }
 
-// New returns a client for the broker at opts.Address. It connects lazily:
-// an unreachable broker shows up as errors of the first call.
+// New returns a client for the brokers at opts.Address. It connects
+// lazily: an unreachable broker shows up as errors of the first call.
 func New(opts Options) (*Client, error) {
-	if opts.Address == "" {
-		opts.Address = "127.0.0.1:6650"
+	addrs := splitAddrs(opts.Address)
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:6650"}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	conn, err := grpc.NewClient(opts.Address,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	c := &Client{log: opts.Logger.With("component", "client")}
+	c.mu.conns = make(map[string]*grpc.ClientConn)
+	c.mu.routes = make(map[string]*topicRoute)
+	c.mu.lookupAddrs = addrs
+	if _, err := c.conn(addrs[0]); err != nil { // an address gRPC cannot parse fails now
+		return nil, err
 	}
-	return &Client{conn: conn, svc: nativepb.NewMagnetarClient(conn), log: opts.Logger.With("component", "client")}, nil
+	return c, nil
 }
 
-// Close closes the connection. Close producers and consumers first.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close closes the connections. Close producers and consumers first.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil
+	}
+	c.mu.closed = true
+	var errs []error
+	for _, cc := range c.mu.conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // service returns the native-protocol service to use for one partition of
-// a topic.
-func (c *Client) service(_ context.Context, _ string, _ int32) (nativepb.MagnetarClient, error) {
-	return c.svc, nil
+// a topic: the owner's, with streams that follow the partition when it
+// moves (route.go).
+func (c *Client) service(ctx context.Context, topic string, partition int32) (nativepb.MagnetarClient, error) {
+	return c.routed(ctx, topic, partition)
 }
 
 // TopicInfo describes a topic as the broker knows it.
@@ -79,11 +104,23 @@ type TopicInfo struct {
 // Lookup resolves a topic; with autoCreate a missing topic is created with
 // one partition if the broker allows it.
 func (c *Client) Lookup(ctx context.Context, topic string, autoCreate bool) (TopicInfo, error) {
-	resp, err := c.svc.Lookup(ctx, &nativepb.LookupRequest{Topic: topic, AutoCreate: autoCreate})
+	resp, err := c.lookup(ctx, &nativepb.LookupRequest{Topic: topic, AutoCreate: autoCreate})
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("client: lookup %s: %w", topic, err)
 	}
 	return TopicInfo{Name: resp.GetTopic(), Partitions: resp.GetPartitions()}, nil
+}
+
+// PartitionOwners looks a topic up and returns the native address of the
+// broker serving each partition.
+func (c *Client) PartitionOwners(ctx context.Context, topic string) ([]string, error) {
+	resp, err := c.lookup(ctx, &nativepb.LookupRequest{Topic: topic})
+	if err != nil {
+		return nil, fmt.Errorf("client: lookup %s: %w", topic, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.mu.routes[resp.GetTopic()].owners), nil
 }
 
 // Message is what producers send and consumers receive.

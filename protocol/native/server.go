@@ -56,7 +56,14 @@ func (s *Server) Lookup(ctx context.Context, req *nativepb.LookupRequest) (*nati
 	if err != nil {
 		return nil, errmap.GRPCStatus(err)
 	}
-	return &nativepb.LookupResponse{Topic: name.String(), Partitions: info.Partitions, BrokerAddress: s.advertised}, nil
+	resp := &nativepb.LookupResponse{Topic: name.String(), Partitions: info.Partitions, BrokerAddress: s.advertised}
+	if s.b.ID() == "" {
+		return resp, nil // no ownership: this broker serves every partition
+	}
+	if err := s.lookupOwners(ctx, name, info.Partitions, resp); err != nil {
+		return nil, errmap.GRPCStatus(err)
+	}
+	return resp, nil
 }
 
 type inflight struct {
@@ -89,6 +96,9 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 		return errmap.GRPCStatus(fmt.Errorf("%w: %s has %d partitions", broker.ErrPartitionNotFound, name, info.Partitions))
 	}
 	partition := open.GetPartition()
+	if err := s.b.CheckOwner(ctx, name, partition); err != nil {
+		return s.status(ctx, err)
+	}
 	if err := stream.Send(&nativepb.ProduceResponse{Kind: &nativepb.ProduceResponse_Opened{
 		Opened: &nativepb.ProducerOpened{Topic: name.String(), Partition: partition},
 	}}); err != nil {
@@ -96,6 +106,10 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 	}
 
 	pending := make(chan inflight, maxInFlight)
+	// moved is set when the partition's bundle moved away: the batches
+	// before are answered, then the stream ends with the owner for the
+	// client to go to (and send the rest there).
+	var moved error
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.sendReceipts(gctx, stream, pending) })
 	g.Go(func() error {
@@ -114,6 +128,10 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 			}
 			in := inflight{seq: send.GetSequenceId(), count: int32(len(send.GetMessages()))}
 			in.future, in.err = s.b.PublishAsync(gctx, name, partition, toRecords(send.GetMessages()))
+			if errors.Is(in.err, broker.ErrNotOwner) {
+				moved = in.err
+				return nil
+			}
 			select {
 			case pending <- in:
 			case <-gctx.Done():
@@ -121,7 +139,10 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 			}
 		}
 	})
-	return errmap.GRPCStatus(g.Wait())
+	if err := g.Wait(); err != nil {
+		return s.status(ctx, err)
+	}
+	return s.status(ctx, moved)
 }
 
 // sendReceipts answers the producer's batches in the order they came.
@@ -191,7 +212,7 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 	name := opts.Topic
 	c, err := s.b.Subscribe(ctx, opts)
 	if err != nil {
-		return errmap.GRPCStatus(err)
+		return s.status(ctx, err)
 	}
 	defer c.Close()
 	if err := stream.Send(&nativepb.ConsumeResponse{Kind: &nativepb.ConsumeResponse_Subscribed{

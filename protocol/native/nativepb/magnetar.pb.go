@@ -199,8 +199,19 @@ type LookupResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Topic      string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	Partitions int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
-	// Address of the broker serving the topic (host:port of its native port).
+	// Address (host:port of its native port) of the broker that owns
+	// partition 0; see partition_owners.
 	BrokerAddress string `protobuf:"bytes,3,opt,name=broker_address,json=brokerAddress,proto3" json:"broker_address,omitempty"`
+	// partition_owners[i] is the native address of the broker owning
+	// partition i's bundle, which serves it; a Produce or Consume of it on
+	// any other broker fails with FAILED_PRECONDITION and the owner's
+	// address in the trailer "magnetar-owner" ("" while the bundle moves):
+	// look the topic up again and go there. Empty: every partition is
+	// served by the broker that answered.
+	PartitionOwners []string `protobuf:"bytes,4,rep,name=partition_owners,json=partitionOwners,proto3" json:"partition_owners,omitempty"`
+	// brokers are the native addresses of every live broker: a client can
+	// send its next Lookup to any of them.
+	Brokers       []string `protobuf:"bytes,5,rep,name=brokers,proto3" json:"brokers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,6 +265,20 @@ func (x *LookupResponse) GetBrokerAddress() string {
 		return x.BrokerAddress
 	}
 	return ""
+}
+
+func (x *LookupResponse) GetPartitionOwners() []string {
+	if x != nil {
+		return x.PartitionOwners
+	}
+	return nil
+}
+
+func (x *LookupResponse) GetBrokers() []string {
+	if x != nil {
+		return x.Brokers
+	}
+	return nil
 }
 
 // Header is one message property. Keys need not be unique.
@@ -1728,13 +1753,15 @@ const file_magnetar_proto_rawDesc = "" +
 	"\rLookupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1f\n" +
 	"\vauto_create\x18\x02 \x01(\bR\n" +
-	"autoCreate\"m\n" +
+	"autoCreate\"\xb2\x01\n" +
 	"\x0eLookupResponse\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x01(\x05R\n" +
 	"partitions\x12%\n" +
-	"\x0ebroker_address\x18\x03 \x01(\tR\rbrokerAddress\"0\n" +
+	"\x0ebroker_address\x18\x03 \x01(\tR\rbrokerAddress\x12)\n" +
+	"\x10partition_owners\x18\x04 \x03(\tR\x0fpartitionOwners\x12\x18\n" +
+	"\abrokers\x18\x05 \x03(\tR\abrokers\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xaf\x01\n" +

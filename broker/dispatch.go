@@ -102,6 +102,7 @@ type dispatcher struct {
 	replay    []replayEntry // sorted by offset, all below readPos
 	timers    timerHeap
 	delayed   int // delayed-delivery entries in timers
+	delay     delayIndex
 	keys      *keyRing
 	wake      chan struct{} // closed and replaced when there is more to hand out
 	seq       uint64
@@ -109,7 +110,7 @@ type dispatcher struct {
 
 func newDispatcher(typ SubscriptionType, partition int32, readPos int64) *dispatcher {
 	d := &dispatcher{typ: typ, partition: partition, readPos: readPos,
-		pending: make(map[int64]pendingMsg), wake: make(chan struct{})}
+		pending: make(map[int64]pendingMsg), wake: make(chan struct{}), delay: newDelayIndex()}
 	if typ == KeyShared {
 		d.keys = newKeyRing()
 	}
@@ -282,6 +283,17 @@ func (c *Consumer) claim(ctx context.Context, permits int64) ([]Delivery, dispat
 		s.mu.Unlock()
 		return nil, dispatchWait{}, ErrClosed
 	}
+	if !d.typ.ordered() {
+		s.mu.Unlock()
+		if err := s.rescanDelayed(ctx, d, now); err != nil {
+			return nil, dispatchWait{}, err
+		}
+		s.mu.Lock()
+		if s.mu.disp != d {
+			s.mu.Unlock()
+			return nil, dispatchWait{}, ErrClosed
+		}
+	}
 	s.fireTimersLocked(d, now)
 	wait := dispatchWait{wake: d.wake, until: d.timers.next()}
 	if !d.mayReceive(c) {
@@ -402,8 +414,7 @@ func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entri
 			}
 			if delays {
 				if at := DeliverAt(r); at > nowMs {
-					d.timers.push(timer{at: time.UnixMilli(at), kind: timerDelayed, off: r.Offset, hash: hash})
-					d.delayed++
+					d.addDelayedLocked(r.Offset, time.UnixMilli(at), hash)
 					return nil
 				}
 			}
@@ -465,16 +476,19 @@ func (s *subscription) finishClaim(c *Consumer, d *dispatcher, out []Delivery, r
 		}
 		o.RedeliveryCount = s.mu.redeliveries[o.Offset]
 	}
-	if len(out) == 0 && wait.data == nil && wait.until.IsZero() {
-		// Everything read was acknowledged, delayed or someone else's:
-		// look again at once.
+	rescan, rescanAt := d.rescanDueLocked(time.Now())
+	if (len(out) == 0 && wait.data == nil && wait.until.IsZero()) || rescan {
+		// Everything read was acknowledged, delayed or someone else's, or
+		// a rescan goes on: look again at once.
 		closed := make(chan struct{})
 		close(closed)
 		wait.data = closed
 	}
 	wait.wake = d.wake
-	if n := d.timers.next(); !n.IsZero() && (wait.until.IsZero() || n.Before(wait.until)) {
-		wait.until = n
+	for _, n := range []time.Time{d.timers.next(), rescanAt} {
+		if !n.IsZero() && (wait.until.IsZero() || n.Before(wait.until)) {
+			wait.until = n
+		}
 	}
 	return out, wait, nil
 }

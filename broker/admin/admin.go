@@ -46,6 +46,9 @@ func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
 	mux.HandleFunc("GET /admin/v1/stats/topics/{name...}", h.topicStats)
 	mux.HandleFunc("GET /admin/v1/bookies", h.listBookies)
 	mux.HandleFunc("GET /admin/v1/shards", h.listShards)
+	mux.HandleFunc("GET /admin/v1/brokers", h.listBrokers)
+	mux.HandleFunc("GET /admin/v1/bundles/{tenant}/{ns}", h.listBundles)
+	mux.HandleFunc("POST /admin/v1/bundles/{tenant}/{ns}/{range}/unload", h.unloadBundle)
 	registerTenants(mux, h)
 }
 

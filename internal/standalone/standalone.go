@@ -101,6 +101,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.MetaAddrs == "" && cfg.Broker.ID == "" {
+		cfg.Broker.ID = standaloneBrokerID
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -152,6 +155,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, err
 	}
 	admin.Register(mux, s.broker, log)
+	// Register before serving: a broker that serves before it takes part
+	// in ownership would serve partitions other brokers own.
+	if err := s.startOwnership(ctx, cfg, advertised); err != nil {
+		return nil, err
+	}
 
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.serving.Go(func() { s.serve("http", func() error { return s.httpSrv.Serve(s.httpLn) }) })

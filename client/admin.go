@@ -51,6 +51,13 @@ type SubscriptionStats struct {
 	NextOffset int64  `json:"next_offset"`
 	Backlog    int64  `json:"backlog"`
 	Consumers  int    `json:"consumers"`
+	// Type is the subscription type of the attached consumers ("" when
+	// none is attached).
+	Type string `json:"type"`
+	// Unacked counts messages handed to consumers and not yet
+	// acknowledged; Delayed those indexed for delayed delivery.
+	Unacked int `json:"unacked"`
+	Delayed int `json:"delayed"`
 }
 
 // TopicStats is a topic's state.

@@ -363,4 +363,3 @@ func TestAckTimeoutRedelivers(t *testing.T) {
 		}
 	}
 }
-

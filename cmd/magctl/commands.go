@@ -200,9 +200,9 @@ func writeStats(out io.Writer, st client.TopicStats) error {
 		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\n", p.Partition, p.StartOffset, p.EndOffset, p.Segments, p.Bytes)
 	}
 	if len(st.Subscriptions) > 0 {
-		fmt.Fprintln(w, "\nSUBSCRIPTION\tPARTITION\tNEXT\tBACKLOG\tCONSUMERS")
+		fmt.Fprintln(w, "\nSUBSCRIPTION\tPARTITION\tTYPE\tNEXT\tBACKLOG\tCONSUMERS\tUNACKED\tDELAYED")
 		for _, s := range st.Subscriptions {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", s.Name, s.Partition, s.NextOffset, s.Backlog, s.Consumers)
+			fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Name, s.Partition, orDash(s.Type), s.NextOffset, s.Backlog, s.Consumers, s.Unacked, s.Delayed)
 		}
 	}
 	return w.Flush()

@@ -36,9 +36,12 @@ import (
 //     stream on the owner, with backoff, for up to handshakeTimeout.
 //   - A Produce stream keeps the sends not answered yet; when a broker
 //     ends the stream with a redirect, nothing after the last answer was
-//     stored, so the stream opens on the new owner and sends them again.
-//     Any other break is the caller's to handle (the outcome of the sends
-//     in flight is unknown).
+//     stored, so the stream opens on the new owner and sends them again
+//     (an unreachable new owner is tried again too, until the reopened
+//     stream is confirmed). Any other break is the caller's to handle (the
+//     outcome of the sends in flight is unknown). In one narrow case a
+//     batch may be stored twice: the new owner stores a resent batch and
+//     dies before the client reads its confirmation of the stream.
 //   - Every break forgets the topic's owners, so the caller's next
 //     reconnect looks them up again.
 
@@ -269,6 +272,9 @@ type routedProduce struct {
 		unanswered []*nativepb.ProduceRequest
 		closedSend bool
 		opened     bool // the caller has had its ProducerOpened
+		// handshaken: the current stream's ProducerOpened came. Until it
+		// does, an unreachable broker is tried again elsewhere.
+		handshaken bool
 	}
 }
 
@@ -313,7 +319,7 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 	var deadline time.Time
 	for {
 		s.mu.Lock()
-		cur, openErr, opened := s.mu.cur, s.mu.err, s.mu.opened
+		cur, openErr, opened, handshaken := s.mu.cur, s.mu.err, s.mu.opened, s.mu.handshaken
 		s.mu.Unlock()
 		var resp *nativepb.ProduceResponse
 		err := openErr
@@ -329,7 +335,7 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			switch k := resp.GetKind().(type) {
 			case *nativepb.ProduceResponse_Opened:
 				s.mu.Lock()
-				s.mu.opened = true
+				s.mu.opened, s.mu.handshaken = true, true
 				s.mu.Unlock()
 				if opened {
 					continue // of a stream reopened on a new owner
@@ -342,7 +348,7 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			return resp, nil
 		}
 		to, isRedirect := redirect(err, trailer)
-		retry := isRedirect || (!opened && status.Code(err) == codes.Unavailable)
+		retry := isRedirect || (!handshaken && status.Code(err) == codes.Unavailable)
 		if deadline.IsZero() {
 			deadline = time.Now().Add(max(handshakeTimeout, redirectTimeout))
 		}
@@ -372,7 +378,7 @@ func (s *routedProduce) answered(seq uint64) {
 func (s *routedProduce) reopen(addr string, lookupErr error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.cur, s.mu.err = nil, lookupErr
+	s.mu.cur, s.mu.err, s.mu.handshaken = nil, lookupErr, false
 	if lookupErr != nil {
 		return
 	}

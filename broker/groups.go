@@ -47,6 +47,16 @@ func (b *Broker) CommitOffset(ctx context.Context, name TopicName, partition int
 		return fmt.Errorf("%w: commit metadata of %d bytes, the limit is %d", ErrInvalidArgument, len(c.Metadata), MaxCommitMetadata)
 	}
 	p, err := b.partitionFor(ctx, name, partition)
+	if errors.Is(err, ErrNotOwner) {
+		// A Kafka group's coordinator need not own the partition: write
+		// the cursor row. The owner reads it when it next loads the
+		// subscription; a copy it holds loaded already is not dirty, so it
+		// never writes its older position back (it reports it in stats
+		// until it unloads).
+		cur := &catalogpb.Cursor{NextOffset: c.Offset, CommitMetadata: c.Metadata}
+		_, err = b.cat.Cursors.Set(ctx, catalog.CursorName{Partition: partitionName(name, partition), Subscription: sub}, cur)
+		return wrapMeta("commit offset", err)
+	}
 	if err != nil {
 		return err
 	}

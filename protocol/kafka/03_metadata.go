@@ -10,8 +10,9 @@ import (
 	"github.com/magnetar-mq/magnetar/broker"
 )
 
-// Metadata, versions 0-12 (9 and later are flexible). One broker, this
-// one, leads every partition and is its only replica and the controller.
+// Metadata, versions 0-12 (9 and later are flexible). Every live broker
+// is listed; a partition's leader (and only replica) is the owner of its
+// bundle (owners.go), and this broker is reported as the controller.
 // A null topic list (an empty one in version 0) lists every topic of the
 // configured namespace. A named topic that does not exist is created with
 // the default partition count when auto creation is configured and the
@@ -21,13 +22,14 @@ import (
 
 func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	host, port := c.advertised()
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = nodeID, host, port
-	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	for _, n := range c.clusterNodes(ctx) {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = n.id, n.host, n.port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	cluster := clusterID
 	resp.ClusterID = &cluster
-	resp.ControllerID = nodeID
+	resp.ControllerID = c.selfNode().id
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
@@ -38,7 +40,7 @@ func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) km
 			return resp
 		}
 		for _, info := range infos {
-			resp.Topics = append(resp.Topics, metadataTopic(info.Name.Topic, info.Partitions, nil))
+			resp.Topics = append(resp.Topics, metadataTopicLed(info.Name.Topic, c.partitionLeaders(ctx, info.Name, info.Partitions)))
 		}
 		return resp
 	}
@@ -52,7 +54,12 @@ func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) km
 			continue
 		}
 		parts, err := c.topicPartitions(ctx, *t.Topic, autoCreate)
-		resp.Topics = append(resp.Topics, metadataTopic(*t.Topic, parts, err))
+		if err != nil {
+			resp.Topics = append(resp.Topics, metadataTopic(*t.Topic, parts, err))
+			continue
+		}
+		name, _ := c.s.topicName(*t.Topic) // parsed by topicPartitions
+		resp.Topics = append(resp.Topics, metadataTopicLed(*t.Topic, c.partitionLeaders(ctx, name, parts)))
 	}
 	return resp
 }

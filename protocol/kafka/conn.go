@@ -204,6 +204,11 @@ func (c *conn) handle(q request) (result, error) {
 			c.lastProduce = nil
 		}
 	}
+	if group, ok := groupOf(q.req); ok && group != "" {
+		if code := c.notCoordinator(ctx, group); code != 0 {
+			return result{resp: coordinatorError(q.req, code)}, nil
+		}
+	}
 	switch r := q.req.(type) {
 	case *kmsg.ProduceRequest:
 		return c.handleProduce(ctx, r)
@@ -230,7 +235,7 @@ func (c *conn) handle(q request) (result, error) {
 	case *kmsg.OffsetFetchRequest:
 		return result{resp: c.handleOffsetFetch(ctx, r)}, nil
 	case *kmsg.FindCoordinatorRequest:
-		return result{resp: c.handleFindCoordinator(r)}, nil
+		return result{resp: c.handleFindCoordinator(ctx, r)}, nil
 	case *kmsg.JoinGroupRequest:
 		return c.handleJoinGroup(q.clientID, r), nil
 	case *kmsg.HeartbeatRequest:

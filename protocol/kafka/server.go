@@ -19,8 +19,9 @@ import (
 	"github.com/magnetar-mq/magnetar/internal/errmap"
 )
 
-// nodeID is this broker's Kafka node ID. Every partition is led by it for
-// now; with bundle ownership each broker will advertise its own.
+// nodeID is the Kafka node ID of a broker without bundle ownership, which
+// leads every partition; with ownership each broker has its own
+// (owners.go).
 const nodeID = 0
 
 // clusterID is what Metadata reports as the cluster ID.

@@ -568,9 +568,17 @@ type Segment struct {
 	Epoch     uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Bytes     int64  `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// The bookie shard holding it; empty: the broker's only segment store.
-	Shard         string `protobuf:"bytes,7,opt,name=shard,proto3" json:"shard,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Shard string `protobuf:"bytes,7,opt,name=shard,proto3" json:"shard,omitempty"`
+	// Broker wall-clock times (Unix milliseconds; 0: unknown, e.g. written
+	// by an older version): when the segment was opened, when it was
+	// sealed, and when its last entry was appended as far as the sealing
+	// broker knows (the seal time when it does not). Retention by time
+	// goes by last_append_unix_ms.
+	CreatedUnixMs    int64 `protobuf:"varint,8,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	SealedUnixMs     int64 `protobuf:"varint,9,opt,name=sealed_unix_ms,json=sealedUnixMs,proto3" json:"sealed_unix_ms,omitempty"`
+	LastAppendUnixMs int64 `protobuf:"varint,10,opt,name=last_append_unix_ms,json=lastAppendUnixMs,proto3" json:"last_append_unix_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Segment) Reset() {
@@ -650,6 +658,27 @@ func (x *Segment) GetShard() string {
 		return x.Shard
 	}
 	return ""
+}
+
+func (x *Segment) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *Segment) GetSealedUnixMs() int64 {
+	if x != nil {
+		return x.SealedUnixMs
+	}
+	return 0
+}
+
+func (x *Segment) GetLastAppendUnixMs() int64 {
+	if x != nil {
+		return x.LastAppendUnixMs
+	}
+	return 0
 }
 
 // Partition is the ownership epoch and segment list of one partition, kept
@@ -1331,7 +1360,7 @@ const file_metadata_catalog_catalogpb_catalog_proto_rawDesc = "" +
 	"partitions\x18\x01 \x01(\x05R\n" +
 	"partitions\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x129\n" +
-	"\bpolicies\x18\x03 \x01(\v2\x1d.magnetar.catalog.v1.PoliciesR\bpolicies\"\xd6\x01\n" +
+	"\bpolicies\x18\x03 \x01(\v2\x1d.magnetar.catalog.v1.PoliciesR\bpolicies\"\xd3\x02\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05state\x18\x02 \x01(\x0e2!.magnetar.catalog.v1.SegmentStateR\x05state\x12!\n" +
@@ -1340,7 +1369,11 @@ const file_metadata_catalog_catalogpb_catalog_proto_rawDesc = "" +
 	"end_offset\x18\x04 \x01(\x03R\tendOffset\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12\x14\n" +
 	"\x05bytes\x18\x06 \x01(\x03R\x05bytes\x12\x14\n" +
-	"\x05shard\x18\a \x01(\tR\x05shard\"[\n" +
+	"\x05shard\x18\a \x01(\tR\x05shard\x12&\n" +
+	"\x0fcreated_unix_ms\x18\b \x01(\x03R\rcreatedUnixMs\x12$\n" +
+	"\x0esealed_unix_ms\x18\t \x01(\x03R\fsealedUnixMs\x12-\n" +
+	"\x13last_append_unix_ms\x18\n" +
+	" \x01(\x03R\x10lastAppendUnixMs\"[\n" +
 	"\tPartition\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x128\n" +
 	"\bsegments\x18\x02 \x03(\v2\x1c.magnetar.catalog.v1.SegmentR\bsegments\"5\n" +

@@ -13,6 +13,7 @@ var (
 	ErrMessageTooLarge      = errors.New("broker: message batch too large")
 	ErrConsumerBusy         = errors.New("broker: exclusive subscription already has a consumer")
 	ErrSubscriptionNotFound = errors.New("broker: subscription not found")
+	ErrProducerBusy         = errors.New("broker: the partition's producer access mode refuses this producer")
 	ErrPartitionFailed      = errors.New("broker: partition unloaded after a storage error")
 	ErrClosed               = errors.New("broker: closed")
 	// ErrSubscriptionReset ends the consumers of a subscription that was

@@ -21,9 +21,15 @@ import "time"
 func (p *partition) touch() { p.lastUsed.Store(time.Now().UnixNano()) }
 
 // idleSince reports whether the partition was last used before t and has
-// no consumer attached.
+// no consumer or native producer attached.
 func (p *partition) idleSince(t time.Time) bool {
 	if p.lastUsed.Load() >= t.UnixNano() {
+		return false
+	}
+	p.producers.mu.Lock()
+	producing := p.producers.attached > 0
+	p.producers.mu.Unlock()
+	if producing {
 		return false
 	}
 	p.mu.Lock()

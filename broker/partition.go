@@ -52,6 +52,8 @@ type partition struct {
 
 	lastUsed atomic.Int64 // unix nanoseconds of the last partitionFor (lazy.go)
 
+	producers producerAccess // native producers attached (producers.go)
+
 	// Owned by the run goroutine.
 	assignNext int64
 	openStore  bookie.Client // the shard of the open segment

@@ -29,7 +29,22 @@ type ProducerOptions struct {
 	// MaxPendingMessages bounds the messages sent but not yet acknowledged;
 	// SendAsync blocks past it. Default 10,000.
 	MaxPendingMessages int
+	// AccessMode: SharedAccess (default) lets any number of producers
+	// publish; ExclusiveAccess fails CreateProducer while another producer
+	// is attached to a partition and keeps others out while it is;
+	// WaitForExclusiveAccess waits for the others to go first.
+	AccessMode ProducerAccessMode
 }
+
+// ProducerAccessMode says how a producer shares a topic with other
+// producers.
+type ProducerAccessMode int
+
+const (
+	SharedAccess ProducerAccessMode = iota
+	ExclusiveAccess
+	WaitForExclusiveAccess
+)
 
 func (o *ProducerOptions) setDefaults() {
 	if o.BatchingMaxMessages <= 0 {
@@ -80,6 +95,15 @@ func (c *Client) CreateProducer(ctx context.Context, opts ProducerOptions) (*Pro
 	}
 	for i := int32(0); i < info.Partitions; i++ {
 		pp := &partitionProducer{p: p, partition: i, in: make(chan *pendingMsg, opts.BatchingMaxMessages), flushes: make(chan chan struct{})}
+		if opts.AccessMode != SharedAccess {
+			// Exclusive access is decided now, not at the first send.
+			s, err := pp.connect(ctx)
+			if err != nil {
+				p.Close()
+				return nil, err
+			}
+			pp.stream = s
+		}
 		p.parts = append(p.parts, pp)
 		p.wg.Add(1)
 		go func() {
@@ -272,7 +296,7 @@ func (pp *partitionProducer) sendBatch(done chan struct{}) {
 		b.waiters = append(b.waiters, done)
 	}
 	if pp.stream == nil || pp.stream.broken() {
-		s, err := pp.connect()
+		s, err := pp.connect(context.Background())
 		if err != nil {
 			pp.p.completeBatch(b, 0, pp.partition, err)
 			return
@@ -282,12 +306,15 @@ func (pp *partitionProducer) sendBatch(done chan struct{}) {
 	pp.stream.send(b)
 }
 
-func (pp *partitionProducer) connect() (*produceStream, error) {
+// connect opens a stream; hctx bounds the handshake only.
+func (pp *partitionProducer) connect(hctx context.Context) (*produceStream, error) {
 	if pp.stream != nil {
 		pp.stream.close()
 		pp.stream = nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(hctx, cancel)
+	defer stop()
 	svc, err := pp.p.c.service(ctx, pp.p.topic.Name, pp.partition)
 	var stream nativepb.Magnetar_ProduceClient
 	if err == nil {
@@ -296,6 +323,7 @@ func (pp *partitionProducer) connect() (*produceStream, error) {
 	if err == nil {
 		err = stream.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: &nativepb.ProducerOpen{
 			Topic: pp.p.topic.Name, Partition: pp.partition, ProducerName: pp.p.opts.Name,
+			AccessMode: nativepb.ProducerAccessMode(pp.p.opts.AccessMode),
 		}}})
 	}
 	var resp *nativepb.ProduceResponse

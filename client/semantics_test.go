@@ -363,3 +363,40 @@ func TestAckTimeoutRedelivers(t *testing.T) {
 		}
 	}
 }
+
+// An exclusive producer keeps others out: a second exclusive or shared
+// producer is refused at creation, and one waiting for exclusive access
+// gets it once the first closes.
+func TestExclusiveProducer(t *testing.T) {
+	c := startServer(t)
+	ctx := ctxFor(t, 30*time.Second)
+	first, err := c.CreateProducer(ctx, client.ProducerOptions{Topic: "single-writer", AccessMode: client.ExclusiveAccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Send(ctx, &client.Message{Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.CreateProducer(ctx, client.ProducerOptions{Topic: "single-writer", AccessMode: client.ExclusiveAccess}); err == nil {
+		p.Close()
+		t.Fatal("a second exclusive producer was accepted")
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		p, err := c.CreateProducer(ctx, client.ProducerOptions{Topic: "single-writer", AccessMode: client.WaitForExclusiveAccess})
+		if err == nil {
+			_, err = p.Send(ctx, &client.Message{Value: []byte("b")})
+			p.Close()
+		}
+		waiting <- err
+	}()
+	select {
+	case err := <-waiting:
+		t.Fatalf("waiting producer finished (%v) while the exclusive one is open", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	first.Close()
+	if err := <-waiting; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -51,6 +51,7 @@ var table = []row{
 	{broker.ErrNotOwner, codes.FailedPrecondition, http.StatusMisdirectedRequest, kerr.NotLeaderForPartition},
 	{broker.ErrNoBroker, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{broker.ErrPartitionFailed, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
+	{broker.ErrProducerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
 	{broker.ErrSubscriptionNotFound, codes.NotFound, http.StatusNotFound, kerr.UnknownServerError},
 	{broker.ErrSubscriptionReset, codes.Aborted, http.StatusConflict, kerr.UnknownServerError},
 	{broker.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},

@@ -99,6 +99,11 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 	if err := s.b.CheckOwner(ctx, name, partition); err != nil {
 		return s.status(ctx, err)
 	}
+	lease, err := s.b.AttachProducer(ctx, name, partition, broker.ProducerAccessMode(open.GetAccessMode()))
+	if err != nil {
+		return s.status(ctx, err)
+	}
+	defer lease.Release()
 	if err := stream.Send(&nativepb.ProduceResponse{Kind: &nativepb.ProduceResponse_Opened{
 		Opened: &nativepb.ProducerOpened{Topic: name.String(), Partition: partition},
 	}}); err != nil {

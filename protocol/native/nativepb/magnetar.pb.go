@@ -25,6 +25,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ProducerAccessMode says how a producer shares a partition with others
+// (native producers only; Kafka producers are not counted).
+type ProducerAccessMode int32
+
+const (
+	// Any number of producers (default).
+	ProducerAccessMode_SHARED_ACCESS ProducerAccessMode = 0
+	// Refused (FAILED_PRECONDITION) while another producer is attached;
+	// refuses others while attached.
+	ProducerAccessMode_EXCLUSIVE_ACCESS ProducerAccessMode = 1
+	// Waits until no producer is attached, then holds the partition
+	// exclusively.
+	ProducerAccessMode_WAIT_FOR_EXCLUSIVE_ACCESS ProducerAccessMode = 2
+)
+
+// Enum value maps for ProducerAccessMode.
+var (
+	ProducerAccessMode_name = map[int32]string{
+		0: "SHARED_ACCESS",
+		1: "EXCLUSIVE_ACCESS",
+		2: "WAIT_FOR_EXCLUSIVE_ACCESS",
+	}
+	ProducerAccessMode_value = map[string]int32{
+		"SHARED_ACCESS":             0,
+		"EXCLUSIVE_ACCESS":          1,
+		"WAIT_FOR_EXCLUSIVE_ACCESS": 2,
+	}
+)
+
+func (x ProducerAccessMode) Enum() *ProducerAccessMode {
+	p := new(ProducerAccessMode)
+	*p = x
+	return p
+}
+
+func (x ProducerAccessMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProducerAccessMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_magnetar_proto_enumTypes[0].Descriptor()
+}
+
+func (ProducerAccessMode) Type() protoreflect.EnumType {
+	return &file_magnetar_proto_enumTypes[0]
+}
+
+func (x ProducerAccessMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProducerAccessMode.Descriptor instead.
+func (ProducerAccessMode) EnumDescriptor() ([]byte, []int) {
+	return file_magnetar_proto_rawDescGZIP(), []int{0}
+}
+
 type SubscriptionType int32
 
 const (
@@ -72,11 +128,11 @@ func (x SubscriptionType) String() string {
 }
 
 func (SubscriptionType) Descriptor() protoreflect.EnumDescriptor {
-	return file_magnetar_proto_enumTypes[0].Descriptor()
+	return file_magnetar_proto_enumTypes[1].Descriptor()
 }
 
 func (SubscriptionType) Type() protoreflect.EnumType {
-	return &file_magnetar_proto_enumTypes[0]
+	return &file_magnetar_proto_enumTypes[1]
 }
 
 func (x SubscriptionType) Number() protoreflect.EnumNumber {
@@ -85,7 +141,7 @@ func (x SubscriptionType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SubscriptionType.Descriptor instead.
 func (SubscriptionType) EnumDescriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{0}
+	return file_magnetar_proto_rawDescGZIP(), []int{1}
 }
 
 type InitialPosition int32
@@ -123,11 +179,11 @@ func (x InitialPosition) String() string {
 }
 
 func (InitialPosition) Descriptor() protoreflect.EnumDescriptor {
-	return file_magnetar_proto_enumTypes[1].Descriptor()
+	return file_magnetar_proto_enumTypes[2].Descriptor()
 }
 
 func (InitialPosition) Type() protoreflect.EnumType {
-	return &file_magnetar_proto_enumTypes[1]
+	return &file_magnetar_proto_enumTypes[2]
 }
 
 func (x InitialPosition) Number() protoreflect.EnumNumber {
@@ -136,7 +192,7 @@ func (x InitialPosition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use InitialPosition.Descriptor instead.
 func (InitialPosition) EnumDescriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{1}
+	return file_magnetar_proto_rawDescGZIP(), []int{2}
 }
 
 type LookupRequest struct {
@@ -504,6 +560,7 @@ type ProducerOpen struct {
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	ProducerName  string                 `protobuf:"bytes,3,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
+	AccessMode    ProducerAccessMode     `protobuf:"varint,4,opt,name=access_mode,json=accessMode,proto3,enum=magnetar.native.v1.ProducerAccessMode" json:"access_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -557,6 +614,13 @@ func (x *ProducerOpen) GetProducerName() string {
 		return x.ProducerName
 	}
 	return ""
+}
+
+func (x *ProducerOpen) GetAccessMode() ProducerAccessMode {
+	if x != nil {
+		return x.AccessMode
+	}
+	return ProducerAccessMode_SHARED_ACCESS
 }
 
 type SendBatch struct {
@@ -1774,11 +1838,13 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x0eProduceRequest\x126\n" +
 	"\x04open\x18\x01 \x01(\v2 .magnetar.native.v1.ProducerOpenH\x00R\x04open\x123\n" +
 	"\x04send\x18\x02 \x01(\v2\x1d.magnetar.native.v1.SendBatchH\x00R\x04sendB\x06\n" +
-	"\x04kind\"g\n" +
+	"\x04kind\"\xb0\x01\n" +
 	"\fProducerOpen\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12#\n" +
-	"\rproducer_name\x18\x03 \x01(\tR\fproducerName\"e\n" +
+	"\rproducer_name\x18\x03 \x01(\tR\fproducerName\x12G\n" +
+	"\vaccess_mode\x18\x04 \x01(\x0e2&.magnetar.native.v1.ProducerAccessModeR\n" +
+	"accessMode\"e\n" +
 	"\tSendBatch\x12\x1f\n" +
 	"\vsequence_id\x18\x01 \x01(\x04R\n" +
 	"sequenceId\x127\n" +
@@ -1858,7 +1924,11 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x0fpublish_time_ms\x18\x03 \x01(\x03R\rpublishTimeMs\x12)\n" +
 	"\x10redelivery_count\x18\x04 \x01(\rR\x0fredeliveryCount\"O\n" +
 	"\fMessageBatch\x12?\n" +
-	"\bmessages\x18\x01 \x03(\v2#.magnetar.native.v1.ReceivedMessageR\bmessages*n\n" +
+	"\bmessages\x18\x01 \x03(\v2#.magnetar.native.v1.ReceivedMessageR\bmessages*\\\n" +
+	"\x12ProducerAccessMode\x12\x11\n" +
+	"\rSHARED_ACCESS\x10\x00\x12\x14\n" +
+	"\x10EXCLUSIVE_ACCESS\x10\x01\x12\x1d\n" +
+	"\x19WAIT_FOR_EXCLUSIVE_ACCESS\x10\x02*n\n" +
 	"\x10SubscriptionType\x12!\n" +
 	"\x1dSUBSCRIPTION_TYPE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tEXCLUSIVE\x10\x01\x12\n" +
@@ -1889,65 +1959,67 @@ func file_magnetar_proto_rawDescGZIP() []byte {
 	return file_magnetar_proto_rawDescData
 }
 
-var file_magnetar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_magnetar_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_magnetar_proto_goTypes = []any{
-	(SubscriptionType)(0),   // 0: magnetar.native.v1.SubscriptionType
-	(InitialPosition)(0),    // 1: magnetar.native.v1.InitialPosition
-	(*LookupRequest)(nil),   // 2: magnetar.native.v1.LookupRequest
-	(*LookupResponse)(nil),  // 3: magnetar.native.v1.LookupResponse
-	(*Header)(nil),          // 4: magnetar.native.v1.Header
-	(*Message)(nil),         // 5: magnetar.native.v1.Message
-	(*ProduceRequest)(nil),  // 6: magnetar.native.v1.ProduceRequest
-	(*ProducerOpen)(nil),    // 7: magnetar.native.v1.ProducerOpen
-	(*SendBatch)(nil),       // 8: magnetar.native.v1.SendBatch
-	(*ProduceResponse)(nil), // 9: magnetar.native.v1.ProduceResponse
-	(*ProducerOpened)(nil),  // 10: magnetar.native.v1.ProducerOpened
-	(*SendReceipt)(nil),     // 11: magnetar.native.v1.SendReceipt
-	(*SendError)(nil),       // 12: magnetar.native.v1.SendError
-	(*ConsumeRequest)(nil),  // 13: magnetar.native.v1.ConsumeRequest
-	(*Subscribe)(nil),       // 14: magnetar.native.v1.Subscribe
-	(*Seek)(nil),            // 15: magnetar.native.v1.Seek
-	(*Flow)(nil),            // 16: magnetar.native.v1.Flow
-	(*Ack)(nil),             // 17: magnetar.native.v1.Ack
-	(*Nack)(nil),            // 18: magnetar.native.v1.Nack
-	(*ActiveChange)(nil),    // 19: magnetar.native.v1.ActiveChange
-	(*ConsumeResponse)(nil), // 20: magnetar.native.v1.ConsumeResponse
-	(*Subscribed)(nil),      // 21: magnetar.native.v1.Subscribed
-	(*ReceivedMessage)(nil), // 22: magnetar.native.v1.ReceivedMessage
-	(*MessageBatch)(nil),    // 23: magnetar.native.v1.MessageBatch
+	(ProducerAccessMode)(0), // 0: magnetar.native.v1.ProducerAccessMode
+	(SubscriptionType)(0),   // 1: magnetar.native.v1.SubscriptionType
+	(InitialPosition)(0),    // 2: magnetar.native.v1.InitialPosition
+	(*LookupRequest)(nil),   // 3: magnetar.native.v1.LookupRequest
+	(*LookupResponse)(nil),  // 4: magnetar.native.v1.LookupResponse
+	(*Header)(nil),          // 5: magnetar.native.v1.Header
+	(*Message)(nil),         // 6: magnetar.native.v1.Message
+	(*ProduceRequest)(nil),  // 7: magnetar.native.v1.ProduceRequest
+	(*ProducerOpen)(nil),    // 8: magnetar.native.v1.ProducerOpen
+	(*SendBatch)(nil),       // 9: magnetar.native.v1.SendBatch
+	(*ProduceResponse)(nil), // 10: magnetar.native.v1.ProduceResponse
+	(*ProducerOpened)(nil),  // 11: magnetar.native.v1.ProducerOpened
+	(*SendReceipt)(nil),     // 12: magnetar.native.v1.SendReceipt
+	(*SendError)(nil),       // 13: magnetar.native.v1.SendError
+	(*ConsumeRequest)(nil),  // 14: magnetar.native.v1.ConsumeRequest
+	(*Subscribe)(nil),       // 15: magnetar.native.v1.Subscribe
+	(*Seek)(nil),            // 16: magnetar.native.v1.Seek
+	(*Flow)(nil),            // 17: magnetar.native.v1.Flow
+	(*Ack)(nil),             // 18: magnetar.native.v1.Ack
+	(*Nack)(nil),            // 19: magnetar.native.v1.Nack
+	(*ActiveChange)(nil),    // 20: magnetar.native.v1.ActiveChange
+	(*ConsumeResponse)(nil), // 21: magnetar.native.v1.ConsumeResponse
+	(*Subscribed)(nil),      // 22: magnetar.native.v1.Subscribed
+	(*ReceivedMessage)(nil), // 23: magnetar.native.v1.ReceivedMessage
+	(*MessageBatch)(nil),    // 24: magnetar.native.v1.MessageBatch
 }
 var file_magnetar_proto_depIdxs = []int32{
-	4,  // 0: magnetar.native.v1.Message.headers:type_name -> magnetar.native.v1.Header
-	7,  // 1: magnetar.native.v1.ProduceRequest.open:type_name -> magnetar.native.v1.ProducerOpen
-	8,  // 2: magnetar.native.v1.ProduceRequest.send:type_name -> magnetar.native.v1.SendBatch
-	5,  // 3: magnetar.native.v1.SendBatch.messages:type_name -> magnetar.native.v1.Message
-	10, // 4: magnetar.native.v1.ProduceResponse.opened:type_name -> magnetar.native.v1.ProducerOpened
-	11, // 5: magnetar.native.v1.ProduceResponse.receipt:type_name -> magnetar.native.v1.SendReceipt
-	12, // 6: magnetar.native.v1.ProduceResponse.error:type_name -> magnetar.native.v1.SendError
-	14, // 7: magnetar.native.v1.ConsumeRequest.subscribe:type_name -> magnetar.native.v1.Subscribe
-	16, // 8: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
-	17, // 9: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
-	18, // 10: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
-	15, // 11: magnetar.native.v1.ConsumeRequest.seek:type_name -> magnetar.native.v1.Seek
-	0,  // 12: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
-	1,  // 13: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
-	21, // 14: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
-	23, // 15: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
-	19, // 16: magnetar.native.v1.ConsumeResponse.active:type_name -> magnetar.native.v1.ActiveChange
-	5,  // 17: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
-	22, // 18: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
-	2,  // 19: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
-	6,  // 20: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
-	13, // 21: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
-	3,  // 22: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
-	9,  // 23: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
-	20, // 24: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	5,  // 0: magnetar.native.v1.Message.headers:type_name -> magnetar.native.v1.Header
+	8,  // 1: magnetar.native.v1.ProduceRequest.open:type_name -> magnetar.native.v1.ProducerOpen
+	9,  // 2: magnetar.native.v1.ProduceRequest.send:type_name -> magnetar.native.v1.SendBatch
+	0,  // 3: magnetar.native.v1.ProducerOpen.access_mode:type_name -> magnetar.native.v1.ProducerAccessMode
+	6,  // 4: magnetar.native.v1.SendBatch.messages:type_name -> magnetar.native.v1.Message
+	11, // 5: magnetar.native.v1.ProduceResponse.opened:type_name -> magnetar.native.v1.ProducerOpened
+	12, // 6: magnetar.native.v1.ProduceResponse.receipt:type_name -> magnetar.native.v1.SendReceipt
+	13, // 7: magnetar.native.v1.ProduceResponse.error:type_name -> magnetar.native.v1.SendError
+	15, // 8: magnetar.native.v1.ConsumeRequest.subscribe:type_name -> magnetar.native.v1.Subscribe
+	17, // 9: magnetar.native.v1.ConsumeRequest.flow:type_name -> magnetar.native.v1.Flow
+	18, // 10: magnetar.native.v1.ConsumeRequest.ack:type_name -> magnetar.native.v1.Ack
+	19, // 11: magnetar.native.v1.ConsumeRequest.nack:type_name -> magnetar.native.v1.Nack
+	16, // 12: magnetar.native.v1.ConsumeRequest.seek:type_name -> magnetar.native.v1.Seek
+	1,  // 13: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
+	2,  // 14: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
+	22, // 15: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
+	24, // 16: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
+	20, // 17: magnetar.native.v1.ConsumeResponse.active:type_name -> magnetar.native.v1.ActiveChange
+	6,  // 18: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
+	23, // 19: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
+	3,  // 20: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
+	7,  // 21: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
+	14, // 22: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
+	4,  // 23: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
+	10, // 24: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
+	21, // 25: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
+	23, // [23:26] is the sub-list for method output_type
+	20, // [20:23] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_magnetar_proto_init() }
@@ -1989,7 +2061,7 @@ func file_magnetar_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magnetar_proto_rawDesc), len(file_magnetar_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -1486,59 +1486,12 @@ func (x *Nack) GetOffsets() []int64 {
 	return nil
 }
 
-// ActiveChange tells a Failover consumer whether it is now the one
-// receiving messages.
-type ActiveChange struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Active        bool                   `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ActiveChange) Reset() {
-	*x = ActiveChange{}
-	mi := &file_magnetar_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ActiveChange) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ActiveChange) ProtoMessage() {}
-
-func (x *ActiveChange) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ActiveChange.ProtoReflect.Descriptor instead.
-func (*ActiveChange) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *ActiveChange) GetActive() bool {
-	if x != nil {
-		return x.Active
-	}
-	return false
-}
-
 type ConsumeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*ConsumeResponse_Subscribed
 	//	*ConsumeResponse_Messages
-	//	*ConsumeResponse_Active
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1546,7 +1499,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1511,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[18]
+	mi := &file_magnetar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1524,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{18}
+	return file_magnetar_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1599,15 +1552,6 @@ func (x *ConsumeResponse) GetMessages() *MessageBatch {
 	return nil
 }
 
-func (x *ConsumeResponse) GetActive() *ActiveChange {
-	if x != nil {
-		if x, ok := x.Kind.(*ConsumeResponse_Active); ok {
-			return x.Active
-		}
-	}
-	return nil
-}
-
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -1620,15 +1564,9 @@ type ConsumeResponse_Messages struct {
 	Messages *MessageBatch `protobuf:"bytes,2,opt,name=messages,proto3,oneof"`
 }
 
-type ConsumeResponse_Active struct {
-	Active *ActiveChange `protobuf:"bytes,3,opt,name=active,proto3,oneof"`
-}
-
 func (*ConsumeResponse_Subscribed) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Messages) isConsumeResponse_Kind() {}
-
-func (*ConsumeResponse_Active) isConsumeResponse_Kind() {}
 
 type Subscribed struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1643,7 +1581,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_magnetar_proto_msgTypes[19]
+	mi := &file_magnetar_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1593,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[19]
+	mi := &file_magnetar_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1606,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{19}
+	return file_magnetar_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Subscribed) GetTopic() string {
@@ -1709,7 +1647,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_magnetar_proto_msgTypes[20]
+	mi := &file_magnetar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1659,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[20]
+	mi := &file_magnetar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1672,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{20}
+	return file_magnetar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReceivedMessage) GetOffset() int64 {
@@ -1774,7 +1712,7 @@ type MessageBatch struct {
 
 func (x *MessageBatch) Reset() {
 	*x = MessageBatch{}
-	mi := &file_magnetar_proto_msgTypes[21]
+	mi := &file_magnetar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1724,7 @@ func (x *MessageBatch) String() string {
 func (*MessageBatch) ProtoMessage() {}
 
 func (x *MessageBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_magnetar_proto_msgTypes[21]
+	mi := &file_magnetar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1737,7 @@ func (x *MessageBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageBatch.ProtoReflect.Descriptor instead.
 func (*MessageBatch) Descriptor() ([]byte, []int) {
-	return file_magnetar_proto_rawDescGZIP(), []int{21}
+	return file_magnetar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MessageBatch) GetMessages() []*ReceivedMessage {
@@ -1903,15 +1841,12 @@ const file_magnetar_proto_rawDesc = "" +
 	"cumulative\x18\x02 \x01(\bR\n" +
 	"cumulative\" \n" +
 	"\x04Nack\x12\x18\n" +
-	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\"&\n" +
-	"\fActiveChange\x12\x16\n" +
-	"\x06active\x18\x01 \x01(\bR\x06active\"\xd7\x01\n" +
+	"\aoffsets\x18\x01 \x03(\x03R\aoffsets\"\x9b\x01\n" +
 	"\x0fConsumeResponse\x12@\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x1e.magnetar.native.v1.SubscribedH\x00R\n" +
 	"subscribed\x12>\n" +
-	"\bmessages\x18\x02 \x01(\v2 .magnetar.native.v1.MessageBatchH\x00R\bmessages\x12:\n" +
-	"\x06active\x18\x03 \x01(\v2 .magnetar.native.v1.ActiveChangeH\x00R\x06activeB\x06\n" +
+	"\bmessages\x18\x02 \x01(\v2 .magnetar.native.v1.MessageBatchH\x00R\bmessagesB\x06\n" +
 	"\x04kind\"c\n" +
 	"\n" +
 	"Subscribed\x12\x14\n" +
@@ -1960,7 +1895,7 @@ func file_magnetar_proto_rawDescGZIP() []byte {
 }
 
 var file_magnetar_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_magnetar_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_magnetar_proto_goTypes = []any{
 	(ProducerAccessMode)(0), // 0: magnetar.native.v1.ProducerAccessMode
 	(SubscriptionType)(0),   // 1: magnetar.native.v1.SubscriptionType
@@ -1982,11 +1917,10 @@ var file_magnetar_proto_goTypes = []any{
 	(*Flow)(nil),            // 17: magnetar.native.v1.Flow
 	(*Ack)(nil),             // 18: magnetar.native.v1.Ack
 	(*Nack)(nil),            // 19: magnetar.native.v1.Nack
-	(*ActiveChange)(nil),    // 20: magnetar.native.v1.ActiveChange
-	(*ConsumeResponse)(nil), // 21: magnetar.native.v1.ConsumeResponse
-	(*Subscribed)(nil),      // 22: magnetar.native.v1.Subscribed
-	(*ReceivedMessage)(nil), // 23: magnetar.native.v1.ReceivedMessage
-	(*MessageBatch)(nil),    // 24: magnetar.native.v1.MessageBatch
+	(*ConsumeResponse)(nil), // 20: magnetar.native.v1.ConsumeResponse
+	(*Subscribed)(nil),      // 21: magnetar.native.v1.Subscribed
+	(*ReceivedMessage)(nil), // 22: magnetar.native.v1.ReceivedMessage
+	(*MessageBatch)(nil),    // 23: magnetar.native.v1.MessageBatch
 }
 var file_magnetar_proto_depIdxs = []int32{
 	5,  // 0: magnetar.native.v1.Message.headers:type_name -> magnetar.native.v1.Header
@@ -2004,22 +1938,21 @@ var file_magnetar_proto_depIdxs = []int32{
 	16, // 12: magnetar.native.v1.ConsumeRequest.seek:type_name -> magnetar.native.v1.Seek
 	1,  // 13: magnetar.native.v1.Subscribe.type:type_name -> magnetar.native.v1.SubscriptionType
 	2,  // 14: magnetar.native.v1.Subscribe.initial_position:type_name -> magnetar.native.v1.InitialPosition
-	22, // 15: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
-	24, // 16: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
-	20, // 17: magnetar.native.v1.ConsumeResponse.active:type_name -> magnetar.native.v1.ActiveChange
-	6,  // 18: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
-	23, // 19: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
-	3,  // 20: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
-	7,  // 21: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
-	14, // 22: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
-	4,  // 23: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
-	10, // 24: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
-	21, // 25: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
-	23, // [23:26] is the sub-list for method output_type
-	20, // [20:23] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	21, // 15: magnetar.native.v1.ConsumeResponse.subscribed:type_name -> magnetar.native.v1.Subscribed
+	23, // 16: magnetar.native.v1.ConsumeResponse.messages:type_name -> magnetar.native.v1.MessageBatch
+	6,  // 17: magnetar.native.v1.ReceivedMessage.message:type_name -> magnetar.native.v1.Message
+	22, // 18: magnetar.native.v1.MessageBatch.messages:type_name -> magnetar.native.v1.ReceivedMessage
+	3,  // 19: magnetar.native.v1.Magnetar.Lookup:input_type -> magnetar.native.v1.LookupRequest
+	7,  // 20: magnetar.native.v1.Magnetar.Produce:input_type -> magnetar.native.v1.ProduceRequest
+	14, // 21: magnetar.native.v1.Magnetar.Consume:input_type -> magnetar.native.v1.ConsumeRequest
+	4,  // 22: magnetar.native.v1.Magnetar.Lookup:output_type -> magnetar.native.v1.LookupResponse
+	10, // 23: magnetar.native.v1.Magnetar.Produce:output_type -> magnetar.native.v1.ProduceResponse
+	20, // 24: magnetar.native.v1.Magnetar.Consume:output_type -> magnetar.native.v1.ConsumeResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_magnetar_proto_init() }
@@ -2051,10 +1984,9 @@ func file_magnetar_proto_init() {
 		(*Seek_Offset)(nil),
 		(*Seek_TimeMs)(nil),
 	}
-	file_magnetar_proto_msgTypes[18].OneofWrappers = []any{
+	file_magnetar_proto_msgTypes[17].OneofWrappers = []any{
 		(*ConsumeResponse_Subscribed)(nil),
 		(*ConsumeResponse_Messages)(nil),
-		(*ConsumeResponse_Active)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2062,7 +1994,7 @@ func file_magnetar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magnetar_proto_rawDesc), len(file_magnetar_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

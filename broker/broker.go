@@ -79,6 +79,11 @@ func New(cfg Config, meta metadata.Store, shards bookie.Router, log *slog.Logger
 		defer b.wg.Done()
 		b.flushCursorsLoop()
 	}()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.policyLoop() // retention, TTL, backlog eviction, roll by age (retention.go)
+	}()
 	if cfg.IdleTimeout > 0 {
 		b.wg.Add(1)
 		go func() {

@@ -18,6 +18,14 @@ type Config struct {
 	MaxMessageBytes int `yaml:"max-message-bytes"`
 	// SegmentMaxBytes rolls a partition to a new segment past this size.
 	SegmentMaxBytes int64 `yaml:"segment-max-bytes"`
+	// SegmentMaxAge rolls a partition's open segment once it is this old
+	// and holds data (0: never), so retention, which deletes only sealed
+	// segments, can reach data of slow partitions.
+	SegmentMaxAge time.Duration `yaml:"segment-max-age"`
+	// PolicyCheckInterval is how often the retention loop applies
+	// retention, message TTL, backlog-quota eviction and roll by age to
+	// the loaded partitions (retention.go).
+	PolicyCheckInterval time.Duration `yaml:"policy-check-interval"`
 	// TailCacheBytes is how many recent bytes each loaded partition keeps
 	// in memory for consumers that follow the tail.
 	TailCacheBytes int `yaml:"tail-cache-bytes"`
@@ -51,6 +59,8 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.BoolVar(&c.AutoCreateTopics, prefix+"auto-create-topics", true, "create a one-partition topic on first use")
 	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 5<<20, "largest produced batch in bytes")
 	fs.Int64Var(&c.SegmentMaxBytes, prefix+"segment-max-bytes", 256<<20, "roll a partition to a new segment past this many bytes")
+	fs.DurationVar(&c.SegmentMaxAge, prefix+"segment-max-age", 4*time.Hour, "roll a partition to a new segment once the open one is this old and not empty (0: never)")
+	fs.DurationVar(&c.PolicyCheckInterval, prefix+"policy-check-interval", time.Minute, "how often retention, message TTL, backlog-quota eviction and roll by age are applied")
 	fs.IntVar(&c.TailCacheBytes, prefix+"tail-cache-bytes", 4<<20, "recent bytes kept in memory per loaded partition")
 	fs.DurationVar(&c.CursorFlushInterval, prefix+"cursor-flush-interval", 100*time.Millisecond, "how often acknowledgements are persisted")
 	c.Policies.RegisterFlags(prefix+"default-", fs)
@@ -70,6 +80,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: max-message-bytes must be positive")
 	case c.SegmentMaxBytes <= 0:
 		return fmt.Errorf("broker: segment-max-bytes must be positive")
+	case c.SegmentMaxAge < 0:
+		return fmt.Errorf("broker: segment-max-age must not be negative")
+	case c.PolicyCheckInterval <= 0:
+		return fmt.Errorf("broker: policy-check-interval must be positive")
 	case c.TailCacheBytes < 0:
 		return fmt.Errorf("broker: tail-cache-bytes must not be negative")
 	case c.CursorFlushInterval <= 0:

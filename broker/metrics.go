@@ -12,6 +12,13 @@ type metrics struct {
 	partitionsLoaded prometheus.Gauge
 
 	partitionsIdleUnloaded prometheus.Counter
+
+	// Policies acting on stored data (retention.go, backlog.go).
+	segmentsDeleted  prometheus.Counter
+	messagesExpired  prometheus.Counter
+	messagesEvicted  prometheus.Counter
+	publishesHeld    prometheus.Counter
+	publishesRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,9 +49,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		partitionsIdleUnloaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "magnetar_broker_partitions_idle_unloaded_total", Help: "Partitions unloaded after their idle timeout.",
 		}),
+		segmentsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_retention_segments_deleted_total", Help: "Sealed segments deleted by retention.",
+		}),
+		messagesExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_ttl_messages_expired_total", Help: "Messages acknowledged on a subscription because their TTL passed.",
+		}),
+		messagesEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_backlog_messages_evicted_total", Help: "Messages dropped from a subscription's backlog by consumer_backlog_eviction.",
+		}),
+		publishesHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_backlog_publishes_held_total", Help: "Publishes held because a backlog quota was reached (producer_request_hold).",
+		}),
+		publishesRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_backlog_publishes_refused_total", Help: "Publishes failed because a backlog quota was reached (producer_exception).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messagesIn, m.bytesIn, m.messagesOut, m.appendLatency, m.readsCache, m.readsStore, m.partitionsLoaded, m.partitionsIdleUnloaded)
+		reg.MustRegister(m.messagesIn, m.bytesIn, m.messagesOut, m.appendLatency, m.readsCache, m.readsStore, m.partitionsLoaded, m.partitionsIdleUnloaded,
+			m.segmentsDeleted, m.messagesExpired, m.messagesEvicted, m.publishesHeld, m.publishesRefused)
 	}
 	return m
 }

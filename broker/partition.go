@@ -38,6 +38,7 @@ type partition struct {
 	log   *slog.Logger
 
 	appendCh chan *appendReq // closed by close, once no publisher can send
+	ctl      chan ctlReq     // work the run goroutine does between appends (retention.go)
 	ctx      context.Context // for segment-store calls; canceled once run returns
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when run returns
@@ -57,6 +58,8 @@ type partition struct {
 	// Owned by the run goroutine.
 	assignNext int64
 	openStore  bookie.Client // the shard of the open segment
+	openedAt   time.Time     // when the open segment was opened (roll by age)
+	lastAppend time.Time     // when the last group was appended
 
 	mu struct {
 		sync.Mutex
@@ -118,6 +121,7 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 	}
 	// Seal what the previous owner left open. Sealing with our epoch fences
 	// it: its appends fail from now on, and the end offset is final.
+	next := int64(0) // kept if the sealed segment was the only one (retention deleted the rest)
 	if n := len(pm.Segments); n > 0 && pm.Segments[n-1].State == catalogpb.SegmentState_SEGMENT_OPEN {
 		last := pm.Segments[n-1]
 		store, err := b.segmentStore(ctx, last)
@@ -131,6 +135,8 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		last.State = catalogpb.SegmentState_SEGMENT_SEALED
 		last.EndOffset = si.NextOffset
 		last.Bytes = si.Bytes
+		last.SealedUnixMs = time.Now().UnixMilli()
+		next = last.EndOffset
 		if last.EndOffset == last.StartOffset {
 			pm.Segments = pm.Segments[:n-1] // nothing in it
 			if err := store.DeleteSegment(ctx, last.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
@@ -138,7 +144,6 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 			}
 		}
 	}
-	next := int64(0)
 	if n := len(pm.Segments); n > 0 {
 		next = pm.Segments[n-1].EndOffset
 	}
@@ -155,11 +160,13 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		epoch:      pm.Epoch,
 		log:        b.log.With("topic", name.String(), "partition", index),
 		appendCh:   make(chan *appendReq, appendQueue),
+		ctl:        make(chan ctlReq),
 		ctx:        pctx,
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		assignNext: next,
 		openStore:  store,
+		openedAt:   time.Now(),
 	}
 	p.mu.meta = pm
 	p.mu.metaVersion = version
@@ -216,11 +223,12 @@ func (b *Broker) openSegment(ctx context.Context, pn catalog.PartitionName, pm *
 		return 0, nil, fmt.Errorf("broker: placing segment %d: %w", id, err)
 	}
 	seg := &catalogpb.Segment{
-		Id:          id,
-		State:       catalogpb.SegmentState_SEGMENT_OPEN,
-		StartOffset: start,
-		Epoch:       pm.Epoch,
-		Shard:       shard,
+		Id:            id,
+		State:         catalogpb.SegmentState_SEGMENT_OPEN,
+		StartOffset:   start,
+		Epoch:         pm.Epoch,
+		Shard:         shard,
+		CreatedUnixMs: time.Now().UnixMilli(),
 	}
 	store, err := b.segmentStore(ctx, seg)
 	if err != nil {
@@ -255,6 +263,9 @@ func (b *Broker) putPartitionMeta(ctx context.Context, pn catalog.PartitionName,
 func (p *partition) publish(ctx context.Context, batch []byte, count int64) (Future, error) {
 	if err := p.b.throttlePublish(ctx, p.name, len(batch), count); err != nil {
 		return Future{}, err // only when ctx ended or the broker closed while throttled
+	}
+	if err := p.b.checkBacklogQuota(ctx, p); err != nil {
+		return Future{}, err // quota exceeded (producer_exception), or ctx ended while held
 	}
 	p.sendMu.RLock()
 	defer p.sendMu.RUnlock()
@@ -294,7 +305,24 @@ func (p *partition) failedErr() error {
 func (p *partition) run() {
 	defer close(p.done)
 	group := make([]*appendReq, 0, 64)
-	for req := range p.appendCh {
+loop:
+	for {
+		var req *appendReq
+		select {
+		case r, ok := <-p.appendCh:
+			if !ok {
+				return
+			}
+			req = r
+		case c := <-p.ctl:
+			err := c.fn()
+			c.done <- err
+			if err != nil {
+				p.fail(err)
+				break loop
+			}
+			continue
+		}
 		group = append(group[:0], req)
 		size := len(req.batch)
 	drain:
@@ -312,7 +340,7 @@ func (p *partition) run() {
 		}
 		if err := p.appendGroup(group, size); err != nil {
 			p.fail(err)
-			break
+			break loop
 		}
 	}
 	// After a failure, refuse whatever is still sent until close.
@@ -375,7 +403,8 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 	}
 	p.mu.next = next
 	p.mu.openBytes += int64(size)
-	roll := p.mu.openBytes >= p.b.cfg.SegmentMaxBytes
+	p.lastAppend = time.Now()
+	roll := p.mu.openBytes >= p.b.cfg.SegmentMaxBytes || p.openTooOld(p.lastAppend)
 	close(p.mu.changed)
 	p.mu.changed = make(chan struct{})
 	p.mu.Unlock()
@@ -401,14 +430,21 @@ func (p *partition) roll() error {
 	if err != nil {
 		return fmt.Errorf("broker: rolling segment %d: %w", last.Id, err)
 	}
+	now := time.Now()
 	last.State = catalogpb.SegmentState_SEGMENT_SEALED
 	last.EndOffset = si.NextOffset
 	last.Bytes = si.Bytes
+	last.SealedUnixMs = now.UnixMilli()
+	last.LastAppendUnixMs = last.SealedUnixMs
+	if !p.lastAppend.IsZero() {
+		last.LastAppendUnixMs = p.lastAppend.UnixMilli()
+	}
 	version, store, err := p.b.openSegment(p.ctx, p.pname, pm, version, si.NextOffset)
 	if err != nil {
 		return err
 	}
 	p.openStore = store
+	p.openedAt = now
 	p.mu.Lock()
 	p.mu.meta = pm
 	p.mu.metaVersion = version
@@ -444,6 +480,9 @@ func (p *partition) read(ctx context.Context, from int64, maxBytes int) ([]booki
 				return nil, err
 			}
 			entries, err := store.Read(ctx, seg.Id, from, maxBytes)
+			if err != nil && p.trimmedPast(seg) {
+				continue // retention deleted it meanwhile: read from the new start
+			}
 			if err != nil {
 				return nil, fmt.Errorf("broker: reading segment %d: %w", seg.Id, err)
 			}

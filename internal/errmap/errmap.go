@@ -53,6 +53,12 @@ var table = []row{
 	{broker.ErrPartitionFailed, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},
 	{broker.ErrProducerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
 	{broker.ErrSubscriptionNotFound, codes.NotFound, http.StatusNotFound, kerr.UnknownServerError},
+	{broker.ErrSubscriptionExists, codes.AlreadyExists, http.StatusConflict, kerr.UnknownServerError},
+	// A backlog quota with producer_exception refuses the publish: a
+	// policy of the topic says no, and a retry cannot succeed until
+	// consumers catch up, so Kafka's non-retriable POLICY_VIOLATION (its
+	// THROTTLING_QUOTA_EXCEEDED is for topic-admin requests, not Produce).
+	{broker.ErrBacklogQuotaExceeded, codes.ResourceExhausted, http.StatusTooManyRequests, kerr.PolicyViolation},
 	{broker.ErrSubscriptionReset, codes.Aborted, http.StatusConflict, kerr.UnknownServerError},
 	{broker.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{bookie.ErrFenced, codes.Unavailable, http.StatusServiceUnavailable, kerr.NotLeaderForPartition},

@@ -50,6 +50,7 @@ func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
 	mux.HandleFunc("GET /admin/v1/bundles/{tenant}/{ns}", h.listBundles)
 	mux.HandleFunc("POST /admin/v1/bundles/{tenant}/{ns}/{range}/unload", h.unloadBundle)
 	registerTenants(mux, h)
+	registerSubscriptions(mux, h)
 }
 
 // listBookies answers with the registered bookies (registry.BookieInfo).

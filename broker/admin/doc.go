@@ -24,6 +24,16 @@
 //
 // PATCH is accepted wherever PUT changes policies.
 //
+// Subscriptions and internal stats (subscriptions.go; see
+// docs/subscriptions.md):
+//
+//	GET    /admin/v1/subscriptions/{name}                  list every partition's subscriptions
+//	PUT    /admin/v1/subscriptions/{name}?subscription=S   create; body {"from": "earliest|latest|offset|time", "offset": N, "time_ms": T, "partition": P}
+//	DELETE /admin/v1/subscriptions/{name}?subscription=S   delete (?partition=P: one partition)
+//	POST   /admin/v1/subscriptions/{name}?subscription=S   {"action": "reset", "to_offset": N | "to_time_ms": T}, {"action": "skip", "count": N},
+//	                                                       {"action": "expire", "older_than_ms": D}; optional "partition": P
+//	GET    /admin/v1/internal-stats/topics/{name}          segments and cursors of every partition
+//
 // {name} is tenant/namespace/topic or a bare topic in the broker's default
 // namespace. Errors are {"error": "..."} with the status from
 // internal/errmap.

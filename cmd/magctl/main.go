@@ -25,9 +25,16 @@ Commands:
   topics stats TOPIC [-o table|json]    offsets, sizes, subscriptions and backlog
   produce TOPIC [-m TEXT] [-k KEY]      send -m TEXT, or one message per line of stdin
   consume TOPIC -s SUBSCRIPTION [-n N]  print message values, one per line, acking each
+  topics internal-stats TOPIC           segments and cursors of each partition
   topics policies TOPIC                 effective policies and where each comes from
   topics set-policy TOPIC --FLAG VALUE  override policies for one topic
   topics remove-policy TOPIC POLICY     remove overrides (comma-separated names, or all)
+  subscriptions list TOPIC              subscriptions of every partition
+  subscriptions create TOPIC SUB        create a durable subscription [--from earliest|latest|offset|time]
+  subscriptions delete TOPIC SUB        delete a subscription and its cursor
+  subscriptions reset TOPIC SUB         move it: --to-offset N | --to-time T
+  subscriptions skip TOPIC SUB          acknowledge the next --count N messages
+  subscriptions expire TOPIC SUB        acknowledge what is --older-than D
   tenants create|list|delete            tenants
   namespaces create TENANT/NS [flags]   create a namespace, optionally with policies
   namespaces list TENANT                list a tenant's namespaces

@@ -46,7 +46,19 @@
 // on the namespace and overridden per topic; EffectivePolicies resolves
 // them (topic, then namespace, then PolicyDefaults) from a cache that
 // metadata watches keep current (policycache.go). Publish rate limits wait
-// in partition.publish before a batch is queued (ratelimit.go).
+// in partition.publish before a batch is queued (ratelimit.go), and so do
+// backlog quotas that hold or refuse publishes (backlog.go).
+//
+// # Retention, TTL and backlog eviction
+//
+// A policy loop (retention.go) applies, every PolicyCheckInterval and to
+// every loaded partition: roll by age, message TTL (cursors move forward,
+// consumers stay), consumer_backlog_eviction, and retention, which deletes
+// the oldest sealed segments once every durable cursor is past them and
+// retention time or size is exceeded. Changes to a partition's segment
+// list are made by its append goroutine only (roll, and retention's
+// trim through partition.do), so the row's compare-and-swap never races
+// itself. Offsets are never reused: the start offset moves up.
 //
 // # Locks
 //

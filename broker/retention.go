@@ -49,6 +49,9 @@ import (
 // ever SEGMENT_OFFLOADED; once there is, an offloaded segment follows the
 // same rule and its objects must be deleted too.
 
+// errCursorGone: a listed cursor was deleted before it was loaded.
+var errCursorGone = errors.New("broker: cursor deleted")
+
 // policyPassTimeout bounds one pass of the policy loop.
 const policyPassTimeout = time.Minute
 
@@ -181,7 +184,12 @@ func (p *partition) durableSubscriptions(ctx context.Context) ([]*subscription, 
 			return nil, wrapMeta("list cursors", err)
 		}
 		for _, e := range l.Entries {
-			s, err := p.subscription(ctx, e.Name.Subscription, false, p.at(Latest))
+			// A cursor deleted since the listing (its subscription or topic
+			// deleted) must not be created again.
+			s, err := p.subscription(ctx, e.Name.Subscription, false, func(context.Context) (int64, error) { return 0, errCursorGone })
+			if errors.Is(err, errCursorGone) {
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}

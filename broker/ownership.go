@@ -253,10 +253,25 @@ func (o *ownership) lost() {
 	o.b.unloadMatching(func(TopicName, int32) bool { return true })
 }
 
+// Drain starts a clean shutdown (Close does it too): the broker deletes
+// its registration, so no bundle is assigned to it any more and lookups
+// stop naming it, and refuses every request with a redirect. Call it
+// before the listeners stop taking new streams, so that clients are told
+// where to go rather than finding the broker unreachable.
+func (b *Broker) Drain() {
+	if o := b.ownership(); o != nil {
+		o.drain()
+	}
+}
+
 // drain starts a clean shutdown: the registration is deleted so no bundle
 // is assigned to this broker any more, and every request is refused.
 func (o *ownership) drain() {
 	o.mu.Lock()
+	if o.mu.draining {
+		o.mu.Unlock()
+		return
+	}
 	o.mu.draining = true
 	o.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), defaultFlushTimeout)
@@ -464,6 +479,9 @@ func (b *Broker) bundleOwner(ctx context.Context, bd Bundle, assign bool) (Owner
 	e, ok, err := b.cat.Bundles.Get(ctx, bd.catName())
 	if err != nil {
 		return Owner{}, wrapMeta("read bundle", err)
+	}
+	if ok && e.Value.GetBroker() == o.id && draining {
+		return Owner{}, nil // released when the shutdown ends: moving
 	}
 	if ok {
 		return b.brokerOwner(ctx, e.Value.GetBroker())

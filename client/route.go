@@ -33,7 +33,11 @@ import (
 // Streams opened through service follow owners by themselves:
 //   - Until a stream's first answer, a redirect or an unreachable broker
 //     (UNAVAILABLE) makes it look the partition up again and open the
-//     stream on the owner, with backoff, for up to handshakeTimeout.
+//     stream on the owner, with backoff, for up to handshakeTimeout. It
+//     gives up at once when no broker answers the lookup, or when the
+//     lookup names the broker just found unreachable (a dead owner keeps
+//     its bundles until its lease expires): the caller's own retries
+//     decide how long to wait for that.
 //   - A Produce stream keeps the sends not answered yet; when a broker
 //     ends the stream with a redirect, nothing after the last answer was
 //     stored, so the stream opens on the new owner and sends them again
@@ -147,21 +151,22 @@ func (c *Client) forget(topic string) {
 }
 
 // ownerOf returns the address serving a partition, looking the topic up
-// if its owners are not known.
-func (c *Client) ownerOf(ctx context.Context, topic string, partition int32) (string, error) {
-	c.mu.Lock()
-	r := c.mu.routes[topic]
-	c.mu.Unlock()
+// if its owners are not known or fresh is set.
+func (c *Client) ownerOf(ctx context.Context, topic string, partition int32, fresh bool) (string, error) {
+	var r *topicRoute
+	if !fresh {
+		c.mu.Lock()
+		r = c.mu.routes[topic]
+		c.mu.Unlock()
+	}
 	if r == nil {
 		resp, err := c.lookup(ctx, &nativepb.LookupRequest{Topic: topic})
 		if err != nil {
 			return "", fmt.Errorf("client: lookup %s: %w", topic, err)
 		}
-		c.mu.Lock()
-		r = c.mu.routes[resp.GetTopic()]
-		c.mu.Unlock()
-		if r == nil {
-			return "", fmt.Errorf("client: lookup %s answered for %s", topic, resp.GetTopic())
+		r = &topicRoute{partitions: resp.GetPartitions(), owners: resp.GetPartitionOwners()}
+		if len(r.owners) == 0 {
+			r.owners = []string{c.anyAddr()} // a broker without ownership serves it all
 		}
 	}
 	switch {
@@ -170,7 +175,7 @@ func (c *Client) ownerOf(ctx context.Context, topic string, partition int32) (st
 	case len(r.owners) == 1 && r.owners[0] != "":
 		return r.owners[0], nil
 	}
-	return "", status.Errorf(codes.Unavailable, "client: no broker owns %s-%d yet", topic, partition)
+	return "", &movingError{topic: fmt.Sprintf("%s-%d", topic, partition)}
 }
 
 // redirect reports whether err is a broker's redirect and to where ("":
@@ -201,7 +206,7 @@ type routedService struct {
 }
 
 func (c *Client) routed(ctx context.Context, topic string, partition int32) (nativepb.MagnetarClient, error) {
-	addr, err := c.ownerOf(ctx, topic, partition)
+	addr, err := c.ownerOf(ctx, topic, partition, false)
 	if err != nil && status.Code(err) != codes.Unavailable {
 		return nil, err
 	}
@@ -231,20 +236,40 @@ func retryable(err error, trailer metadata.MD) (string, bool) {
 }
 
 // follow waits out the backoff and returns where the partition is served
-// now: to, or the owner a new lookup finds.
-func (r *routedService) follow(ctx context.Context, to string, backoff *time.Duration) (string, error) {
+// now: to, or the owner a new lookup finds. It gives up (ok false) when
+// no broker answers the lookup, or when the lookup names again the broker
+// that was just found unreachable (failed): a dead owner holds its
+// bundles until its lease expires, and the caller decides whether to try
+// again later. An owner not known yet (the bundle is moving) is ""
+// with ok true: try again.
+func (r *routedService) follow(ctx context.Context, to, failed string, backoff *time.Duration) (string, bool) {
 	r.c.forget(r.topic)
 	select {
 	case <-time.After(*backoff):
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", false
 	}
 	*backoff = min(*backoff*2, time.Second)
 	if to != "" {
-		return to, nil
+		return to, true
 	}
-	return r.c.ownerOf(ctx, r.topic, r.partition)
+	addr, err := r.c.ownerOf(ctx, r.topic, r.partition, true)
+	switch {
+	case err == nil && addr == failed:
+		return "", false
+	case err == nil:
+		return addr, true
+	}
+	var moving *movingError
+	return "", errors.As(err, &moving)
 }
+
+// movingError is ownerOf's answer when the lookup names no owner.
+type movingError struct{ topic string }
+
+func (e *movingError) Error() string { return fmt.Sprintf("client: no broker owns %s yet", e.topic) }
+
+func (e *movingError) GRPCStatus() *status.Status { return status.New(codes.Unavailable, e.Error()) }
 
 // Produce implements nativepb.MagnetarClient with a stream that follows
 // the partition's owner.
@@ -319,7 +344,7 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 	var deadline time.Time
 	for {
 		s.mu.Lock()
-		cur, openErr, opened, handshaken := s.mu.cur, s.mu.err, s.mu.opened, s.mu.handshaken
+		cur, openErr, opened, handshaken, curAddr := s.mu.cur, s.mu.err, s.mu.opened, s.mu.handshaken, s.mu.addr
 		s.mu.Unlock()
 		var resp *nativepb.ProduceResponse
 		err := openErr
@@ -356,11 +381,20 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			s.r.c.forget(s.r.topic)
 			return nil, err
 		}
-		addr, ferr := s.r.follow(s.ctx, to, &backoff)
-		if ferr != nil && status.Code(ferr) != codes.Unavailable {
-			return nil, errors.Join(err, ferr)
+		var moving *movingError
+		if isRedirect || errors.As(err, &moving) {
+			curAddr = "" // not a broker found unreachable
 		}
-		s.reopen(addr, ferr)
+		addr, ok := s.r.follow(s.ctx, to, curAddr, &backoff)
+		if !ok {
+			s.r.c.forget(s.r.topic)
+			return nil, err
+		}
+		var lerr error
+		if addr == "" {
+			lerr = &movingError{topic: s.r.topic}
+		}
+		s.reopen(addr, lerr)
 	}
 }
 
@@ -465,7 +499,8 @@ type routedConsume struct {
 	err    error
 	cancel context.CancelFunc
 	first  *nativepb.ConsumeRequest
-	served bool // the first answer came
+	served bool   // the first answer came
+	addr   string // of cur
 }
 
 func (s *routedConsume) openAt(addr string) (nativepb.Magnetar_ConsumeClient, error) {
@@ -482,7 +517,7 @@ func (s *routedConsume) openAt(addr string) (nativepb.Magnetar_ConsumeClient, er
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.cancel = cancel
+	s.cancel, s.addr = cancel, addr
 	return st, nil
 }
 
@@ -521,9 +556,18 @@ func (s *routedConsume) Recv() (*nativepb.ConsumeResponse, error) {
 			s.r.c.forget(s.r.topic)
 			return nil, err
 		}
-		addr, ferr := s.r.follow(s.ctx, to, &backoff)
-		s.cur, s.err = nil, ferr
-		if ferr == nil {
+		failed := s.addr
+		var moving *movingError
+		if _, isRedirect := redirect(err, trailer); isRedirect || errors.As(err, &moving) {
+			failed = ""
+		}
+		addr, ok := s.r.follow(s.ctx, to, failed, &backoff)
+		if !ok {
+			s.r.c.forget(s.r.topic)
+			return nil, err
+		}
+		s.cur, s.err = nil, &movingError{topic: s.r.topic}
+		if addr != "" {
 			s.cur, s.err = s.openAt(addr)
 		}
 		if s.cur != nil && s.first != nil {

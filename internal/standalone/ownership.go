@@ -9,8 +9,9 @@ import (
 
 // standaloneBrokerID is the broker ID of a standalone server that is not
 // given one: it is the only broker of its metadata service, so a restart
-// takes over its previous run's registration (and bundles) at once.
-const standaloneBrokerID = "standalone"
+// takes over its previous run's registration (and bundles) at once. It is
+// also the Kafka node ID (0, as before brokers had IDs).
+const standaloneBrokerID = "0"
 
 // startOwnership registers the broker with the addresses clients reach it
 // at, so that it serves the bundles it owns (all of them, alone).

@@ -231,6 +231,12 @@ func (s *Server) Close() error {
 	s.ready.Store(false)
 	var errs []error
 	waitKafka := s.closeKafka()
+	if s.broker != nil {
+		// Deregister first: until the broker is closed, requests are
+		// redirected and lookups elsewhere stop naming it, so clients move
+		// on instead of finding its listeners gone.
+		s.broker.Drain()
+	}
 	if s.grpcSrv != nil {
 		done := make(chan struct{})
 		go func() {

@@ -35,7 +35,7 @@ func (c *conn) topicConfigs() []configEntry {
 
 func (c *conn) brokerConfigs() []configEntry {
 	return []configEntry{
-		{"broker.id", strconv.Itoa(nodeID), kmsg.ConfigTypeInt, "This broker's node ID."},
+		{"broker.id", strconv.Itoa(int(c.selfNode().id)), kmsg.ConfigTypeInt, "This broker's node ID."},
 		{"auto.create.topics.enable", strconv.FormatBool(c.s.cfg.AutoCreateTopics), kmsg.ConfigTypeBoolean, "Metadata requests create missing topics."},
 		{"num.partitions", strconv.Itoa(c.s.cfg.DefaultPartitions), kmsg.ConfigTypeInt, "Partitions of auto-created topics."},
 		{"default.replication.factor", "1", kmsg.ConfigTypeShort, "Replication is the segment store's."},
@@ -57,7 +57,7 @@ func (c *conn) handleDescribeConfigs(ctx context.Context, req *kmsg.DescribeConf
 				entries = c.topicConfigs()
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			if r.ResourceName != "" && r.ResourceName != strconv.Itoa(nodeID) {
+			if r.ResourceName != "" && r.ResourceName != strconv.Itoa(int(c.selfNode().id)) {
 				err = fmt.Errorf("%w: no broker %q", kafkaCodeError(kerr.InvalidRequest.Code), r.ResourceName)
 			} else {
 				entries = c.brokerConfigs()

@@ -14,7 +14,8 @@ import (
 // Brokers, leaders and coordinators.
 //
 // With bundle ownership (several brokers) every broker is a Kafka node:
-// its node ID is derived from its broker ID (nodeIDOf), its address is the
+// its node ID is its broker ID when that is a number, else a hash of it
+// (nodeIDOf); its address is the
 // Kafka address it registered. A partition's leader is the owner of the
 // partition's bundle; produce and fetch to any other broker answer
 // NOT_LEADER_OR_FOLLOWER (errmap: broker.ErrNotOwner), so clients refresh
@@ -34,10 +35,15 @@ import (
 // GroupNamespace is the namespace whose bundles place group coordinators.
 const GroupNamespace = "magnetar/groups"
 
-// nodeIDOf is the Kafka node ID of a broker: a non-negative hash of its ID.
+// nodeIDOf is the Kafka node ID of a broker: its ID if that is a
+// non-negative decimal int32 (--broker.id 1 is node 1; a standalone is
+// broker "0", node 0, as before ownership), else a non-negative hash of it.
 func nodeIDOf(brokerID string) int32 {
 	if brokerID == "" {
 		return nodeID
+	}
+	if n, err := strconv.ParseInt(brokerID, 10, 32); err == nil && n >= 0 {
+		return int32(n)
 	}
 	return int32(broker.KeyHash(brokerID) & 0x7fffffff)
 }

@@ -15,6 +15,16 @@
 // and opens a new segment at the sealed end offset. Offsets are dense: the
 // segment store refuses an append that does not continue the segment.
 //
+// # Ownership and lazy topics
+//
+// A broker registers with a lease (StartOwnership) and serves exactly the
+// partitions of the bundles it owns: a namespace's partition-hash space is
+// cut into bundles, each owned through a lease-bound key, assigned on
+// first use to the live broker with the fewest (ownership.go, bundles.go).
+// Other requests get a NotOwnerError naming the owner. A partition unused
+// for Config.IdleTimeout with no consumer attached is unloaded (lazy.go).
+// Without StartOwnership a broker owns everything. See docs/ownership.md.
+//
 // # Produce
 //
 // Each loaded partition has one append goroutine. Producers queue record

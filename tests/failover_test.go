@@ -300,12 +300,6 @@ func TestBrokerFailoverMovesTopicsWithoutLosingAcknowledgedProgress(t *testing.T
 		unloadToReceive.Round(time.Millisecond), stopToReceive.Round(time.Millisecond), len(prod.sent))
 }
 
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got)
-}
-
 func (r *receiver) all() []*client.ConsumerMessage {
 	r.mu.Lock()
 	defer r.mu.Unlock()

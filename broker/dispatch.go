@@ -456,9 +456,14 @@ func (s *subscription) finishClaim(c *Consumer, d *dispatcher, out []Delivery, r
 		return nil, dispatchWait{}, ErrClosed // the last consumer left: all restarts from the cursor
 	}
 	d.readPos = max(d.readPos, readPos)
-	if !slices.Contains(d.consumers, c) || !d.mayReceive(c) {
-		back() // c left, or stopped being active, while reading
+	if !slices.Contains(d.consumers, c) {
+		back() // c left while reading: the others get what it claimed
 		return nil, dispatchWait{}, ErrClosed
+	}
+	if !d.mayReceive(c) {
+		back() // c stopped being the active consumer while reading
+		wait.wake = d.wake
+		return nil, wait, nil
 	}
 	var deadline time.Time
 	if c.opts.AckTimeout > 0 {

@@ -331,10 +331,11 @@ func (c *Consumer) claim(ctx context.Context, permits int64) ([]Delivery, dispat
 		p.mu.Unlock()
 		if readPos < end {
 			entries, err := p.read(ctx, readPos, maxReadBytes)
-			if err != nil {
-				return nil, dispatchWait{}, err
+			if err == nil {
+				out, readPos, err = s.scanNew(c, d, out, entries, readPos, permits, now)
 			}
-			if out, readPos, err = s.scanNew(c, d, out, entries, readPos, permits, now); err != nil {
+			if err != nil {
+				s.abandonClaim(d, out, readPos)
 				return nil, dispatchWait{}, err
 			}
 		} else {
@@ -443,25 +444,16 @@ func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entri
 func (s *subscription) finishClaim(c *Consumer, d *dispatcher, out []Delivery, readPos int64, wait dispatchWait) ([]Delivery, dispatchWait, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	back := func() {
-		entries := make([]replayEntry, len(out))
-		for i, o := range out {
-			entries[i] = replayEntry{o.Offset, o.hash}
-		}
-		if s.mu.disp == d {
-			d.addReplayLocked(entries...)
-		}
-	}
 	if s.mu.disp != d {
 		return nil, dispatchWait{}, ErrClosed // the last consumer left: all restarts from the cursor
 	}
 	d.readPos = max(d.readPos, readPos)
 	if !slices.Contains(d.consumers, c) {
-		back() // c left while reading: the others get what it claimed
+		d.replayDeliveriesLocked(out) // c left while reading: the others get what it claimed
 		return nil, dispatchWait{}, ErrClosed
 	}
 	if !d.mayReceive(c) {
-		back() // c stopped being the active consumer while reading
+		d.replayDeliveriesLocked(out) // c stopped being the active consumer while reading
 		wait.wake = d.wake
 		return nil, wait, nil
 	}
@@ -496,6 +488,28 @@ func (s *subscription) finishClaim(c *Consumer, d *dispatcher, out []Delivery, r
 		}
 	}
 	return out, wait, nil
+}
+
+// abandonClaim undoes a claim that failed after taking out (replayed and
+// new messages): they go back to the replay list, and the dispatch
+// position keeps what was looked at, so nothing is looked at twice.
+func (s *subscription) abandonClaim(d *dispatcher, out []Delivery, readPos int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.disp != d {
+		return
+	}
+	d.readPos = max(d.readPos, readPos)
+	d.replayDeliveriesLocked(out)
+}
+
+// replayDeliveriesLocked puts claimed messages back in the replay list.
+func (d *dispatcher) replayDeliveriesLocked(out []Delivery) {
+	back := make([]replayEntry, len(out))
+	for i, o := range out {
+		back[i] = replayEntry{o.Offset, o.hash}
+	}
+	d.addReplayLocked(back...)
 }
 
 // putBack returns replay entries after a failed read.

@@ -11,12 +11,7 @@ import (
 
 func subscribeShared(t *testing.T, b *Broker, n TopicName, sub string) *Consumer {
 	t.Helper()
-	c, err := b.Subscribe(ctxT(t), SubscribeOptions{Topic: n, Subscription: sub, Initial: Earliest, Type: Shared})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return subscribe(t, b, SubscribeOptions{Topic: n, Subscription: sub, Initial: Earliest, Type: Shared})
 }
 
 // Two consumers of a Shared subscription split the messages: each message

@@ -19,6 +19,16 @@ func startServer(t *testing.T) *client.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	srv, c := startStandalone(t, dir)
+	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// startStandalone starts a standalone on dir and a client of it; the
+// caller closes both.
+func startStandalone(t *testing.T, dir string) (*standalone.Server, *client.Client) {
+	t.Helper()
 	cfg := standalone.DefaultConfig()
 	cfg.DataDir, cfg.NativeAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Kafka.ListenAddr = "127.0.0.1:0"
@@ -26,13 +36,12 @@ func startServer(t *testing.T) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
 	c, err := client.New(client.Options{Address: srv.NativeAddr()})
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return srv, c
 }
 
 // Flush promises that every callback of an earlier message has run when it

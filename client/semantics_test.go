@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/magnetar-mq/magnetar/client"
-	"github.com/magnetar-mq/magnetar/internal/standalone"
 )
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -175,20 +174,7 @@ func TestNackedPastTheLimitGoesToTheDeadLetterTopic(t *testing.T) {
 // asked; undelayed ones flow at once.
 func TestDelayedMessagesSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	start := func() (*standalone.Server, *client.Client) {
-		cfg := standalone.DefaultConfig()
-		cfg.DataDir, cfg.NativeAddr, cfg.HTTPAddr, cfg.Kafka.ListenAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		srv, err := standalone.Start(context.Background(), cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := client.New(client.Options{Address: srv.NativeAddr()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv, c
-	}
-	srv, c := start()
+	srv, c := startStandalone(t, dir)
 	ctx := ctxFor(t, 30*time.Second)
 	at := time.UnixMilli(time.Now().Add(1500 * time.Millisecond).UnixMilli())
 	produceT(t, c, "reminders", &client.Message{Value: []byte("later"), DeliverAt: at}, &client.Message{Value: []byte("now")})
@@ -210,7 +196,7 @@ func TestDelayedMessagesSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv, c = start()
+	srv, c = startStandalone(t, dir)
 	defer srv.Close()
 	defer c.Close()
 	cons = subscribeT(t, c, opts)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -107,13 +106,10 @@ type benchResult struct {
 func (r benchResult) print(w io.Writer, cfg benchConfig) {
 	n := len(r.latencies)
 	secs := r.elapsed.Seconds()
-	slices.Sort(r.latencies)
-	pct := func(p float64) time.Duration { return r.latencies[min(n-1, int(float64(n)*p))] }
 	fmt.Fprintf(w, "produced %d messages of %d bytes with %d producer(s) to %s in %.2fs\n",
 		n, cfg.size, cfg.producers, cfg.topic, secs)
 	fmt.Fprintf(w, "throughput: %.0f msgs/s, %.1f MB/s\n", float64(n)/secs, float64(n*cfg.size)/secs/1e6)
-	fmt.Fprintf(w, "latency (send to ack): p50 %v, p99 %v, max %v\n",
-		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), r.latencies[n-1].Round(time.Microsecond))
+	fmt.Fprintf(w, "latency (send to ack): %s\n", percentiles(r.latencies))
 }
 
 // ensureTopic creates the benchmark's topic unless it exists.

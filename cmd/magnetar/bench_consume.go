@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -93,7 +94,7 @@ func benchLatency(ctx context.Context, cfg benchConfig, w io.Writer) error {
 			publish[i] = time.Since(due)
 			if err != nil {
 				mu.Lock()
-				firstErr = cmpOr(firstErr, err)
+				firstErr = cmp.Or(firstErr, err)
 				mu.Unlock()
 			}
 		})
@@ -117,13 +118,6 @@ func benchLatency(ctx context.Context, cfg benchConfig, w io.Writer) error {
 	fmt.Fprintf(w, "end-to-end latency (due to send -> received): %s\n", percentiles(e2e))
 	fmt.Fprintf(w, "publish latency (due to send -> acknowledged): %s\n", percentiles(publish))
 	return nil
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 var benchTypes = map[string]client.SubscriptionType{

@@ -54,6 +54,7 @@ type partition struct {
 	lastUsed atomic.Int64 // unix nanoseconds of the last partitionFor (lazy.go)
 
 	producers producerAccess // native producers attached (producers.go)
+	seqs      producerSeqs   // idempotent producers' sequences (dedup.go)
 
 	// Owned by the run goroutine.
 	assignNext int64
@@ -386,8 +387,11 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 		err = fmt.Errorf("broker: segment store returned next offset %d, expected %d", next, p.assignNext)
 	}
 	if err != nil {
+		// The outcome is unknown: the append may have been stored. The
+		// partition fails and the next owner's seal decides.
+		rerr := fmt.Errorf("%w: %w", ErrPartitionFailed, err)
 		for _, r := range group {
-			r.err = err
+			r.err, r.batch = rerr, nil
 			close(r.done)
 		}
 		return err
@@ -400,6 +404,7 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 	for _, r := range group {
 		p.mu.cache.add(bookie.Entry{BaseOffset: r.base, LastOffset: r.base + r.count - 1, Data: r.batch})
 		msgs += r.count
+		r.batch = nil // a Future kept for producer retries must not pin the bytes
 	}
 	p.mu.next = next
 	p.mu.openBytes += int64(size)

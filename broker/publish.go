@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
@@ -13,22 +14,58 @@ import (
 // batches published on one partition are stored in the order they were
 // queued.
 func (b *Broker) PublishAsync(ctx context.Context, name TopicName, partition int32, records []record.Record) (Future, error) {
+	return b.publishRecords(ctx, name, partition, nil, records)
+}
+
+// PublishSequencedAsync is PublishAsync for an idempotent native producer
+// (from NewProducerID): sequence is the producer's number for the first
+// record, one more than the last record it sent before (numbers may be
+// skipped). A batch the partition has already stored under the same
+// producer and sequence is not stored again: the Future is the first
+// one's. A retry older than the producer's last recentBatches batches
+// fails with ErrDuplicateSequence: it was stored, at an offset no longer
+// known.
+func (b *Broker) PublishSequencedAsync(ctx context.Context, name TopicName, partition int32, producerID int64, sequence uint64, records []record.Record) (Future, error) {
+	if producerID < 0 {
+		return Future{}, fmt.Errorf("%w: producer id %d", ErrInvalidArgument, producerID)
+	}
+	seq := int32(sequence % (math.MaxInt32 + 1)) // batch headers hold 31 bits, wrapping
+	return b.publishRecords(ctx, name, partition, &record.Producer{ID: producerID, BaseSequence: seq}, records)
+}
+
+func (b *Broker) publishRecords(ctx context.Context, name TopicName, partition int32, producer *record.Producer, records []record.Record) (Future, error) {
 	if len(records) == 0 {
 		return Future{}, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
-	batch, err := record.AppendBatch(nil, record.BatchOptions{}, records)
+	batch, err := record.AppendBatch(nil, record.BatchOptions{Producer: producer}, records)
 	if err != nil {
 		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if len(batch) > b.cfg.MaxMessageBytes {
 		return Future{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(batch), b.cfg.MaxMessageBytes)
 	}
+	h, err := record.ParseHeader(batch)
+	if err != nil {
+		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return b.appendEncoded(ctx, name, partition, batch, h, increasingSeq)
+}
+
+// appendEncoded queues a validated batch for the partition. A batch of an
+// idempotent producer (h.ProducerID >= 0) is checked against the
+// producer's sequence first (dedup.go).
+func (b *Broker) appendEncoded(ctx context.Context, name TopicName, partition int32, batch []byte, h record.BatchHeader, mode sequencing) (Future, error) {
 	for attempt := 0; ; attempt++ {
 		p, err := b.partitionFor(ctx, name, partition)
 		if err != nil {
 			return Future{}, err
 		}
-		f, err := p.publish(ctx, batch, int64(len(records)))
+		var f Future
+		if h.ProducerID >= 0 {
+			f, err = p.appendIdempotent(ctx, batch, h, mode)
+		} else {
+			f, err = p.publish(ctx, batch, int64(h.LastOffsetDelta)+1)
+		}
 		if errors.Is(err, ErrClosed) && !errors.Is(err, ErrPartitionFailed) {
 			// The partition closed under the publish, which was not
 			// stored: its bundle moved (the client should go to the new

@@ -20,7 +20,10 @@
 //     broker redelivers what was not acknowledged (at-least-once).
 //   - Admin manages topics over the admin REST API (8080 by default).
 //
-// Failures are reported, never hidden: a message whose stream broke before
-// its receipt fails with ErrConnectionLost (it may have been stored), and
-// the producer does not resend it by itself.
+// Producers are idempotent: when a stream breaks (the broker died or shut
+// down, the partition moved or failed) the producer sends the batches
+// without receipts again, to the partition's owner, for up to 30 seconds,
+// and the broker stores each batch once. Failures are reported, never
+// hidden: a message still without a receipt then fails with
+// ErrConnectionLost (it may have been stored).
 package client

@@ -72,6 +72,7 @@ type Producer struct {
 	parts []*partitionProducer
 	sem   chan struct{} // one token per pending message
 	rr    atomic.Uint32
+	id    atomic.Int64 // the producer ID the broker gave, shared by the partitions
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -139,8 +140,15 @@ func (p *Producer) Send(ctx context.Context, m *Message) (MessageID, error) {
 
 // SendAsync queues a message and calls callback once it is stored or has
 // failed. It blocks while MaxPendingMessages are pending. Callbacks run on
-// the producer's goroutines: keep them short. A message that failed with
-// ErrConnectionLost may have been stored; the producer does not resend it.
+// the producer's goroutines: keep them short.
+//
+// The producer is idempotent: when its stream breaks (the broker died or
+// shut down, the partition moved or failed) it sends the unanswered
+// batches again, to the partition's owner, for up to 30 seconds, and the
+// broker stores each batch once. A message that still fails with
+// ErrConnectionLost may have been stored. A MessageID's Offset is -1 in
+// the rare case the broker recognises a batch sent again only as stored
+// long ago, without its offset.
 func (p *Producer) SendAsync(ctx context.Context, m *Message, callback func(MessageID, *Message, error)) {
 	select {
 	case p.sem <- struct{}{}:
@@ -231,7 +239,8 @@ type partitionProducer struct {
 	// Owned by run.
 	batch      []*pendingMsg
 	batchBytes int
-	seq        uint64
+	nextSeq    uint64 // the sequence number of the next message sent
+	producerID int64  // 0 until the first stream is opened
 	stream     *produceStream
 }
 
@@ -290,8 +299,8 @@ func (pp *partitionProducer) sendBatch(done chan struct{}) {
 	}
 	msgs := pp.batch
 	pp.batch, pp.batchBytes = nil, 0
-	pp.seq++
-	b := &sentBatch{seq: pp.seq, msgs: msgs}
+	b := &sentBatch{seq: pp.nextSeq, msgs: msgs}
+	pp.nextSeq += uint64(len(msgs))
 	if done != nil {
 		b.waiters = append(b.waiters, done)
 	}
@@ -320,10 +329,14 @@ func (pp *partitionProducer) connect(hctx context.Context) (*produceStream, erro
 	if err == nil {
 		stream, err = svc.Produce(ctx)
 	}
+	id := pp.producerID
+	if id == 0 {
+		id = pp.p.id.Load()
+	}
 	if err == nil {
 		err = stream.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: &nativepb.ProducerOpen{
 			Topic: pp.p.topic.Name, Partition: pp.partition, ProducerName: pp.p.opts.Name,
-			AccessMode: nativepb.ProducerAccessMode(pp.p.opts.AccessMode),
+			AccessMode: nativepb.ProducerAccessMode(pp.p.opts.AccessMode), ProducerId: id,
 		}}})
 	}
 	var resp *nativepb.ProduceResponse
@@ -336,6 +349,12 @@ func (pp *partitionProducer) connect(hctx context.Context) (*produceStream, erro
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("client: opening producer on %s-%d: %w", pp.p.topic.Name, pp.partition, err)
+	}
+	if id := resp.GetOpened().GetProducerId(); id != 0 {
+		// Keep the ID (and the sequence numbers) for good: a batch sent
+		// again on a later stream is then recognised.
+		pp.producerID = id
+		pp.p.id.CompareAndSwap(0, id)
 	}
 	s := &produceStream{p: pp.p, partition: pp.partition, stream: stream, cancel: cancel, done: make(chan struct{})}
 	go s.receive()
@@ -355,7 +374,10 @@ func (p *Producer) completeBatch(b *sentBatch, base int64, partition int32, err 
 func (p *Producer) runCallbacks(b *sentBatch, base int64, partition int32, err error) {
 	for i, m := range b.msgs {
 		id := MessageID{}
-		if err == nil {
+		switch {
+		case err == nil && base < 0: // stored long ago, offset unknown
+			id = MessageID{Partition: partition, Offset: -1}
+		case err == nil:
 			id = MessageID{Partition: partition, Offset: base + int64(i)}
 		}
 		m.callback(id, m.msg, err)

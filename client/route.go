@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/magnetar-mq/magnetar/protocol/native/nativepb"
 )
@@ -38,14 +39,15 @@ import (
 //     lookup names the broker just found unreachable (a dead owner keeps
 //     its bundles until its lease expires): the caller's own retries
 //     decide how long to wait for that.
-//   - A Produce stream keeps the sends not answered yet; when a broker
-//     ends the stream with a redirect, nothing after the last answer was
-//     stored, so the stream opens on the new owner and sends them again
-//     (an unreachable new owner is tried again too, until the reopened
-//     stream is confirmed). Any other break is the caller's to handle (the
-//     outcome of the sends in flight is unknown). In one narrow case a
-//     batch may be stored twice: the new owner stores a resent batch and
-//     dies before the client reads its confirmation of the stream.
+//   - A Produce stream keeps the sends not answered yet. When a broker
+//     ends the stream with a redirect, or the stream breaks in any way
+//     that may pass (UNAVAILABLE: the broker died or is shutting down,
+//     the partition failed), the stream opens again on the owner and sends
+//     them again, with backoff, for up to redirectTimeout. Sends carry the
+//     producer's ID and sequence numbers, so the broker stores each batch
+//     once however often it comes (and answers a repeat with the first
+//     one's offset); a dead owner's partitions come back once its lease
+//     expires. Other errors are the caller's to handle.
 //   - Every break forgets the topic's owners, so the caller's next
 //     reconnect looks them up again.
 
@@ -359,9 +361,7 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			backoff, deadline = 50*time.Millisecond, time.Time{}
 			switch k := resp.GetKind().(type) {
 			case *nativepb.ProduceResponse_Opened:
-				s.mu.Lock()
-				s.mu.opened, s.mu.handshaken = true, true
-				s.mu.Unlock()
+				s.handshake(k.Opened.GetProducerId())
 				if opened {
 					continue // of a stream reopened on a new owner
 				}
@@ -373,7 +373,10 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			return resp, nil
 		}
 		to, isRedirect := redirect(err, trailer)
-		retry := isRedirect || (!handshaken && status.Code(err) == codes.Unavailable)
+		// An idempotent producer's sends are safe to repeat after any
+		// break: the broker stores each once.
+		resend := s.idempotent() && status.Code(err) == codes.Unavailable
+		retry := isRedirect || resend || (!handshaken && status.Code(err) == codes.Unavailable)
 		if deadline.IsZero() {
 			deadline = time.Now().Add(max(handshakeTimeout, redirectTimeout))
 		}
@@ -382,20 +385,47 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			return nil, err
 		}
 		var moving *movingError
-		if isRedirect || errors.As(err, &moving) {
-			curAddr = "" // not a broker found unreachable
+		if isRedirect || resend || errors.As(err, &moving) {
+			// Not (only) a broker found unreachable: a resend goes on
+			// trying the owner the lookup names, as a dead owner keeps its
+			// bundles until its lease expires.
+			curAddr = ""
 		}
 		addr, ok := s.r.follow(s.ctx, to, curAddr, &backoff)
-		if !ok {
+		if !ok && !resend {
 			s.r.c.forget(s.r.topic)
 			return nil, err
 		}
 		var lerr error
-		if addr == "" {
+		switch {
+		case !ok:
+			lerr = err // no broker answered the lookup: try again
+		case addr == "":
 			lerr = &movingError{topic: s.r.topic}
 		}
 		s.reopen(addr, lerr)
 	}
+}
+
+// handshake notes a stream's ProducerOpened. The producer's ID goes into
+// the open request sent on a reopen, so the broker recognises the sends
+// repeated there.
+func (s *routedProduce) handshake(producerID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.opened, s.mu.handshaken = true, true
+	if open := s.mu.open.GetOpen(); open != nil && open.GetProducerId() == 0 && producerID != 0 {
+		o := proto.CloneOf(open)
+		o.ProducerId = producerID
+		s.mu.open = &nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: o}}
+	}
+}
+
+// idempotent reports whether the broker gave the producer an ID.
+func (s *routedProduce) idempotent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.open.GetOpen().GetProducerId() != 0
 }
 
 // answered drops the oldest unanswered send (answers come in order).

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -50,21 +49,27 @@ func TestClientsReconnectAfterTheServerRestarts(t *testing.T) {
 	}
 
 	srv.kill()
-	// While the server is down, a send fails visibly.
-	if _, err := p.Send(ctx, &client.Message{Value: []byte("lost")}); err == nil {
-		t.Fatal("send with the server down succeeded")
+	// A send made while the server is down is sent again once it is back.
+	type result struct {
+		id  client.MessageID
+		err error
 	}
+	during := make(chan result, 1)
+	go func() {
+		id, err := p.Send(ctx, &client.Message{Value: []byte("during")})
+		during <- result{id, err}
+	}()
+	time.Sleep(200 * time.Millisecond) // the send is in flight, the stream broken
 	startServer(t, dataDir, "--native-addr", native)
-
-	var sent client.MessageID
-	waitFor(t, 30*time.Second, "the producer to reconnect", func() bool {
-		id, err := p.Send(ctx, &client.Message{Value: []byte("after")})
-		if err != nil && !errors.Is(err, client.ErrConnectionLost) {
-			t.Logf("send after restart: %v", err)
-		}
-		sent = id
-		return err == nil
-	})
+	r := <-during
+	if r.err != nil {
+		t.Fatalf("send while the server was down: %v", r.err)
+	}
+	sent, err := p.Send(ctx, &client.Message{Value: []byte("after")})
+	if err != nil {
+		t.Fatalf("send after the restart: %v", err)
+	}
+	gotDuring := false
 	// The consumer reconnects by itself; "before" may come again if its
 	// ack had not been persisted when the server died.
 	for {
@@ -78,7 +83,15 @@ func TestClientsReconnectAfterTheServerRestarts(t *testing.T) {
 		switch string(m.Value) {
 		case "before":
 			continue
+		case "during":
+			if m.ID != r.id {
+				t.Fatalf("received during at %v, sent at %v", m.ID, r.id)
+			}
+			gotDuring = true
 		case "after":
+			if !gotDuring {
+				t.Fatal("received after before during")
+			}
 			if m.ID != sent {
 				t.Fatalf("received after at %v, sent at %v", m.ID, sent)
 			}

@@ -104,21 +104,32 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 		return s.status(ctx, err)
 	}
 	defer lease.Release()
+	producerID := open.GetProducerId()
+	if producerID < 0 {
+		return status.Errorf(codes.InvalidArgument, "native: producer id %d", producerID)
+	}
+	if producerID == 0 {
+		if producerID, err = s.b.NewProducerID(ctx); err != nil {
+			return s.status(ctx, err)
+		}
+	}
 	if err := stream.Send(&nativepb.ProduceResponse{Kind: &nativepb.ProduceResponse_Opened{
-		Opened: &nativepb.ProducerOpened{Topic: name.String(), Partition: partition},
+		Opened: &nativepb.ProducerOpened{Topic: name.String(), Partition: partition, ProducerId: producerID},
 	}}); err != nil {
 		return err
 	}
 
 	pending := make(chan inflight, maxInFlight)
-	// moved is set when the partition's bundle moved away: the batches
-	// before are answered, then the stream ends with the owner for the
-	// client to go to (and send the rest there).
-	var moved error
+	// end is set when the stream must end after the batches before are
+	// answered: the partition's bundle moved away (the status names the
+	// owner for the client to go to), or it is unavailable for now. The
+	// client sends the rest again, there or here.
+	var end error
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.sendReceipts(gctx, stream, pending) })
 	g.Go(func() error {
 		defer close(pending)
+		var last *broker.Future
 		for {
 			req, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
@@ -131,11 +142,19 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 			if send == nil {
 				return status.Error(codes.InvalidArgument, "native: only send requests may follow open")
 			}
+			if err := failedBefore(last); err != nil {
+				// The batch before failed: none after it may be stored
+				// before it is sent again, or the partition's order breaks.
+				return nil // sendReceipts ends the stream when it gets there
+			}
 			in := inflight{seq: send.GetSequenceId(), count: int32(len(send.GetMessages()))}
-			in.future, in.err = s.b.PublishAsync(gctx, name, partition, toRecords(send.GetMessages()))
-			if errors.Is(in.err, broker.ErrNotOwner) {
-				moved = in.err
+			in.future, in.err = s.b.PublishSequencedAsync(gctx, name, partition, producerID, in.seq, toRecords(send.GetMessages()))
+			if errors.Is(in.err, broker.ErrNotOwner) || errmap.GRPCCode(in.err) == codes.Unavailable {
+				end = in.err
 				return nil
+			}
+			if in.err == nil {
+				last = &in.future
 			}
 			select {
 			case pending <- in:
@@ -147,23 +166,50 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 	if err := g.Wait(); err != nil {
 		return s.status(ctx, err)
 	}
-	return s.status(ctx, moved)
+	return s.status(ctx, end)
 }
 
-// sendReceipts answers the producer's batches in the order they came.
+// failedBefore returns the error of a batch already completed with an
+// unknown outcome.
+func failedBefore(f *broker.Future) error {
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.Done():
+		if _, err := f.Result(); errors.Is(err, broker.ErrPartitionFailed) {
+			return err
+		}
+	default:
+	}
+	return nil
+}
+
+// sendReceipts answers the producer's batches in the order they came. A
+// batch whose append failed with an unknown outcome (the partition failed)
+// ends the stream (Unavailable) instead: it may or may not have been stored, and the client sends it and the ones after
+// it again, which the producer's sequence numbers make safe.
 func (s *Server) sendReceipts(ctx context.Context, stream nativepb.Magnetar_ProduceServer, pending <-chan inflight) error {
 	for in := range pending {
-		var base int64
 		err := in.err
+		base := int64(-1)
 		if err == nil {
 			base, err = in.future.Wait(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, broker.ErrPartitionFailed) {
+				return status.Errorf(codes.Unavailable, "native: storing batch %d failed, send it again: %v", in.seq, err)
+			}
 		}
 		resp := &nativepb.ProduceResponse{}
-		if err != nil {
+		if err != nil && !errors.Is(err, broker.ErrDuplicateSequence) {
 			resp.Kind = &nativepb.ProduceResponse_Error{Error: &nativepb.SendError{
 				SequenceId: in.seq, Code: int32(errmap.GRPCCode(err)), Message: err.Error(),
 			}}
 		} else {
+			// A duplicate too old to be remembered was stored before, at
+			// an offset no longer known (base -1).
 			resp.Kind = &nativepb.ProduceResponse_Receipt{Receipt: &nativepb.SendReceipt{
 				SequenceId: in.seq, BaseOffset: base, Count: in.count,
 			}}

@@ -118,6 +118,52 @@ func TestProduceAnswersEachSendInOrderAndKeepsTheStreamAfterARefusal(t *testing.
 	}
 }
 
+// A batch sent again on a new stream under the producer's ID is answered
+// with the first one's receipt and stored once.
+func TestProduceStoresABatchSentTwiceOnce(t *testing.T) {
+	c := newService(t)
+	s := openProducer(t, c, "resend", 0)
+	opened, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := opened.GetOpened().GetProducerId()
+	if id <= 0 {
+		t.Fatalf("opened = %v, want a producer id", opened)
+	}
+	send(t, s, 0, "a", "b")
+	send(t, s, 2, "c")
+	for range 2 {
+		if r, err := s.Recv(); err != nil || r.GetReceipt() == nil {
+			t.Fatalf("answer = %v, %v", r, err)
+		}
+	}
+	_ = s.CloseSend()
+
+	// The client lost the answers and reconnects: same ID, same numbers.
+	s2, err := c.Produce(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: &nativepb.ProducerOpen{Topic: "resend", ProducerId: id}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s2.Recv(); err != nil || r.GetOpened().GetProducerId() != id {
+		t.Fatalf("reopened = %v, %v; want producer id %d", r, err, id)
+	}
+	send(t, s2, 2, "c")
+	send(t, s2, 3, "d")
+	for _, want := range []struct {
+		seq  uint64
+		base int64
+	}{{2, 2}, {3, 3}} {
+		r, err := s2.Recv()
+		if got := r.GetReceipt(); err != nil || got.GetSequenceId() != want.seq || got.GetBaseOffset() != want.base {
+			t.Fatalf("answer = %v, %v; want receipt %d at offset %d", r, err, want.seq, want.base)
+		}
+	}
+}
+
 func TestProduceRejectsBadStreams(t *testing.T) {
 	c := newService(t, func(cfg *broker.Config) { cfg.AutoCreateTopics = false })
 	tests := []struct {

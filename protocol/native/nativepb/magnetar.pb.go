@@ -556,11 +556,16 @@ func (*ProduceRequest_Open) isProduceRequest_Kind() {}
 func (*ProduceRequest_Send) isProduceRequest_Kind() {}
 
 type ProducerOpen struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	ProducerName  string                 `protobuf:"bytes,3,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
-	AccessMode    ProducerAccessMode     `protobuf:"varint,4,opt,name=access_mode,json=accessMode,proto3,enum=magnetar.native.v1.ProducerAccessMode" json:"access_mode,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ProducerName string                 `protobuf:"bytes,3,opt,name=producer_name,json=producerName,proto3" json:"producer_name,omitempty"`
+	AccessMode   ProducerAccessMode     `protobuf:"varint,4,opt,name=access_mode,json=accessMode,proto3,enum=magnetar.native.v1.ProducerAccessMode" json:"access_mode,omitempty"`
+	// The idempotent producer's ID from an earlier ProducerOpened, when the
+	// producer reconnects; 0 asks the broker for a new one. The broker
+	// stores a batch carrying a producer ID and sequence_id it has already
+	// stored only once (see SendBatch).
+	ProducerId    int64 `protobuf:"varint,5,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -623,9 +628,21 @@ func (x *ProducerOpen) GetAccessMode() ProducerAccessMode {
 	return ProducerAccessMode_SHARED_ACCESS
 }
 
+func (x *ProducerOpen) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
 type SendBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Chosen by the producer, increasing; echoed in the receipt.
+	// The producer's sequence number of the batch's first message: 0 for a
+	// new producer, then the previous batch's sequence_id plus its message
+	// count (numbers a refused batch used may be skipped). Echoed in the
+	// receipt. A batch sent again after a broken stream, with the same
+	// producer_id and sequence_id, is recognised and answered with the
+	// first one's receipt instead of being stored twice.
 	SequenceId    uint64     `protobuf:"varint,1,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
 	Messages      []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -775,9 +792,12 @@ func (*ProduceResponse_Receipt) isProduceResponse_Kind() {}
 func (*ProduceResponse_Error) isProduceResponse_Kind() {}
 
 type ProducerOpened struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The producer's ID: the one asked for, or a new one. Send it in
+	// ProducerOpen when reconnecting.
+	ProducerId    int64 `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -826,8 +846,17 @@ func (x *ProducerOpened) GetPartition() int32 {
 	return 0
 }
 
+func (x *ProducerOpened) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
 // SendReceipt acknowledges a durable batch: its messages have offsets
-// base_offset .. base_offset+count-1.
+// base_offset .. base_offset+count-1. base_offset is -1 for a batch sent
+// again long after it was stored (older than the producer's last 16
+// batches): it is stored once, at an offset the broker no longer knows.
 type SendReceipt struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SequenceId    uint64                 `protobuf:"varint,1,opt,name=sequence_id,json=sequenceId,proto3" json:"sequence_id,omitempty"`
@@ -1776,13 +1805,15 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x0eProduceRequest\x126\n" +
 	"\x04open\x18\x01 \x01(\v2 .magnetar.native.v1.ProducerOpenH\x00R\x04open\x123\n" +
 	"\x04send\x18\x02 \x01(\v2\x1d.magnetar.native.v1.SendBatchH\x00R\x04sendB\x06\n" +
-	"\x04kind\"\xb0\x01\n" +
+	"\x04kind\"\xd1\x01\n" +
 	"\fProducerOpen\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12#\n" +
 	"\rproducer_name\x18\x03 \x01(\tR\fproducerName\x12G\n" +
 	"\vaccess_mode\x18\x04 \x01(\x0e2&.magnetar.native.v1.ProducerAccessModeR\n" +
-	"accessMode\"e\n" +
+	"accessMode\x12\x1f\n" +
+	"\vproducer_id\x18\x05 \x01(\x03R\n" +
+	"producerId\"e\n" +
 	"\tSendBatch\x12\x1f\n" +
 	"\vsequence_id\x18\x01 \x01(\x04R\n" +
 	"sequenceId\x127\n" +
@@ -1791,10 +1822,12 @@ const file_magnetar_proto_rawDesc = "" +
 	"\x06opened\x18\x01 \x01(\v2\".magnetar.native.v1.ProducerOpenedH\x00R\x06opened\x12;\n" +
 	"\areceipt\x18\x02 \x01(\v2\x1f.magnetar.native.v1.SendReceiptH\x00R\areceipt\x125\n" +
 	"\x05error\x18\x03 \x01(\v2\x1d.magnetar.native.v1.SendErrorH\x00R\x05errorB\x06\n" +
-	"\x04kind\"D\n" +
+	"\x04kind\"e\n" +
 	"\x0eProducerOpened\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition\"e\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x03R\n" +
+	"producerId\"e\n" +
 	"\vSendReceipt\x12\x1f\n" +
 	"\vsequence_id\x18\x01 \x01(\x04R\n" +
 	"sequenceId\x12\x1f\n" +

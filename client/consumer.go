@@ -93,6 +93,9 @@ type ConsumerOptions struct {
 	// MaxRedeliveries to a dead-letter topic (with its key, value and
 	// properties, plus the origin properties below) and acknowledges it.
 	DeadLetter *DeadLetterPolicy
+	// Retry, when set, enables ReconsumeLater: the consumer also receives
+	// the subscription's retry topic (retry.go).
+	Retry *RetryPolicy
 
 	nonDurable bool       // a Reader's subscription
 	start      *startFrom // a Reader's start
@@ -115,7 +118,8 @@ type ConsumerMessage struct {
 	// timed out before this delivery.
 	RedeliveryCount uint32
 
-	gen uint64 // stream generation it came on
+	gen  uint64    // stream generation it came on
+	cons *Consumer // it came from: the Consumer, or its retry topic's
 }
 
 // Consumer receives the messages of one subscription on every partition of
@@ -128,7 +132,8 @@ type Consumer struct {
 	topic TopicInfo
 	parts []*partitionConsumer
 	queue chan *ConsumerMessage
-	dlq   *deadLetters // with a DeadLetterPolicy
+	dlq   *lazyProducer // with a DeadLetterPolicy or a RetryPolicy
+	retry *retrying     // with a RetryPolicy
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -161,18 +166,32 @@ func (c *Client) Subscribe(ctx context.Context, opts ConsumerOptions) (*Consumer
 		queue:  make(chan *ConsumerMessage, opts.ReceiverQueueSize*int(info.Partitions)),
 		closed: make(chan struct{}),
 	}
-	if dl := opts.DeadLetter; dl != nil {
-		cons.dlq = &deadLetters{topic: dl.Topic}
-		if cons.dlq.topic == "" {
-			cons.dlq.topic = info.Name + "-" + opts.Subscription + "-DLQ"
+	if opts.DeadLetter != nil || opts.Retry != nil {
+		cons.dlq = &lazyProducer{topic: info.Name + "-" + opts.Subscription + "-DLQ"}
+		if dl := opts.DeadLetter; dl != nil && dl.Topic != "" {
+			cons.dlq.topic = dl.Topic
 		}
 	}
-	for i := int32(0); i < info.Partitions; i++ {
+	if err := cons.attach(ctx); err != nil {
+		return nil, err
+	}
+	if opts.Retry != nil {
+		if cons.retry, err = cons.subscribeRetry(ctx); err != nil {
+			cons.Close()
+			return nil, err
+		}
+	}
+	return cons, nil
+}
+
+// attach opens a stream per partition.
+func (cons *Consumer) attach(ctx context.Context) error {
+	for i := int32(0); i < cons.topic.Partitions; i++ {
 		pc := &partitionConsumer{cons: cons, partition: i, acks: make(chan int64, 1024), control: make(chan controlReq, 64), consumed: make(chan struct{}, 1)}
 		s, err := pc.subscribe(ctx)
 		if err != nil {
 			cons.Close()
-			return nil, err
+			return err
 		}
 		cons.parts = append(cons.parts, pc)
 		cons.wg.Add(1)
@@ -181,7 +200,7 @@ func (c *Client) Subscribe(ctx context.Context, opts ConsumerOptions) (*Consumer
 			pc.run(s)
 		}()
 	}
-	return cons, nil
+	return nil
 }
 
 // Topic returns the canonical topic name.
@@ -192,7 +211,7 @@ func (c *Consumer) Receive(ctx context.Context) (*ConsumerMessage, error) {
 	for {
 		select {
 		case m := <-c.queue:
-			pc := c.parts[m.ID.Partition]
+			pc := m.cons.parts[m.ID.Partition]
 			if m.gen != pc.gen.Load() {
 				continue // from a broken stream: it will be delivered again
 			}
@@ -206,11 +225,21 @@ func (c *Consumer) Receive(ctx context.Context) (*ConsumerMessage, error) {
 	}
 }
 
+// of returns the consumer a received message belongs to: c, or the one of
+// c's retry topic.
+func (c *Consumer) of(m *ConsumerMessage) *Consumer {
+	if m.cons != nil {
+		return m.cons
+	}
+	return c
+}
+
 // Ack acknowledges a message. Acknowledgements are sent in batches, within
 // a few milliseconds.
-func (c *Consumer) Ack(m *ConsumerMessage) error { return c.AckID(m.ID) }
+func (c *Consumer) Ack(m *ConsumerMessage) error { return c.of(m).AckID(m.ID) }
 
-// AckID acknowledges a message by its ID.
+// AckID acknowledges a message of the consumer's topic by its ID (a
+// message from the retry topic needs Ack).
 func (c *Consumer) AckID(id MessageID) error {
 	if id.Partition < 0 || int(id.Partition) >= len(c.parts) {
 		return fmt.Errorf("client: ack of partition %d: topic has %d", id.Partition, len(c.parts))
@@ -225,8 +254,9 @@ func (c *Consumer) AckID(id MessageID) error {
 
 // AckCumulative acknowledges m and every message before it on its
 // partition (Exclusive and Failover subscriptions, which deliver in
-// order).
+// order; not messages from the retry topic, which is Shared).
 func (c *Consumer) AckCumulative(m *ConsumerMessage) error {
+	c = c.of(m)
 	if c.opts.Type != Exclusive && c.opts.Type != Failover {
 		return errors.New("client: AckCumulative needs an Exclusive or Failover subscription")
 	}
@@ -238,7 +268,7 @@ func (c *Consumer) AckCumulative(m *ConsumerMessage) error {
 // or, in Shared and Key_Shared subscriptions, another consumer) after
 // NackRedeliveryDelay, and its RedeliveryCount goes up.
 func (c *Consumer) Nack(m *ConsumerMessage) error {
-	return c.control(m.ID.Partition, &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Nack{
+	return c.of(m).control(m.ID.Partition, &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Nack{
 		Nack: &nativepb.Nack{Offsets: []int64{m.ID.Offset}}}})
 }
 
@@ -299,12 +329,20 @@ func (c *Consumer) control(partition int32, req *nativepb.ConsumeRequest) error 
 
 // Close sends pending acknowledgements and detaches the consumer.
 func (c *Consumer) Close() error {
-	c.closeOnce.Do(func() {
-		c.dlq.flush() // their acknowledgements go out with the others
-		close(c.closed)
-	})
+	c.dlq.flush() // their acknowledgements go out with the others
+	var errs []error
+	if c.retry != nil {
+		c.retry.cons.detach()
+		errs = append(errs, c.retry.producer.close())
+	}
+	c.detach()
+	return errors.Join(append(errs, c.dlq.close())...)
+}
+
+// detach closes the streams after sending pending acknowledgements.
+func (c *Consumer) detach() {
+	c.closeOnce.Do(func() { close(c.closed) })
 	c.wg.Wait()
-	return c.dlq.close()
 }
 
 // partitionConsumer keeps one partition's Consume stream: its run
@@ -399,6 +437,7 @@ func (pc *partitionConsumer) receive(s *consumeStream, gen uint64) {
 				PublishTime:     time.UnixMilli(m.GetPublishTimeMs()),
 				RedeliveryCount: m.GetRedeliveryCount(),
 				gen:             gen,
+				cons:            pc.cons,
 			}
 			if pc.deadLetter(cm) {
 				continue

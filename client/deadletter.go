@@ -8,12 +8,14 @@ import (
 	"github.com/magnetar-mq/magnetar/protocol/native/nativepb"
 )
 
-// deadLetters publishes the messages a consumer gives up on. A message
-// whose redelivery count is past the policy's limit never reaches Receive:
-// it is published to the dead-letter topic and, once that is durable,
-// acknowledged. If publishing fails it is negatively acknowledged, so it
-// comes back and is tried again.
-type deadLetters struct {
+// Dead-letter topics: a message whose redelivery count is past the
+// policy's limit never reaches Receive: it is published to the dead-letter
+// topic and, once that is durable, acknowledged. If publishing fails it is
+// negatively acknowledged, so it comes back and is tried again.
+
+// lazyProducer is a producer created on first use: a consumer's producer
+// for its dead-letter or retry topic.
+type lazyProducer struct {
 	topic string
 
 	mu       sync.Mutex
@@ -29,14 +31,7 @@ func (pc *partitionConsumer) deadLetter(cm *ConsumerMessage) bool {
 	}
 	pc.delivered() // its permit comes back: the application never takes it
 	m := cm.Message
-	props := make(map[string]string, len(m.Properties)+3)
-	for k, v := range m.Properties {
-		props[k] = v
-	}
-	props[PropertyOriginTopic] = pc.cons.topic.Name
-	props[PropertyOriginMessageID] = cm.ID.String()
-	props[PropertyOriginSubscription] = pc.cons.opts.Subscription
-	m.Properties = props
+	m.Properties = pc.cons.originProperties(cm)
 	p, err := pc.cons.dlq.producerFor(pc.cons.c)
 	if err != nil {
 		pc.cons.c.log.Warn("dead-letter topic unavailable; message will be redelivered", "topic", pc.cons.dlq.topic, "err", err)
@@ -69,8 +64,8 @@ func (pc *partitionConsumer) nackLater(off int64) {
 	}
 }
 
-// producerFor creates the dead-letter producer on first use.
-func (d *deadLetters) producerFor(c *Client) (*Producer, error) {
+// producerFor creates the producer on first use.
+func (d *lazyProducer) producerFor(c *Client) (*Producer, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.producer != nil || d.err != nil {
@@ -93,7 +88,7 @@ func (d *deadLetters) producerFor(c *Client) (*Producer, error) {
 }
 
 // flush waits for the messages being moved.
-func (d *deadLetters) flush() {
+func (d *lazyProducer) flush() {
 	if d == nil {
 		return
 	}
@@ -107,7 +102,7 @@ func (d *deadLetters) flush() {
 	}
 }
 
-func (d *deadLetters) close() error {
+func (d *lazyProducer) close() error {
 	if d == nil {
 		return nil
 	}

@@ -386,3 +386,67 @@ func TestExclusiveProducer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// ReconsumeLater: a message comes back through the retry topic, no earlier
+// than asked, with its key, value and properties and a count of retries;
+// past MaxRetries it goes to the dead-letter topic. Each copy
+// acknowledges the message it replaces, so nothing is left behind.
+func TestReconsumeLaterGoesThroughTheRetryTopicThenTheDeadLetterTopic(t *testing.T) {
+	c := startServer(t)
+	ctx := ctxFor(t, 30*time.Second)
+	produceT(t, c, "jobs", &client.Message{Key: []byte("j-1"), Value: []byte("flaky"), Properties: map[string]string{"kind": "job"}},
+		&client.Message{Value: []byte("fine")})
+	opts := client.ConsumerOptions{Topic: "jobs", Subscription: "workers", InitialPosition: client.Earliest,
+		Retry: &client.RetryPolicy{MaxRetries: 2}}
+	cons := subscribeT(t, c, opts)
+	dlq := subscribeT(t, c, client.ConsumerOptions{Topic: "jobs-workers-DLQ", Subscription: "ops", InitialPosition: client.Earliest})
+
+	delays := []time.Duration{400 * time.Millisecond, 200 * time.Millisecond, 0}
+	var due time.Time
+	for retry := 0; retry < len(delays); {
+		m, err := cons.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Value) == "fine" {
+			if err := cons.Ack(m); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if now := time.Now(); now.Before(due) {
+			t.Fatalf("retry %d arrived %v early", retry, due.Sub(now))
+		}
+		if string(m.Key) != "j-1" || m.Properties["kind"] != "job" {
+			t.Fatalf("retry %d lost its key or properties: %q %v", retry, m.Key, m.Properties)
+		}
+		if retry > 0 && (m.Properties[client.PropertyReconsumeTimes] != strconv.Itoa(retry) ||
+			m.Properties[client.PropertyOriginTopic] != "public/default/jobs" || m.Properties[client.PropertyOriginMessageID] != "0:0") {
+			t.Fatalf("retry %d properties %v", retry, m.Properties)
+		}
+		due = time.Now().Add(delays[retry])
+		if err := cons.ReconsumeLater(ctx, m, delays[retry]); err != nil {
+			t.Fatal(err)
+		}
+		retry++
+	}
+	dead, err := dlq.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(dead.Value) != "flaky" || dead.Properties[client.PropertyReconsumeTimes] != "3" ||
+		dead.Properties[client.PropertyOriginTopic] != "public/default/jobs" || dead.Properties[client.PropertyOriginSubscription] != "workers" {
+		t.Fatalf("dead letter %q %v", dead.Value, dead.Properties)
+	}
+	// Every copy acknowledged the one before: a new consumer of the
+	// subscription gets nothing from either topic.
+	if err := cons.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := subscribeT(t, c, opts)
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if m, err := again.Receive(rctx); err == nil {
+		t.Fatalf("received %q (%v) again after it was reconsumed", m.Value, m.Properties)
+	}
+}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -80,6 +81,10 @@ func (c *conn) topicPartitions(ctx context.Context, kafkaName string, autoCreate
 		}
 		if !autoCreate || !errors.Is(err, broker.ErrTopicNotFound) {
 			return 0, err
+		}
+		// The namespace's auto_topic_creation policy has the last word.
+		if pol, perr := c.s.b.EffectivePolicies(ctx, name); perr != nil || !pol.AutoTopicCreation {
+			return 0, cmp.Or(perr, err)
 		}
 		err = c.s.b.CreateTopic(ctx, name, int32(c.s.cfg.DefaultPartitions))
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
 func metadataFor(t *testing.T, c *rawConn, version int16, allowAuto bool, topics ...string) *kmsg.MetadataResponse {
@@ -68,6 +69,19 @@ func TestMetadataAutoCreatesWhenConfiguredAndAllowed(t *testing.T) {
 	off := newTestServer(t, func(c *Config) { c.AutoCreateTopics = false })
 	if m := metadataFor(t, off.dial(t), 12, true, "auto"); m.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("auto creation disabled: error %d", m.Topics[0].ErrorCode)
+	}
+
+	// The namespace's policy turns it off for Kafka clients too.
+	ns, err := broker.ParseNamespaceName(on.s.cfg.DefaultNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := on.b.SetNamespacePolicies(ctxT(t), ns, broker.PolicyUpdate{Set: &catalogpb.Policies{
+		AutoTopicCreation: catalogpb.AutoTopicCreation_AUTO_TOPIC_CREATION_DISABLED}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := metadataFor(t, c, 12, true, "not-in-this-namespace"); m.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("auto creation off for the namespace: error %d", m.Topics[0].ErrorCode)
 	}
 }
 

@@ -185,7 +185,7 @@ func (s *subscription) rescanDelayed(ctx context.Context, d *dispatcher, now tim
 			}
 			di.pos = r.Offset + 1
 			ms := DeliverAt(r)
-			if ms == 0 || r.Offset < s.mu.next || isAcked(s.mu.acked, r.Offset) {
+			if ms == 0 || r.Offset < s.mu.next || s.mu.acks.has(r.Offset) {
 				return nil
 			}
 			at := time.UnixMilli(ms)

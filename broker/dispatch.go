@@ -303,7 +303,7 @@ func (c *Consumer) claim(ctx context.Context, permits int64) ([]Delivery, dispat
 	var again []replayEntry
 	rest := d.replay[:0]
 	for _, e := range d.replay {
-		acked := e.off < s.mu.next || isAcked(s.mu.acked, e.off)
+		acked := e.off < s.mu.next || s.mu.acks.has(e.off)
 		take := !acked && int64(len(again)) < permits && d.takeable(c, e.hash)
 		if !acked && !take {
 			rest = append(rest, e)
@@ -406,7 +406,7 @@ func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entri
 				return nil
 			}
 			readPos = r.Offset + 1
-			if r.Offset < s.mu.next || isAcked(s.mu.acked, r.Offset) {
+			if r.Offset < s.mu.next || s.mu.acks.has(r.Offset) {
 				return nil
 			}
 			hash := noKeyHash

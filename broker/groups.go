@@ -65,7 +65,8 @@ func (b *Broker) CommitOffset(ctx context.Context, name TopicName, partition int
 		return err
 	}
 	s.mu.Lock()
-	s.mu.next, s.mu.acked, s.mu.meta, s.mu.dirty = c.Offset, nil, c.Metadata, true
+	s.mu.next, s.mu.meta = c.Offset, c.Metadata
+	s.resetAcksLocked()
 	s.mu.Unlock()
 	return s.flush(ctx)
 }
@@ -125,8 +126,11 @@ func (b *Broker) DeleteSubscription(ctx context.Context, name TopicName, partiti
 		s.p.mu.Unlock()
 		s.disconnect(nil)
 	}
-	err := b.cat.Cursors.Delete(ctx, catalog.CursorName{Partition: partitionName(name, partition), Subscription: sub}, metadata.AnyVersion)
-	return wrapMeta("delete cursor", err)
+	cn := catalog.CursorName{Partition: partitionName(name, partition), Subscription: sub}
+	if err := b.cat.Cursors.Delete(ctx, cn, metadata.AnyVersion); err != nil {
+		return wrapMeta("delete cursor", err)
+	}
+	return b.deleteAckChunks(ctx, cn)
 }
 
 // GroupInfo is a group's row: the topics it has cursors on.

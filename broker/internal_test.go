@@ -2,21 +2,22 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/magnetar-mq/magnetar/bookie"
-	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
-func rangesString(rs []*catalogpb.OffsetRange) string {
-	s := ""
-	for _, r := range rs {
-		s += fmt.Sprintf("[%d,%d)", r.Start, r.End)
+func runsString(a *ackSet) string {
+	var s strings.Builder
+	for start, end := range a.runs() {
+		fmt.Fprintf(&s, "[%d,%d)", start, end)
 	}
-	return s
+	return s.String()
 }
 
 func TestAckedRangesMergeNeighbours(t *testing.T) {
+	const c = 1 << chunkBits // ranges across a chunk boundary merge too
 	tests := []struct {
 		acks []int64
 		want string
@@ -28,25 +29,61 @@ func TestAckedRangesMergeNeighbours(t *testing.T) {
 		{[]int64{5, 7, 6}, "[5,8)"},
 		{[]int64{9, 5, 7, 3}, "[3,4)[5,6)[7,8)[9,10)"},
 		{[]int64{9, 5, 7, 3, 4, 8, 6}, "[3,10)"},
+		{[]int64{c - 1, c, 3 * c}, fmt.Sprintf("[%d,%d)[%d,%d)", c-1, c+1, 3*c, 3*c+1)},
 	}
 	for _, tt := range tests {
-		var rs []*catalogpb.OffsetRange
-		for _, a := range tt.acks {
-			if !isAcked(rs, a) {
-				rs = addRange(rs, a)
+		var a ackSet
+		for _, off := range tt.acks {
+			if !a.add(off) {
+				t.Errorf("acks %v: %d reported present before it was added", tt.acks, off)
 			}
 		}
-		if got := rangesString(rs); got != tt.want {
+		if got := runsString(&a); got != tt.want {
 			t.Errorf("acks %v: ranges %s, want %s", tt.acks, got, tt.want)
 		}
-		for _, a := range tt.acks {
-			if !isAcked(rs, a) {
-				t.Errorf("acks %v: %d not reported acked", tt.acks, a)
+		for _, off := range tt.acks {
+			if !a.has(off) || a.add(off) {
+				t.Errorf("acks %v: %d not reported acked", tt.acks, off)
 			}
 		}
-		if isAcked(rs, 2) || isAcked(rs, 10) {
+		if a.has(2) || a.has(10) || a.has(c+1) {
 			t.Errorf("acks %v: an offset never acked is reported acked", tt.acks)
 		}
+		if got := a.len(); got != int64(len(tt.acks)) {
+			t.Errorf("acks %v: len %d", tt.acks, got)
+		}
+	}
+}
+
+func TestAckSetAdvancesAcrossChunks(t *testing.T) {
+	const c = 1 << chunkBits
+	var a ackSet
+	a.addRange(10, 2*c+5) // the rest of chunk 0, all of chunk 1, the start of chunk 2
+	a.add(2*c + 7)
+	if got := a.firstAbsent(10); got != 2*c+5 {
+		t.Fatalf("firstAbsent(10) = %d, want %d", got, 2*c+5)
+	}
+	if got := a.firstAbsent(3); got != 3 {
+		t.Fatalf("firstAbsent(3) = %d, want 3", got)
+	}
+	if got := a.countBelow(c); got != c-10 {
+		t.Fatalf("countBelow(%d) = %d, want %d", c, got, c-10)
+	}
+	a.dropBelow(2*c + 5)
+	if len(a.keys) != 1 || a.keys[0] != 2 || runsString(&a) != fmt.Sprintf("[%d,%d)", 2*c+7, 2*c+8) {
+		t.Fatalf("after dropBelow: chunks %v, ranges %s", a.keys, runsString(&a))
+	}
+	// Chunks 0 and 1 are gone: the next flush deletes their rows.
+	chunks, err := a.takeDirty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chunks[0] != nil || chunks[1] != nil || chunks[2] == nil || len(chunks) != 3 {
+		t.Fatalf("dirty chunks %v, want 0 and 1 deleted and 2 written", chunks)
+	}
+	var b ackSet
+	if err := b.load(2, chunks[2]); err != nil || runsString(&b) != runsString(&a) {
+		t.Fatalf("chunk 2 reloaded: %s, %v; want %s", runsString(&b), err, runsString(&a))
 	}
 }
 
@@ -54,15 +91,15 @@ func TestSubscriptionAckAdvancesNextOverContiguousAcks(t *testing.T) {
 	s := &subscription{}
 	s.mu.next = 10
 	s.ack([]int64{12, 11, 4})
-	if s.mu.next != 10 || rangesString(s.mu.acked) != "[11,13)" {
-		t.Fatalf("next %d ranges %s; want 10 and [11,13)", s.mu.next, rangesString(s.mu.acked))
+	if s.mu.next != 10 || runsString(&s.mu.acks) != "[11,13)" {
+		t.Fatalf("next %d ranges %s; want 10 and [11,13)", s.mu.next, runsString(&s.mu.acks))
 	}
 	if got := s.backlogLocked(20); got != 8 {
 		t.Fatalf("backlog = %d, want 8 (10 messages, 2 acked individually)", got)
 	}
 	s.ack([]int64{10})
-	if s.mu.next != 13 || len(s.mu.acked) != 0 {
-		t.Fatalf("next %d ranges %s; want 13 and none", s.mu.next, rangesString(s.mu.acked))
+	if s.mu.next != 13 || len(s.mu.acks.keys) != 0 {
+		t.Fatalf("next %d ranges %s; want 13 and none", s.mu.next, runsString(&s.mu.acks))
 	}
 }
 

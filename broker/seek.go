@@ -78,13 +78,13 @@ func (b *Broker) SkipMessages(ctx context.Context, name TopicName, partition int
 	s.mu.Lock()
 	// Walk the unacknowledged offsets: gaps between acked ranges.
 	next, skipped := s.mu.next, int64(0)
-	for _, r := range s.mu.acked {
-		gap := r.Start - next
+	for start, end := range s.mu.acks.runs() {
+		gap := start - next
 		if skipped+gap >= n {
 			break
 		}
 		skipped += gap
-		next = r.End
+		next = end
 	}
 	target := min(next+(n-skipped), end)
 	s.moveCursorLocked(target, false)

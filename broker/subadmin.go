@@ -81,9 +81,13 @@ type CursorInternalStats struct {
 	// NextOffset: everything below is acknowledged.
 	NextOffset int64 `json:"next_offset"`
 	// AckedRanges counts the ranges acknowledged individually above
-	// NextOffset; FirstAckedRanges lists the first few.
+	// NextOffset; FirstAckedRanges lists the first few. Acked counts their
+	// offsets, AckChunks the 65,536-offset chunks that hold them (one
+	// metadata row each).
 	AckedRanges      int           `json:"acked_ranges"`
 	FirstAckedRanges []OffsetRange `json:"first_acked_ranges,omitempty"`
+	Acked            int64         `json:"acked"`
+	AckChunks        int           `json:"ack_chunks"`
 	// Redeliveries counts the offsets with a redelivery count.
 	Redeliveries int `json:"redeliveries"`
 	// Backlog counts unacknowledged messages; BacklogBytes estimates
@@ -155,10 +159,13 @@ func (p *partition) internalStats() PartitionInternalStats {
 	}
 	for _, s := range p.mu.subs {
 		s.mu.Lock()
-		c := CursorInternalStats{Name: s.name, Durable: !s.nonDurable, NextOffset: s.mu.next, AckedRanges: len(s.mu.acked),
-			Redeliveries: len(s.mu.redeliveries), Backlog: s.backlogLocked(p.mu.next)}
-		for _, r := range s.mu.acked[:min(len(s.mu.acked), maxShownRanges)] {
-			c.FirstAckedRanges = append(c.FirstAckedRanges, OffsetRange{Start: r.Start, End: r.End})
+		c := CursorInternalStats{Name: s.name, Durable: !s.nonDurable, NextOffset: s.mu.next, Acked: s.mu.acks.len(),
+			AckChunks: len(s.mu.acks.keys), Redeliveries: len(s.mu.redeliveries), Backlog: s.backlogLocked(p.mu.next)}
+		for start, end := range s.mu.acks.runs() {
+			c.AckedRanges++
+			if len(c.FirstAckedRanges) < maxShownRanges {
+				c.FirstAckedRanges = append(c.FirstAckedRanges, OffsetRange{Start: start, End: end})
+			}
 		}
 		if d := s.mu.disp; d != nil {
 			c.Type, c.Consumers, c.Pending, c.Delayed = d.typ.String(), len(d.consumers), len(d.pending), d.delayed

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
-	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
 
 // InitialPosition is where a new subscription starts.
@@ -38,8 +36,9 @@ type subscription struct {
 	mu struct {
 		sync.Mutex
 		next    int64
-		acked   []*catalogpb.OffsetRange // sorted, disjoint, all above next
-		meta    string                   // the last Kafka commit's metadata
+		acks    ackSet // acknowledged individually, all above next
+		epoch   int64  // of the persisted acks (catalogpb.Cursor.acks_epoch); 0: none yet
+		meta    string // the last Kafka commit's metadata
 		dirty   bool
 		deleted bool        // removed from the partition: never flushed again
 		disp    *dispatcher // while consumers are attached
@@ -73,7 +72,9 @@ func (p *partition) subscription(ctx context.Context, name string, nonDurable bo
 	case ok && nonDurable:
 		return nil, fmt.Errorf("%w: subscription %s exists and is durable", ErrInvalidArgument, name)
 	case ok:
-		s.mu.next, s.mu.acked, s.mu.meta = e.Value.NextOffset, e.Value.Acked, e.Value.CommitMetadata
+		if err := s.loadLocked(ctx, e.Value); err != nil {
+			return nil, err
+		}
 	default:
 		if s.mu.next, err = start(ctx); err != nil {
 			return nil, err
@@ -143,15 +144,14 @@ func (s *subscription) ack(offsets []int64) {
 		if s.mu.redeliveries != nil {
 			delete(s.mu.redeliveries, off)
 		}
-		if off < s.mu.next || isAcked(s.mu.acked, off) {
+		if off < s.mu.next || !s.mu.acks.add(off) {
 			continue
 		}
-		s.mu.acked = addRange(s.mu.acked, off)
 		s.mu.dirty = true
 	}
-	for len(s.mu.acked) > 0 && s.mu.acked[0].Start == s.mu.next {
-		s.mu.next = s.mu.acked[0].End
-		s.mu.acked = s.mu.acked[1:]
+	if next := s.mu.acks.firstAbsent(s.mu.next); next != s.mu.next {
+		s.mu.next = next
+		s.mu.acks.dropBelow(next)
 	}
 }
 
@@ -170,15 +170,10 @@ func (s *subscription) moveCursorLocked(next int64, back bool) {
 		return
 	}
 	if back {
-		s.mu.acked = nil
+		s.resetAcksLocked()
 	} else {
-		for len(s.mu.acked) > 0 && s.mu.acked[0].End <= next {
-			s.mu.acked = s.mu.acked[1:]
-		}
-		if len(s.mu.acked) > 0 && s.mu.acked[0].Start < next {
-			next = s.mu.acked[0].End
-			s.mu.acked = s.mu.acked[1:]
-		}
+		next = s.mu.acks.firstAbsent(next)
+		s.mu.acks.dropBelow(next)
 	}
 	s.mu.next, s.mu.dirty = next, true
 	for off := range s.mu.redeliveries {
@@ -193,59 +188,6 @@ func (s *subscription) moveCursorLocked(next int64, back bool) {
 			}
 		}
 	}
-}
-
-// isAcked reports whether off lies in one of the sorted ranges.
-func isAcked(ranges []*catalogpb.OffsetRange, off int64) bool {
-	i := sort.Search(len(ranges), func(i int) bool { return ranges[i].End > off })
-	return i < len(ranges) && ranges[i].Start <= off
-}
-
-// addRange adds the single offset off (not yet in ranges) to the sorted,
-// disjoint ranges, merging neighbours.
-func addRange(ranges []*catalogpb.OffsetRange, off int64) []*catalogpb.OffsetRange {
-	i := sort.Search(len(ranges), func(i int) bool { return ranges[i].Start > off })
-	joinPrev := i > 0 && ranges[i-1].End == off
-	joinNext := i < len(ranges) && ranges[i].Start == off+1
-	switch {
-	case joinPrev && joinNext:
-		ranges[i-1].End = ranges[i].End
-		return append(ranges[:i], ranges[i+1:]...)
-	case joinPrev:
-		ranges[i-1].End = off + 1
-	case joinNext:
-		ranges[i].Start = off
-	default:
-		ranges = append(ranges, nil)
-		copy(ranges[i+1:], ranges[i:])
-		ranges[i] = &catalogpb.OffsetRange{Start: off, End: off + 1}
-	}
-	return ranges
-}
-
-// flush persists the cursor if it changed since the last flush.
-func (s *subscription) flush(ctx context.Context) error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	if !s.mu.dirty || s.mu.deleted || s.nonDurable {
-		s.mu.Unlock()
-		return nil
-	}
-	c := &catalogpb.Cursor{NextOffset: s.mu.next, Acked: make([]*catalogpb.OffsetRange, len(s.mu.acked)),
-		CommitMetadata: s.mu.meta}
-	for i, r := range s.mu.acked {
-		c.Acked[i] = &catalogpb.OffsetRange{Start: r.Start, End: r.End}
-	}
-	s.mu.dirty = false
-	s.mu.Unlock()
-	if _, err := s.p.b.cat.Cursors.Set(ctx, s.cn, c); err != nil {
-		s.mu.Lock()
-		s.mu.dirty = true
-		s.mu.Unlock()
-		return wrapMeta("persist cursor", err)
-	}
-	return nil
 }
 
 func (p *partition) flushCursors(ctx context.Context) error {
@@ -264,11 +206,7 @@ func (p *partition) flushCursors(ctx context.Context) error {
 
 // backlogLocked counts the unacknowledged messages below end.
 func (s *subscription) backlogLocked(end int64) int64 {
-	n := end - s.mu.next
-	for _, r := range s.mu.acked {
-		n -= min(r.End, end) - min(r.Start, end)
-	}
-	return max(n, 0)
+	return max(end-s.mu.next-s.mu.acks.countBelow(end), 0)
 }
 
 // subscriptionStats reports every subscription of the partition, loading

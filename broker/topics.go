@@ -171,6 +171,9 @@ func (b *Broker) deletePartitionData(ctx context.Context, name TopicName, index 
 			if err := b.cat.Cursors.Delete(ctx, c.Name, metadata.AnyVersion); err != nil {
 				return wrapMeta("delete cursor", err)
 			}
+			if err := b.deleteAckChunks(ctx, c.Name); err != nil {
+				return err
+			}
 		}
 		if l.Next == "" {
 			return nil

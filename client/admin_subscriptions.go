@@ -55,6 +55,8 @@ type CursorInternalStats struct {
 	NextOffset       int64         `json:"next_offset"`
 	AckedRanges      int           `json:"acked_ranges"`
 	FirstAckedRanges []OffsetRange `json:"first_acked_ranges,omitempty"`
+	Acked            int64         `json:"acked"`
+	AckChunks        int           `json:"ack_chunks"`
 	Redeliveries     int           `json:"redeliveries"`
 	Backlog          int64         `json:"backlog"`
 	BacklogBytes     int64         `json:"backlog_bytes"`

@@ -20,6 +20,7 @@ type Catalog struct {
 	Topics     *Topics
 	Partitions *Partitions
 	Cursors    *Cursors
+	AckChunks  *AckChunks
 	Brokers    *Brokers
 	Bookies    *Bookies
 	Shards     *Shards
@@ -41,6 +42,8 @@ func New(s metadata.Store) *Catalog {
 			func() *catalogpb.Partition { return new(catalogpb.Partition) }}},
 		Cursors: &Cursors{table[CursorName, *catalogpb.Cursor]{s, cursorPrefix, cursorPath, parseCursor,
 			func() *catalogpb.Cursor { return new(catalogpb.Cursor) }}},
+		AckChunks: &AckChunks{table[AckChunkName, *catalogpb.AckChunk]{s, ackChunkPrefix, ackChunkPath, parseAckChunk,
+			func() *catalogpb.AckChunk { return new(catalogpb.AckChunk) }}},
 		Brokers: &Brokers{leasedTable[string, *catalogpb.Broker]{table[string, *catalogpb.Broker]{s, brokerPrefix, idPath("broker"), parseID,
 			func() *catalogpb.Broker { return new(catalogpb.Broker) }}}},
 		Bookies: &Bookies{leasedTable[string, *catalogpb.Bookie]{table[string, *catalogpb.Bookie]{s, bookiePrefix, idPath("bookie"), parseID,
@@ -142,6 +145,22 @@ func (c *Cursors) List(ctx context.Context, partition PartitionName, page Page) 
 		return List[CursorName, *catalogpb.Cursor]{}, err
 	}
 	return c.list(ctx, pp+"/", page)
+}
+
+// AckChunks stores the chunks of cursors' individually acknowledged
+// offsets under a/<tenant>/<ns>/<topic>/<index>/<subscription>/<chunk as
+// 16 hex digits>, so a cursor's chunks list in offset order.
+type AckChunks struct {
+	table[AckChunkName, *catalogpb.AckChunk]
+}
+
+// List returns one page of the cursor's chunks, in offset order.
+func (a *AckChunks) List(ctx context.Context, cursor CursorName, page Page) (List[AckChunkName, *catalogpb.AckChunk], error) {
+	cp, err := cursorPath(cursor)
+	if err != nil {
+		return List[AckChunkName, *catalogpb.AckChunk]{}, err
+	}
+	return a.list(ctx, cp+"/", page)
 }
 
 // Brokers stores live brokers' registrations under b/<broker id>, bound to

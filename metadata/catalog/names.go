@@ -13,6 +13,7 @@ const (
 	topicPrefix     = "o/"
 	partitionPrefix = "p/"
 	cursorPrefix    = "c/"
+	ackChunkPrefix  = "a/"
 	brokerPrefix    = "b/"
 	bookiePrefix    = "k/"
 	shardPrefix     = "s/"
@@ -51,6 +52,13 @@ type PartitionName struct {
 type CursorName struct {
 	Partition    PartitionName
 	Subscription string
+}
+
+// AckChunkName names one chunk of a cursor's individually acknowledged
+// offsets: offsets Chunk*65,536 to Chunk*65,536+65,535.
+type AckChunkName struct {
+	Cursor CursorName
+	Chunk  int64
 }
 
 // BundleName names one bundle of a namespace: the topic-name hash range
@@ -176,6 +184,33 @@ func parseCursor(rest string) (CursorName, bool) {
 		return CursorName{}, false
 	}
 	return CursorName{PartitionName{TopicName{p[0], p[1], p[2]}, int32(i)}, p[4]}, true
+}
+
+func ackChunkPath(a AckChunkName) (string, error) {
+	c, err := cursorPath(a.Cursor)
+	if err != nil {
+		return "", err
+	}
+	if a.Chunk < 0 {
+		return "", fmt.Errorf("%w: negative ack chunk %d", ErrInvalidName, a.Chunk)
+	}
+	return fmt.Sprintf("%s/%016x", c, a.Chunk), nil
+}
+
+func parseAckChunk(rest string) (AckChunkName, bool) {
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return AckChunkName{}, false
+	}
+	c, ok := parseCursor(rest[:i])
+	if !ok || len(rest)-i-1 != 16 {
+		return AckChunkName{}, false
+	}
+	n, err := strconv.ParseInt(rest[i+1:], 16, 64)
+	if err != nil || n < 0 {
+		return AckChunkName{}, false
+	}
+	return AckChunkName{c, n}, true
 }
 
 func bundlePath(b BundleName) (string, error) {

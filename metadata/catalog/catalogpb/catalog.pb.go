@@ -796,13 +796,19 @@ type Cursor struct {
 	// Every offset below next_offset is acknowledged (the mark-delete
 	// position plus one).
 	NextOffset int64 `protobuf:"varint,1,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
-	// Offsets at or above next_offset acknowledged individually.
+	// Offsets at or above next_offset acknowledged individually (rows
+	// written before acks_epoch existed; brokers now keep them in AckChunk
+	// rows and write this empty).
 	Acked []*OffsetRange `protobuf:"bytes,2,rep,name=acked,proto3" json:"acked,omitempty"`
 	// What the last Kafka offset commit attached to its offset (the
 	// client's own string; empty for native acknowledgements).
 	CommitMetadata string `protobuf:"bytes,3,opt,name=commit_metadata,json=commitMetadata,proto3" json:"commit_metadata,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The AckChunk rows with this epoch hold the offsets at or above
+	// next_offset acknowledged individually; rows of another epoch are stale
+	// (left by a reset of the cursor) and ignored. 0: there are none.
+	AcksEpoch     int64 `protobuf:"varint,4,opt,name=acks_epoch,json=acksEpoch,proto3" json:"acks_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cursor) Reset() {
@@ -856,6 +862,69 @@ func (x *Cursor) GetCommitMetadata() string {
 	return ""
 }
 
+func (x *Cursor) GetAcksEpoch() int64 {
+	if x != nil {
+		return x.AcksEpoch
+	}
+	return 0
+}
+
+// AckChunk holds the offsets of one 65,536-offset chunk of a partition
+// (chunk * 65,536 ..) that a subscription acknowledged individually.
+type AckChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cursor's acks_epoch when written.
+	Epoch int64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The offsets' low 16 bits, as a Roaring bitmap (portable format).
+	Bitmap        []byte `protobuf:"bytes,2,opt,name=bitmap,proto3" json:"bitmap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckChunk) Reset() {
+	*x = AckChunk{}
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckChunk) ProtoMessage() {}
+
+func (x *AckChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckChunk.ProtoReflect.Descriptor instead.
+func (*AckChunk) Descriptor() ([]byte, []int) {
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AckChunk) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *AckChunk) GetBitmap() []byte {
+	if x != nil {
+		return x.Bitmap
+	}
+	return nil
+}
+
 // Group is a named set of subscriptions of the same name across topics: a
 // Kafka consumer group commits its offsets to the subscription named after
 // it on each partition. The row lists the topics it has cursors on, so the
@@ -874,7 +943,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +955,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[8]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +968,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{8}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Group) GetProtocolType() string {
@@ -940,7 +1009,7 @@ type Broker struct {
 
 func (x *Broker) Reset() {
 	*x = Broker{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1021,7 @@ func (x *Broker) String() string {
 func (*Broker) ProtoMessage() {}
 
 func (x *Broker) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[9]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1034,7 @@ func (x *Broker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Broker.ProtoReflect.Descriptor instead.
 func (*Broker) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{9}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Broker) GetNativeAddr() string {
@@ -1026,7 +1095,7 @@ type Bookie struct {
 
 func (x *Bookie) Reset() {
 	*x = Bookie{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1107,7 @@ func (x *Bookie) String() string {
 func (*Bookie) ProtoMessage() {}
 
 func (x *Bookie) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[10]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1120,7 @@ func (x *Bookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bookie.ProtoReflect.Descriptor instead.
 func (*Bookie) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{10}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Bookie) GetGrpcAddr() string {
@@ -1116,7 +1185,7 @@ type ShardReplica struct {
 
 func (x *ShardReplica) Reset() {
 	*x = ShardReplica{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1197,7 @@ func (x *ShardReplica) String() string {
 func (*ShardReplica) ProtoMessage() {}
 
 func (x *ShardReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[11]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1210,7 @@ func (x *ShardReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardReplica.ProtoReflect.Descriptor instead.
 func (*ShardReplica) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{11}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ShardReplica) GetShard() string {
@@ -1209,7 +1278,7 @@ type Shard struct {
 
 func (x *Shard) Reset() {
 	*x = Shard{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1290,7 @@ func (x *Shard) String() string {
 func (*Shard) ProtoMessage() {}
 
 func (x *Shard) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[12]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1303,7 @@ func (x *Shard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shard.ProtoReflect.Descriptor instead.
 func (*Shard) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{12}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Shard) GetMembers() []string {
@@ -1277,7 +1346,7 @@ type BundleOwner struct {
 
 func (x *BundleOwner) Reset() {
 	*x = BundleOwner{}
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[13]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1358,7 @@ func (x *BundleOwner) String() string {
 func (*BundleOwner) ProtoMessage() {}
 
 func (x *BundleOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[13]
+	mi := &file_metadata_catalog_catalogpb_catalog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1371,7 @@ func (x *BundleOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleOwner.ProtoReflect.Descriptor instead.
 func (*BundleOwner) Descriptor() ([]byte, []int) {
-	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{13}
+	return file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BundleOwner) GetBroker() string {
@@ -1379,12 +1448,17 @@ const file_metadata_catalog_catalogpb_catalog_proto_rawDesc = "" +
 	"\bsegments\x18\x02 \x03(\v2\x1c.magnetar.catalog.v1.SegmentR\bsegments\"5\n" +
 	"\vOffsetRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x03R\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\x03R\x03end\"\x8a\x01\n" +
+	"\x03end\x18\x02 \x01(\x03R\x03end\"\xa9\x01\n" +
 	"\x06Cursor\x12\x1f\n" +
 	"\vnext_offset\x18\x01 \x01(\x03R\n" +
 	"nextOffset\x126\n" +
 	"\x05acked\x18\x02 \x03(\v2 .magnetar.catalog.v1.OffsetRangeR\x05acked\x12'\n" +
-	"\x0fcommit_metadata\x18\x03 \x01(\tR\x0ecommitMetadata\"l\n" +
+	"\x0fcommit_metadata\x18\x03 \x01(\tR\x0ecommitMetadata\x12\x1d\n" +
+	"\n" +
+	"acks_epoch\x18\x04 \x01(\x03R\tacksEpoch\"8\n" +
+	"\bAckChunk\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\x12\x16\n" +
+	"\x06bitmap\x18\x02 \x01(\fR\x06bitmap\"l\n" +
 	"\x05Group\x12#\n" +
 	"\rprotocol_type\x18\x01 \x01(\tR\fprotocolType\x12\x16\n" +
 	"\x06topics\x18\x02 \x03(\tR\x06topics\x12&\n" +
@@ -1460,7 +1534,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_metadata_catalog_catalogpb_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(BacklogQuotaAction)(0), // 0: magnetar.catalog.v1.BacklogQuotaAction
 	(AutoTopicCreation)(0),  // 1: magnetar.catalog.v1.AutoTopicCreation
@@ -1474,13 +1548,14 @@ var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(*Partition)(nil),       // 9: magnetar.catalog.v1.Partition
 	(*OffsetRange)(nil),     // 10: magnetar.catalog.v1.OffsetRange
 	(*Cursor)(nil),          // 11: magnetar.catalog.v1.Cursor
-	(*Group)(nil),           // 12: magnetar.catalog.v1.Group
-	(*Broker)(nil),          // 13: magnetar.catalog.v1.Broker
-	(*Bookie)(nil),          // 14: magnetar.catalog.v1.Bookie
-	(*ShardReplica)(nil),    // 15: magnetar.catalog.v1.ShardReplica
-	(*Shard)(nil),           // 16: magnetar.catalog.v1.Shard
-	(*BundleOwner)(nil),     // 17: magnetar.catalog.v1.BundleOwner
-	nil,                     // 18: magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	(*AckChunk)(nil),        // 12: magnetar.catalog.v1.AckChunk
+	(*Group)(nil),           // 13: magnetar.catalog.v1.Group
+	(*Broker)(nil),          // 14: magnetar.catalog.v1.Broker
+	(*Bookie)(nil),          // 15: magnetar.catalog.v1.Bookie
+	(*ShardReplica)(nil),    // 16: magnetar.catalog.v1.ShardReplica
+	(*Shard)(nil),           // 17: magnetar.catalog.v1.Shard
+	(*BundleOwner)(nil),     // 18: magnetar.catalog.v1.BundleOwner
+	nil,                     // 19: magnetar.catalog.v1.Shard.GrpcAddrsEntry
 }
 var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	0,  // 0: magnetar.catalog.v1.Policies.backlog_quota_action:type_name -> magnetar.catalog.v1.BacklogQuotaAction
@@ -1490,9 +1565,9 @@ var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	2,  // 4: magnetar.catalog.v1.Segment.state:type_name -> magnetar.catalog.v1.SegmentState
 	8,  // 5: magnetar.catalog.v1.Partition.segments:type_name -> magnetar.catalog.v1.Segment
 	10, // 6: magnetar.catalog.v1.Cursor.acked:type_name -> magnetar.catalog.v1.OffsetRange
-	15, // 7: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
+	16, // 7: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
 	3,  // 8: magnetar.catalog.v1.Shard.state:type_name -> magnetar.catalog.v1.ShardState
-	18, // 9: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	19, // 9: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
 	10, // [10:10] is the sub-list for method output_type
 	10, // [10:10] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
@@ -1512,7 +1587,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metadata_catalog_catalogpb_catalog_proto_rawDesc), len(file_metadata_catalog_catalogpb_catalog_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

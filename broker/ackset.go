@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"iter"
 	"slices"
 	"sort"
@@ -209,14 +210,22 @@ func (a *ackSet) restoreDirty(chunks map[int64][]byte) {
 	}
 }
 
-// load adds a persisted chunk.
-func (a *ackSet) load(k int64, data []byte) error {
+// load adds a persisted chunk; a corrupt one is an error.
+func (a *ackSet) load(k int64, data []byte) (err error) {
 	bm := roaring.New()
+	defer func() {
+		if r := recover(); r != nil { // the library trusts its input
+			err = fmt.Errorf("corrupt acknowledgement chunk: %v", r)
+		}
+	}()
 	if err := bm.UnmarshalBinary(data); err != nil {
-		return err
+		return fmt.Errorf("corrupt acknowledgement chunk: %w", err)
 	}
 	if bm.IsEmpty() {
 		return nil
+	}
+	if m := bm.Maximum(); m > chunkMask {
+		return fmt.Errorf("corrupt acknowledgement chunk: offset %d outside its chunk", m)
 	}
 	if a.chunks == nil {
 		a.chunks = make(map[int64]*roaring.Bitmap)

@@ -260,7 +260,7 @@ func writeInternalStats(out io.Writer, st client.TopicInternalStats) error {
 		if len(p.Cursors) == 0 {
 			continue
 		}
-		fmt.Fprintln(w, "CURSOR\tNEXT\tBACKLOG\tBACKLOG BYTES\tACKED RANGES\tFIRST RANGES\tREDELIVERIES\tPENDING\tDELAYED\tTYPE\tCONSUMERS")
+		fmt.Fprintln(w, "CURSOR\tNEXT\tBACKLOG\tBACKLOG BYTES\tACKED\tACKED RANGES\tFIRST RANGES\tREDELIVERIES\tPENDING\tDELAYED\tTYPE\tCONSUMERS")
 		for _, c := range p.Cursors {
 			name := c.Name
 			if !c.Durable {
@@ -270,7 +270,7 @@ func writeInternalStats(out io.Writer, st client.TopicInternalStats) error {
 			for j, r := range c.FirstAckedRanges {
 				ranges[j] = fmt.Sprintf("[%d,%d)", r.Start, r.End)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%d\n", name, c.NextOffset, c.Backlog, formatSize(c.BacklogBytes), c.AckedRanges,
+			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\t%d\n", name, c.NextOffset, c.Backlog, formatSize(c.BacklogBytes), c.Acked, c.AckedRanges,
 				orDash(strings.Join(ranges, " ")), c.Redeliveries, c.Pending, c.Delayed, orDash(c.Type), c.Consumers)
 		}
 	}

@@ -144,14 +144,19 @@ func (s *subscription) ack(offsets []int64) {
 		if s.mu.redeliveries != nil {
 			delete(s.mu.redeliveries, off)
 		}
-		if off < s.mu.next || !s.mu.acks.add(off) {
+		switch {
+		case off < s.mu.next:
+			continue
+		case off == s.mu.next: // in order: no bitmap needed
+			s.mu.next++
+		case !s.mu.acks.add(off):
 			continue
 		}
 		s.mu.dirty = true
 	}
-	if next := s.mu.acks.firstAbsent(s.mu.next); next != s.mu.next {
-		s.mu.next = next
-		s.mu.acks.dropBelow(next)
+	if len(s.mu.acks.keys) > 0 {
+		s.mu.next = s.mu.acks.firstAbsent(s.mu.next)
+		s.mu.acks.dropBelow(s.mu.next)
 	}
 }
 

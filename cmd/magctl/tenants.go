@@ -213,6 +213,42 @@ func init() {
 		}
 		return writePolicies(e.stdout, info, topic)
 	}
+	// The set-policy and remove-policy commands of namespaces and (topic)
+	// topics differ in the admin call only.
+	type runFunc = func(context.Context, *env, []string) error
+	setPolicyRun := func(set func(*client.Admin, context.Context, string, client.Policies) (client.PoliciesInfo, error), topic bool) runFunc {
+		return func(ctx context.Context, e *env, args []string) error {
+			if len(pf.set) == 0 {
+				return errors.New("no policy given (see --help)")
+			}
+			p, err := pf.policies()
+			if err != nil {
+				return err
+			}
+			a, ctx, cancel := admin(ctx, e)
+			defer cancel()
+			info, err := set(a, ctx, args[0], p)
+			if err != nil {
+				return err
+			}
+			return showPolicies(e, info, topic)
+		}
+	}
+	removePolicyRun := func(remove func(*client.Admin, context.Context, string, ...string) (client.PoliciesInfo, error), topic bool) runFunc {
+		return func(ctx context.Context, e *env, args []string) error {
+			names, err := policyNames(args[1])
+			if err != nil {
+				return err
+			}
+			a, ctx, cancel := admin(ctx, e)
+			defer cancel()
+			info, err := remove(a, ctx, args[0], names...)
+			if err != nil {
+				return err
+			}
+			return showPolicies(e, info, topic)
+		}
+	}
 	commands = append(commands,
 		&command{
 			name: "tenants create", args: "TENANT", nargs: 1,
@@ -376,41 +412,14 @@ func init() {
 				pf.register(fs, true)
 				outputFlag(fs)
 			},
-			run: func(ctx context.Context, e *env, args []string) error {
-				if len(pf.set) == 0 {
-					return errors.New("no policy given (see --help)")
-				}
-				p, err := pf.policies()
-				if err != nil {
-					return err
-				}
-				a, ctx, cancel := admin(ctx, e)
-				defer cancel()
-				info, err := a.SetNamespacePolicies(ctx, args[0], p)
-				if err != nil {
-					return err
-				}
-				return showPolicies(e, info, false)
-			},
+			run: setPolicyRun((*client.Admin).SetNamespacePolicies, false),
 		},
 		&command{
 			name: "namespaces remove-policy", args: "TENANT/NAMESPACE POLICY[,POLICY...]|all", nargs: 2,
 			help:     "Unsets policies of the namespace, so they are the broker's defaults again.",
 			examples: "  magctl namespaces remove-policy acme/iot message-ttl\n  magctl namespaces remove-policy acme/iot retention-time,retention-size\n  magctl namespaces remove-policy acme/iot all\n",
 			flags:    outputFlag,
-			run: func(ctx context.Context, e *env, args []string) error {
-				names, err := policyNames(args[1])
-				if err != nil {
-					return err
-				}
-				a, ctx, cancel := admin(ctx, e)
-				defer cancel()
-				info, err := a.RemoveNamespacePolicies(ctx, args[0], names...)
-				if err != nil {
-					return err
-				}
-				return showPolicies(e, info, false)
-			},
+			run:      removePolicyRun((*client.Admin).RemoveNamespacePolicies, false),
 		},
 		&command{
 			name: "topics policies", args: "TOPIC", nargs: 1,
@@ -438,41 +447,14 @@ func init() {
 				pf.register(fs, false)
 				outputFlag(fs)
 			},
-			run: func(ctx context.Context, e *env, args []string) error {
-				if len(pf.set) == 0 {
-					return errors.New("no policy given (see --help)")
-				}
-				p, err := pf.policies()
-				if err != nil {
-					return err
-				}
-				a, ctx, cancel := admin(ctx, e)
-				defer cancel()
-				info, err := a.SetTopicPolicies(ctx, args[0], p)
-				if err != nil {
-					return err
-				}
-				return showPolicies(e, info, true)
-			},
+			run: setPolicyRun((*client.Admin).SetTopicPolicies, true),
 		},
 		&command{
 			name: "topics remove-policy", args: "TOPIC POLICY[,POLICY...]|all", nargs: 2,
 			help:     "Removes overrides of the topic, so it follows its namespace again.",
 			examples: "  magctl topics remove-policy orders publish-rate-msgs\n  magctl topics remove-policy orders all\n",
 			flags:    outputFlag,
-			run: func(ctx context.Context, e *env, args []string) error {
-				names, err := policyNames(args[1])
-				if err != nil {
-					return err
-				}
-				a, ctx, cancel := admin(ctx, e)
-				defer cancel()
-				info, err := a.RemoveTopicPolicies(ctx, args[0], names...)
-				if err != nil {
-					return err
-				}
-				return showPolicies(e, info, true)
-			},
+			run:      removePolicyRun((*client.Admin).RemoveTopicPolicies, true),
 		},
 	)
 }

@@ -50,6 +50,9 @@ type command struct {
 	epoch   uint64
 	start   int64
 	entries [][]byte
+	// at holds where each entry starts in the encoded command (set by
+	// decodeCommand, ignored by appendCommand).
+	at []int
 }
 
 // errBadCommand means a Raft log entry is not a valid command.
@@ -104,9 +107,12 @@ func decodeCommand(b []byte) (command, error) {
 		n := r.Count(1)
 		if n > 0 {
 			c.entries = make([][]byte, 0, n)
+			c.at = make([]int, 0, n)
 		}
 		for i := 0; i < n && r.Err() == nil; i++ {
-			c.entries = append(c.entries, r.Bytes())
+			e := r.Bytes()
+			c.entries = append(c.entries, e)
+			c.at = append(c.at, r.Offset()-len(e))
 		}
 	case opSeal:
 		c.epoch = r.Uint64()

@@ -25,6 +25,15 @@ func TestCommandsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Each entry's position in the encoding is what the state's
+			// log references record.
+			enc := b[len("prefix"):]
+			for i, e := range got.entries {
+				if at := got.at[i]; !bytes.Equal(enc[at:at+len(e)], c.entries[i]) {
+					t.Fatalf("entry %d is not at %d", i, at)
+				}
+			}
+			got.at = nil
 			if !reflect.DeepEqual(got, c) {
 				t.Fatalf("decoded %+v, want %+v", got, c)
 			}

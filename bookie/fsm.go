@@ -18,11 +18,17 @@ import (
 var errRestoreInterrupted = errors.New("bookie: a snapshot restore was interrupted; the shard's state is incomplete")
 
 // fsm is a shard's Raft state machine. hashicorp/raft calls ApplyBatch,
-// Apply, Snapshot and Restore from one goroutine, so applied needs no lock;
-// FSMSnapshot.Persist runs concurrently with them on a Pebble snapshot.
+// Apply, Snapshot and Restore from one goroutine; log compaction
+// (logcompact.go) changes the state too, so each holds mu. applied is
+// only changed under mu. FSMSnapshot.Persist runs concurrently with them.
 type fsm struct {
 	db  *pebble.DB
 	log *slog.Logger
+	// wal is the Raft log, which appended entries are referenced in
+	// (logref.go), and pins what of it they need.
+	wal  logGetter
+	pins *pinSet
+	mu   sync.Mutex
 	// applied is the last Raft index applied: its effects are in db, or in
 	// the batch being committed (async).
 	applied uint64
@@ -39,15 +45,19 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
-// newFSM loads the state machine's applied index from db.
-func newFSM(db *pebble.DB, log *slog.Logger) (*fsm, error) {
+// newFSM loads the state machine's applied index and log pins from db;
+// wal is the Raft log.
+func newFSM(db *pebble.DB, wal logGetter, log *slog.Logger) (*fsm, error) {
 	if _, closer, err := db.Get(keyRestoring); err == nil {
 		closer.Close()
 		return nil, errRestoreInterrupted
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return nil, err
 	}
-	f := &fsm{db: db, log: log}
+	f := &fsm{db: db, log: log, wal: wal, pins: newPinSet()}
+	if err := f.loadPins(); err != nil {
+		return nil, err
+	}
 	v, closer, err := db.Get(keyApplied)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -95,6 +105,8 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 //   - a failed commit panics, as it did: the state machine cannot go on
 //     without its writes.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.settle()
 	resp := make([]any, len(logs))
 	a := applier{f: f, metas: make(map[uint64]metaState)}
@@ -113,7 +125,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = err
 			continue
 		}
-		resp[i] = a.apply(c)
+		resp[i] = a.apply(c, l.Index)
 	}
 	if last == f.applied {
 		return resp
@@ -217,7 +229,28 @@ func (a *applier) putMeta(info SegmentInfo) {
 
 func (a *applier) set(k, v []byte) { a.writes = append(a.writes, write{'s', k, v}) }
 
-func (a *applier) apply(c command) any {
+// setRefs stores the entries of c, an append at Raft index index, as
+// references into the log (logref.go), and pins the log for the segment
+// unless it is pinned already.
+func (a *applier) setRefs(c command, index uint64) {
+	refs := make([]byte, 0, logRefSize*len(c.entries))
+	for i, e := range c.entries {
+		h, _ := record.ParseHeader(e)
+		refs = logRef{index: index, offset: uint32(c.at[i]), length: uint32(len(e))}.append(refs)
+		a.set(entryKey(c.segment, h.BaseOffset), refs[len(refs)-logRefSize:])
+		if i > 0 {
+			continue
+		}
+		if _, ok := a.f.pins.get(c.segment); !ok {
+			pn := pin{index: index, base: h.BaseOffset}
+			a.f.pins.set(c.segment, pn)
+			a.set(pinKey(c.segment), appendPin(nil, pn))
+		}
+	}
+}
+
+// apply applies c, the command at Raft index index.
+func (a *applier) apply(c command, index uint64) any {
 	info, exists, err := a.meta(c.segment)
 	if err != nil {
 		return err
@@ -247,10 +280,7 @@ func (a *applier) apply(c command) any {
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", c.segment, err)
 		}
-		for _, e := range c.entries {
-			h, _ := record.ParseHeader(e)
-			a.set(entryKey(c.segment, h.BaseOffset), e)
-		}
+		a.setRefs(c, index)
 		// A newer writer appending fences older ones.
 		info.Epoch = max(info.Epoch, c.epoch)
 		info.NextOffset = next
@@ -285,7 +315,8 @@ func (a *applier) apply(c command) any {
 		a.metas[c.segment] = metaState{}
 		a.writes = append(a.writes, write{'d', metaKey(c.segment), nil})
 		start, end := entrySpan(c.segment)
-		a.writes = append(a.writes, write{'r', start, end})
+		a.writes = append(a.writes, write{'r', start, end}, write{'d', pinKey(c.segment), nil})
+		a.f.pins.release(c.segment)
 		return nil
 	}
 	return fmt.Errorf("%w: unknown op %d", errBadCommand, byte(c.op))
@@ -317,6 +348,27 @@ func checkEntries(next int64, entries [][]byte, verifyCRC bool) (newNext, size i
 		size += int64(len(e))
 	}
 	return next, size, nil
+}
+
+// loadPins reads the log pins stored in the state.
+func (f *fsm) loadPins() error {
+	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: prefixPin, UpperBound: endPin})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		pn, err := decodePin(v)
+		if err != nil || len(it.Key()) != len(prefixPin)+8 {
+			return fmt.Errorf("%w: log pin %q: %v", ErrCorrupt, it.Key(), err)
+		}
+		f.pins.set(binary.BigEndian.Uint64(it.Key()[len(prefixPin):]), pn)
+	}
+	return it.Error()
 }
 
 // getMeta reads a segment's metadata from r.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 )
 
 // With async commits (as a Shard runs its fsm), batches applied back to
@@ -72,7 +73,7 @@ func dump(t *testing.T, db *pebble.DB) [][2][]byte {
 // of it, though Snapshot itself only started the flush.
 func TestSnapshotPersistReturnsOnceTheStateIsDurable(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	h := &fsmHarness{t: t, fs: mem}
+	h := &fsmHarness{t: t, fs: mem, log: raft.NewInmemStore()}
 	h.open()
 	h.f.async = true
 	h.apply(command{op: opCreate, segment: 1, epoch: 1})

@@ -32,17 +32,19 @@ func testBatch(t testing.TB, base int64, n int) []byte {
 	return b
 }
 
-// fsmHarness drives an fsm directly with made-up Raft log entries.
+// fsmHarness drives an fsm directly with made-up Raft log entries, kept in
+// an in-memory log store for the references to them.
 type fsmHarness struct {
 	t     testing.TB
 	fs    vfs.FS
 	db    *pebble.DB
+	log   *raft.InmemStore
 	f     *fsm
 	index uint64
 }
 
 func newFSMHarness(t testing.TB) *fsmHarness {
-	h := &fsmHarness{t: t, fs: vfs.NewMem()}
+	h := &fsmHarness{t: t, fs: vfs.NewMem(), log: raft.NewInmemStore()}
 	h.open()
 	t.Cleanup(func() { h.db.Close() })
 	return h
@@ -55,7 +57,7 @@ func (h *fsmHarness) open() {
 		h.t.Fatal(err)
 	}
 	h.db = db
-	if h.f, err = newFSM(db, slog.New(slog.DiscardHandler)); err != nil {
+	if h.f, err = newFSM(db, h.log, slog.New(slog.DiscardHandler)); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -79,6 +81,9 @@ func (h *fsmHarness) logs(cmds ...command) []*raft.Log {
 	for i, c := range cmds {
 		h.index++
 		out[i] = &raft.Log{Index: h.index, Type: raft.LogCommand, Data: appendCommand(nil, c)}
+	}
+	if err := h.log.StoreLogs(out); err != nil {
+		h.t.Fatal(err)
 	}
 	return out
 }
@@ -123,7 +128,7 @@ func TestCommandsApplyInOrderWithinOneBatch(t *testing.T) {
 	if got := h.info(1); got != wantInfo {
 		t.Fatalf("stored %+v, want %+v", got, wantInfo)
 	}
-	es, err := readEntries(h.db, 1, 0, 1<<20)
+	es, err := readEntries(h.db, h.log, 1, 0, 1<<20)
 	if err != nil || len(es) != 2 {
 		t.Fatalf("read: %d entries, %v", len(es), err)
 	}
@@ -195,17 +200,17 @@ func TestReadReportsCorruptStoredEntries(t *testing.T) {
 	if err := h.db.Set(entryKey(1, 2), bad, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
-	if es, err := readEntries(h.db, 1, 0, 1); err != nil || len(es) != 1 {
+	if es, err := readEntries(h.db, h.log, 1, 0, 1); err != nil || len(es) != 1 {
 		t.Fatalf("reading the intact entry: %d entries, %v", len(es), err)
 	}
-	if _, err := readEntries(h.db, 1, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
+	if _, err := readEntries(h.db, h.log, 1, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("reading over the corrupt entry: %v, want ErrCorrupt", err)
 	}
 	// An entry stored under the wrong key is corrupt too.
 	if err := h.db.Set(entryKey(1, 2), testBatch(t, 3, 1), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readEntries(h.db, 1, 2, 1<<20); !errors.Is(err, ErrCorrupt) {
+	if _, err := readEntries(h.db, h.log, 1, 2, 1<<20); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("entry under the wrong key: %v, want ErrCorrupt", err)
 	}
 }
@@ -235,7 +240,7 @@ func (h *fsmHarness) snapshotStream() []byte {
 	var stream bytes.Buffer
 	snap := h.db.NewSnapshot()
 	defer snap.Close()
-	if err := writeSnapshot(&stream, snap); err != nil {
+	if err := writeSnapshot(&stream, snap, &entryResolver{log: h.log}); err != nil {
 		h.t.Fatal(err)
 	}
 	return stream.Bytes()
@@ -279,7 +284,7 @@ func TestSnapshotRestoreReplacesTheState(t *testing.T) {
 	if got := dst.info(3); got.State != SegmentSealed || got.StartOffset != 9 {
 		t.Fatalf("restored %+v", got)
 	}
-	es, err := readEntries(dst.db, 1, 0, 1<<20)
+	es, err := readEntries(dst.db, dst.log, 1, 0, 1<<20)
 	if err != nil || len(es) != 2 {
 		t.Fatalf("restored entries: %d, %v", len(es), err)
 	}
@@ -307,7 +312,7 @@ func TestAnInterruptedRestoreIsDetectedOnOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst.db = db
-	if _, err := newFSM(db, slog.New(slog.DiscardHandler)); !errors.Is(err, errRestoreInterrupted) {
+	if _, err := newFSM(db, dst.log, slog.New(slog.DiscardHandler)); !errors.Is(err, errRestoreInterrupted) {
 		t.Fatalf("opening after a failed restore: %v, want errRestoreInterrupted", err)
 	}
 }

@@ -9,6 +9,8 @@ var (
 	prefixMeta   = []byte("bk/m")
 	endMeta      = []byte("bk/n") // prefixMeta's end
 	prefixEntry  = []byte("bk/e")
+	prefixPin    = []byte("bk/p")
+	endPin       = []byte("bk/q") // prefixPin's end
 )
 
 // fsmSpans are the key ranges the state machine owns, as [start, end)
@@ -42,6 +44,16 @@ func entrySpan(segment uint64) (start, end []byte) {
 // entryKeyOffset returns the base offset in an entry key.
 func entryKeyOffset(key []byte) int64 {
 	return int64(binary.BigEndian.Uint64(key[len(key)-8:]))
+}
+
+// localSpans are key ranges of the state that are this replica's own:
+// they are not in snapshot streams, and Restore clears them.
+var localSpans = [][2][]byte{
+	{prefixPin, endPin},
+}
+
+func pinKey(segment uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefixPin)+8), prefixPin...), segment)
 }
 
 // inFSMSpans reports whether key belongs to the state machine.

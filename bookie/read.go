@@ -10,10 +10,12 @@ import (
 )
 
 // readEntries reads the committed entries of a segment from the one
-// holding fromOffset onwards, up to about maxBytes (at least one entry).
-// Every entry's CRC is verified, and its key must match its base offset: a
-// corrupt entry fails the read with ErrCorrupt rather than be returned.
-func readEntries(r pebble.Reader, segment uint64, fromOffset int64, maxBytes int) ([]Entry, error) {
+// holding fromOffset onwards, up to about maxBytes (at least one entry),
+// from the state r and, for entries it references there, the Raft log wal
+// (the caller holds the log: pinSet.hold). Every entry's CRC is verified,
+// and its key must match its base offset: a corrupt entry fails the read
+// with ErrCorrupt rather than be returned.
+func readEntries(r pebble.Reader, wal logGetter, segment uint64, fromOffset int64, maxBytes int) ([]Entry, error) {
 	info, ok, err := getMeta(r, segment)
 	if err != nil {
 		return nil, err
@@ -37,10 +39,15 @@ func readEntries(r pebble.Reader, segment uint64, fromOffset int64, maxBytes int
 	}
 	var out []Entry
 	size := 0
+	res := entryResolver{log: wal}
 	for ; it.Valid() && (len(out) == 0 || size < maxBytes); it.Next() {
-		v, err := it.ValueAndErr()
+		stored, err := it.ValueAndErr()
 		if err != nil {
 			return nil, err
+		}
+		v, err := res.resolve(stored)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d entry at offset %d: %w", segment, entryKeyOffset(it.Key()), err)
 		}
 		h, err := record.VerifyCRC(v)
 		if err != nil || h.Size() != len(v) || h.BaseOffset != entryKeyOffset(it.Key()) {
@@ -49,7 +56,10 @@ func readEntries(r pebble.Reader, segment uint64, fromOffset int64, maxBytes int
 		if h.LastOffset() < fromOffset {
 			continue // the entry before the one holding fromOffset
 		}
-		out = append(out, Entry{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), Data: bytes.Clone(v)})
+		if _, ref := parseLogRef(stored); !ref {
+			v = bytes.Clone(v) // the iterator's; resolved entries are our own
+		}
+		out = append(out, Entry{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), Data: v})
 		size += len(v)
 	}
 	if err := it.Error(); err != nil {

@@ -31,6 +31,8 @@ const (
 	DefaultWALSegmentSize = 64 << 20
 	// DefaultElectionTimeout is ShardConfig.ElectionTimeout's default.
 	DefaultElectionTimeout = 500 * time.Millisecond
+	// DefaultMaxHeldLogBytes is ShardConfig.MaxHeldLogBytes's default.
+	DefaultMaxHeldLogBytes = 1 << 30
 )
 
 // ErrInvalidConfig means a ShardConfig cannot work.
@@ -50,6 +52,13 @@ type ShardConfig struct {
 	// preallocated whole when the log moves to it. Truncation deletes whole
 	// segments.
 	WALSegmentSize int64 `yaml:"wal_segment_size"`
+	// MaxHeldLogBytes bounds the Raft log kept only for the entries it
+	// holds: appended entries stay in the log until their segment is
+	// deleted, and past this many bytes of log that Raft no longer needs,
+	// the oldest entries still in use are copied into the state so the log
+	// can be truncated (see logcompact.go). 0: the default; negative: never
+	// copy (the log then keeps everything from the oldest live entry on).
+	MaxHeldLogBytes int64 `yaml:"max_held_log_bytes"`
 	// MaxInflightBytes bounds the bytes of appends taken in and not yet
 	// answered; more wait (see inflight.go). 0: the default.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
@@ -91,6 +100,7 @@ func (c *ShardConfig) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheSize, prefix+"cache-size", DefaultCacheSize, "Pebble block cache size in bytes.")
 	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes.")
 	fs.Int64Var(&c.WALSegmentSize, prefix+"wal-segment-size", DefaultWALSegmentSize, "Size in bytes of the Raft log's segment files (each preallocated; must fit in --"+prefix+"min-free-bytes).")
+	fs.Int64Var(&c.MaxHeldLogBytes, prefix+"max-held-log-bytes", DefaultMaxHeldLogBytes, "Bytes of Raft log kept only for the entries it holds (entries are written once, to the log) before the oldest entries still in use are copied into the state so the log can be truncated (negative: never copy).")
 	fs.Int64Var(&c.MaxInflightBytes, prefix+"max-inflight-bytes", DefaultMaxInflightBytes, "Bytes of appends in flight (taken in, not yet answered) past which new appends wait: a slow disk slows writers instead of growing memory.")
 	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space below which appends and segment creations fail with a disk-full error (negative: no check).")
 	fs.StringVar(&c.NodeID, prefix+"node-id", "", "Raft server ID of this replica; must be one of --"+prefix+"peers (empty: --"+prefix+"raft.id).")
@@ -114,6 +124,9 @@ func (c *ShardConfig) EnsureDefaults() {
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.MaxHeldLogBytes == 0 {
+		c.MaxHeldLogBytes = DefaultMaxHeldLogBytes
 	}
 	if c.MaxInflightBytes <= 0 {
 		c.MaxInflightBytes = DefaultMaxInflightBytes
@@ -195,9 +208,11 @@ type Shard struct {
 	db    *pebble.DB // the state (store.state); call fsm.settle before reading it
 	fsm   *fsm
 	store storage
-	node  *raftnode.Node
-	cfg   ShardConfig // after EnsureDefaults
-	disk  diskGuard
+	// compactor copies entries out of the log's oldest files (logcompact.go).
+	compactor *logCompactor
+	node      *raftnode.Node
+	cfg       ShardConfig // after EnsureDefaults
+	disk      diskGuard
 	// inflight bounds the appends being proposed.
 	inflight *inflight
 
@@ -242,27 +257,29 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 		return nil, err
 	}
 	db := store.state
-	f, err := newFSM(db, log)
+	f, err := newFSM(db, store.log(nil, nil), log)
 	if err != nil {
 		store.close()
 		return nil, err
 	}
 	f.async = true
 	log.Info("opening shard", "dir", cfg.Dir, "applied_index", f.applied)
+	compactor := newLogCompactor(f, store, cfg.MaxHeldLogBytes, log)
 	rc := cfg.Raft
-	rc.LogStore, rc.StableStore = store.log(), store.wal
+	rc.LogStore, rc.StableStore = compactor.log, store.wal
 	rc.FSM = f
 	rc.Logger = log
 	rc.WrapSnapshots = func(fs raft.SnapshotStore) raft.SnapshotStore {
-		return newLazySnapshots(fs, db, rc.Dir)
+		return newLazySnapshots(fs, f, rc.Dir)
 	}
 	node, err := raftnode.Open(ctx, rc)
 	if err != nil {
+		compactor.close()
 		f.settle()
 		store.close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, fsm: f, store: store, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))},
+	s := &Shard{log: log, db: db, fsm: f, store: store, compactor: compactor, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))},
 		inflight: newInflight(cfg.MaxInflightBytes)}
 	if fs == nil {
 		s.disk.fs = vfs.Default
@@ -284,6 +301,7 @@ func (s *Shard) Close() error {
 		s.closing.Store(true)
 		s.ops.Lock()
 		defer s.ops.Unlock()
+		s.compactor.close()
 		nodeErr := s.node.Close() // Raft has stopped applying
 		s.fsm.settle()
 		s.closeErr = errors.Join(nodeErr, s.store.close())
@@ -463,8 +481,10 @@ func (s *Shard) Read(ctx context.Context, segment uint64, fromOffset int64, maxB
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
+	hold := s.fsm.pins.hold()
+	defer s.fsm.pins.unhold(hold)
 	s.fsm.settle()
-	return readEntries(s.db, segment, fromOffset, maxBytes)
+	return readEntries(s.db, s.fsm.wal, segment, fromOffset, maxBytes)
 }
 
 // Info implements Client; it is linearizable as Read is.

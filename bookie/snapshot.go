@@ -2,11 +2,13 @@ package bookie
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -40,24 +42,36 @@ var errBadSnapshot = errors.New("bookie: malformed snapshot")
 // full memtable takes about a tenth of a second, during which the fsm used
 // to answer no append. The snapshot itself is lazy (see snapstore.go): its
 // stream is made from the state only if a follower needs it.
+//
+// The flush also makes durable the removal of the references of segments
+// deleted so far, so Persist lets their pins go: Raft truncates its log
+// right after Persist, up to the pins left (walLog.DeleteRange).
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.settle()
+	token := f.pins.startFlush()
 	flushed, err := f.db.AsyncFlush()
 	if err != nil {
 		return nil, fmt.Errorf("bookie: flushing state before snapshot: %w", err)
 	}
-	return lazySnapshot{flushed: flushed}, nil
+	return lazySnapshot{flushed: flushed, pins: f.pins, token: token}, nil
 }
 
 // lazySnapshot persists the marker that lazySnapshots.Open expands, once
 // the state as of the snapshot is flushed (flushed closed).
-type lazySnapshot struct{ flushed <-chan struct{} }
+type lazySnapshot struct {
+	flushed <-chan struct{}
+	pins    *pinSet
+	token   uint64 // of pins.startFlush, for the flush
+}
 
 // Persist waits for the state to be flushed, then writes the marker to
 // sink.
 func (s lazySnapshot) Persist(sink raft.SnapshotSink) error {
 	if s.flushed != nil {
 		<-s.flushed
+		s.pins.flushed(s.token)
 	}
 	if _, err := sink.Write(lazySnapshotMarker); err != nil {
 		sink.Cancel()
@@ -80,7 +94,10 @@ func (h *hashWriter) Write(p []byte) (int, error) {
 	return h.w.Write(p)
 }
 
-func writeSnapshot(w io.Writer, r pebble.Reader) error {
+// writeSnapshot writes the state machine's keys in r as a snapshot stream,
+// with entries referenced in the Raft log read through res (pinned by the
+// caller) and written inline.
+func writeSnapshot(w io.Writer, r pebble.Reader, res *entryResolver) error {
 	hw := &hashWriter{w: bufio.NewWriterSize(w, 1<<20)}
 	if _, err := hw.Write(snapshotMagic); err != nil {
 		return err
@@ -93,6 +110,9 @@ func writeSnapshot(w io.Writer, r pebble.Reader) error {
 		}
 		for it.First(); it.Valid(); it.Next() {
 			v, err := it.ValueAndErr()
+			if err == nil && bytes.HasPrefix(it.Key(), prefixEntry) {
+				v, err = res.resolve(v)
+			}
 			if err != nil {
 				it.Close()
 				return err
@@ -230,8 +250,13 @@ func readSnapshot(r io.Reader, fn func(key, value []byte) error) error {
 // interrupted restore detectable when the shard next opens. Raft truncates
 // its log after a restore, so the restored state is flushed (made durable:
 // the state database has no WAL) before Restore returns.
+//
+// The restored entries are inline (a stream carries no log references), so
+// the log pins of the state replaced go with it.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.settle()
 	if err := f.db.Set(keyRestoring, nil, pebble.NoSync); err != nil {
 		return err
@@ -241,7 +266,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	b := f.db.NewBatch()
 	defer func() { b.Close() }()
-	for _, span := range fsmSpans {
+	for _, span := range slices.Concat(fsmSpans, localSpans) {
 		if err := b.DeleteRange(span[0], span[1], nil); err != nil {
 			return err
 		}
@@ -279,6 +304,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.db.Flush(); err != nil {
 		return err
 	}
+	f.pins.reset()
 	f.applied = applied
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
 )
 
@@ -29,19 +28,19 @@ var lazySnapshotMarker = []byte("MGBKLAZY")
 // from a leader are full streams and are stored and opened as they are.
 type lazySnapshots struct {
 	raft.SnapshotStore
-	db     *pebble.DB
+	f      *fsm
 	tmpDir string // where opened streams are written
 }
 
 // newLazySnapshots wraps a shard's file snapshot store; streams made for
 // sending go to tmpDir, where those a crash left behind are removed now.
-func newLazySnapshots(files raft.SnapshotStore, db *pebble.DB, tmpDir string) *lazySnapshots {
+func newLazySnapshots(files raft.SnapshotStore, f *fsm, tmpDir string) *lazySnapshots {
 	if old, err := filepath.Glob(filepath.Join(tmpDir, sendPattern)); err == nil {
 		for _, f := range old {
 			_ = os.Remove(f)
 		}
 	}
-	return &lazySnapshots{SnapshotStore: files, db: db, tmpDir: tmpDir}
+	return &lazySnapshots{SnapshotStore: files, f: f, tmpDir: tmpDir}
 }
 
 // sendPattern names the temporary files of streams being sent.
@@ -71,9 +70,13 @@ func (s *lazySnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return nil, nil, fmt.Errorf("bookie: snapshot stream: %w", err)
 	}
 	full := &tempStream{File: f}
-	snap := s.db.NewSnapshot()
-	err = writeSnapshot(f, snap)
+	// The hold keeps the log entries the snapshot references until the
+	// stream is written.
+	hold := s.f.pins.hold()
+	snap := s.f.db.NewSnapshot()
+	err = writeSnapshot(f, snap, &entryResolver{log: s.f.wal})
 	snap.Close()
+	s.f.pins.unhold(hold)
 	var size int64
 	if err == nil {
 		size, err = f.Seek(0, io.SeekCurrent)

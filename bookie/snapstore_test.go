@@ -27,7 +27,7 @@ func TestLazySnapshotsStoreAMarkerAndStreamTheStateOnOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &lazySnapshots{SnapshotStore: files, db: h.db, tmpDir: t.TempDir()}
+	store := &lazySnapshots{SnapshotStore: files, f: h.f, tmpDir: t.TempDir()}
 
 	persist := func(s raft.FSMSnapshot, index uint64) string {
 		sink, err := store.Create(raft.SnapshotVersionMax, index, 1, raft.Configuration{}, 1, nil)

@@ -52,10 +52,15 @@ type storage struct {
 // gone (raft.ErrLogNotFound), so that a follower that needs those entries
 // gets a snapshot, as with any other log store.
 //
-// It also arms the codec's encodeArena for each batch it stores.
+// It also arms the codec's encodeArena for each batch it stores, and
+// truncates the head of the log no further than the state's entries
+// reference it (pins; see logref.go), telling heldBack when that stopped a
+// truncation.
 type walLog struct {
 	*raftwal.WAL
-	arena *encodeArena
+	arena    *encodeArena
+	pins     *pinSet
+	heldBack func(requested uint64)
 }
 
 // StoreLogs implements raft.LogStore.
@@ -83,8 +88,31 @@ func (l walLog) GetLog(index uint64, log *raft.Log) error {
 	return l.WAL.GetLog(index, log)
 }
 
-// log is the WAL as Raft's LogStore.
-func (st storage) log() walLog { return walLog{st.wal, st.arena} }
+// DeleteRange implements raft.LogStore. Raft deletes from the head of the
+// log after a snapshot and from the tail to drop uncommitted entries that
+// conflict with a new leader's; the state references only applied, so
+// committed, entries, so a range holding the floor of the pins is a head
+// truncation, which stops below the floor.
+func (l walLog) DeleteRange(min, max uint64) error {
+	if l.pins != nil {
+		if floor := l.pins.floor(); min <= floor && floor <= max {
+			if l.heldBack != nil {
+				l.heldBack(max)
+			}
+			if floor == min {
+				return nil
+			}
+			max = floor - 1
+		}
+	}
+	return l.WAL.DeleteRange(min, max)
+}
+
+// log is the WAL as Raft's LogStore, truncated no further than pins allow
+// (nil: no limit, for reading only).
+func (st storage) log(pins *pinSet, heldBack func(requested uint64)) walLog {
+	return walLog{st.wal, st.arena, pins, heldBack}
+}
 
 // storageOptions size a shard's storage.
 type storageOptions struct {

@@ -105,7 +105,7 @@ func TestALogMovesBetweenWALCodecAndBinaryCodec(t *testing.T) {
 		for i := from; i <= to; i++ {
 			logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: fmt.Appendf(nil, "entry %d %s", i, pad), AppendedAt: time.Now()})
 		}
-		if err := st.log().StoreLogs(logs); err != nil {
+		if err := st.log(nil, nil).StoreLogs(logs); err != nil {
 			t.Fatal(err)
 		}
 	}

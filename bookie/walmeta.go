@@ -2,6 +2,7 @@ package bookie
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -107,6 +108,15 @@ func (m *walMeta) CommitState(state types.PersistentState) error {
 		return err
 	}
 	return nil
+}
+
+// segments returns the log's segment files, oldest first.
+func (m *walMeta) segments() []types.SegmentInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	segs := slices.Clone(m.mu.state.Segments)
+	slices.SortFunc(segs, func(a, b types.SegmentInfo) int { return cmp.Compare(a.BaseIndex, b.BaseIndex) })
+	return segs
 }
 
 // GetStable implements types.MetaStore; a missing key is nil, nil.

@@ -139,10 +139,10 @@ func TestTruncatedEntriesAreNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	var l raft.Log
-	if err := st.log().GetLog(40, &l); err != raft.ErrLogNotFound {
+	if err := st.log(nil, nil).GetLog(40, &l); err != raft.ErrLogNotFound {
 		t.Fatalf("GetLog of a truncated entry: %v, want raft.ErrLogNotFound", err)
 	}
-	if err := st.log().GetLog(41, &l); err != nil || string(l.Data) != "entry 41" {
+	if err := st.log(nil, nil).GetLog(41, &l); err != nil || string(l.Data) != "entry 41" {
 		t.Fatalf("GetLog(41) = %q, %v", l.Data, err)
 	}
 }

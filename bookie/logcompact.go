@@ -1,0 +1,228 @@
+package bookie
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+)
+
+// compactChunkBytes bounds the entries log compaction copies while it
+// holds the state machine (fsm.mu): appends wait meanwhile.
+const compactChunkBytes = 4 << 20
+
+// logCompactor keeps the Raft log from growing without bound behind the
+// entries it holds. Entries stay in the log segment they were first
+// written to (logref.go) until their segment is deleted; a segment kept
+// longer pins the log from its oldest referenced entry on, and raft-wal
+// truncates only whole files from the head. When the log files that Raft
+// asked to truncate but the pins held back pass maxHeld bytes, the
+// compactor copies the oldest referenced entries into the state (where they
+// are flushed like any other write), until the files held back are at
+// most half of maxHeld, and then truncates. So an entry is written once if
+// its segment is deleted (offloaded, past retention) within about maxHeld
+// bytes of log, and twice otherwise: never more.
+type logCompactor struct {
+	f       *fsm
+	wal     *raftwal.WAL
+	log     walLog // the clamped truncation
+	meta    *walMeta
+	maxHeld int64
+	logger  *slog.Logger
+
+	kick chan uint64 // the last index Raft asked to truncate up to
+	stop chan struct{}
+	done chan struct{}
+
+	// copied counts the entry bytes copied into the state.
+	copied atomic.Int64
+}
+
+func newLogCompactor(f *fsm, st storage, maxHeld int64, logger *slog.Logger) *logCompactor {
+	c := &logCompactor{f: f, wal: st.wal, meta: st.meta, maxHeld: maxHeld, logger: logger,
+		kick: make(chan uint64, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	c.log = st.log(f.pins, c.heldBack)
+	go c.run()
+	return c
+}
+
+// heldBack is told by walLog.DeleteRange that pins kept it from truncating
+// up to requested.
+func (c *logCompactor) heldBack(requested uint64) {
+	if c.maxHeld < 0 {
+		return
+	}
+	select {
+	case c.kick <- requested:
+	default: // a round is pending; Raft asks again after its next snapshot
+	}
+}
+
+func (c *logCompactor) close() {
+	close(c.stop)
+	<-c.done
+}
+
+func (c *logCompactor) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case requested := <-c.kick:
+			if err := c.compact(requested); err != nil {
+				c.logger.Error("raft log compaction failed; the log stays untruncated until the next attempt", "err", err)
+			}
+		}
+	}
+}
+
+// compact copies the entries that hold back more than maxHeld of the log
+// truncation Raft asked for (up to requested) into the state, makes the
+// copies durable, and truncates.
+func (c *logCompactor) compact(requested uint64) error {
+	limit := c.limit(requested)
+	if limit == 0 {
+		return nil
+	}
+	var entries, bytes int64
+	segments := c.f.pins.pinnedBelow(limit)
+	slices.Sort(segments)
+	for _, seg := range segments {
+		for {
+			select {
+			case <-c.stop:
+				return nil
+			default:
+			}
+			n, b, more, err := c.f.inlineRefs(seg, limit)
+			entries, bytes = entries+n, bytes+b
+			if err != nil {
+				return fmt.Errorf("segment %d: %w", seg, err)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	c.copied.Add(bytes)
+	if err := c.f.flush(); err != nil {
+		return err
+	}
+	first, err := c.wal.FirstIndex()
+	if err != nil {
+		return err
+	}
+	c.logger.Info("raft log compaction copied entries still in use into the state", "segments", len(segments),
+		"entries", entries, "bytes", bytes, "below_index", limit)
+	return c.log.DeleteRange(first, requested)
+}
+
+// limit returns the Raft index below which referenced entries must move to
+// the state, or 0 if the log held back is within maxHeld.
+func (c *logCompactor) limit(requested uint64) uint64 {
+	floor := c.f.pins.floor()
+	var held []uint64 // the last index of each file held back, oldest first
+	var heldBytes int64
+	for _, s := range c.meta.segments() {
+		if s.MaxIndex != 0 && s.MaxIndex >= floor && s.MaxIndex <= requested {
+			held = append(held, s.MaxIndex)
+			heldBytes += int64(s.SizeLimit)
+		}
+	}
+	if heldBytes <= c.maxHeld {
+		return 0
+	}
+	per := heldBytes / int64(len(held))
+	for _, last := range held {
+		heldBytes -= per
+		if heldBytes <= c.maxHeld/2 {
+			return last + 1
+		}
+	}
+	return requested + 1
+}
+
+// inlineRefs copies the entries of segment referenced in the log below
+// index limit into the state, from the segment's pin on, up to
+// compactChunkBytes, and moves the pin past them (or drops it). more
+// reports that the segment has more to copy.
+func (f *fsm) inlineRefs(segment uint64, limit uint64) (entries, bytes int64, more bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.settle()
+	pn, ok := f.pins.get(segment)
+	if !ok || pn.index >= limit {
+		return 0, 0, false, nil
+	}
+	_, hi := entrySpan(segment)
+	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(segment, pn.base), UpperBound: hi})
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer it.Close()
+	b := f.db.NewBatch()
+	defer b.Close()
+	res := entryResolver{log: f.wal}
+	var next *pin
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, 0, false, err
+		}
+		ref, isRef := parseLogRef(v)
+		if !isRef {
+			continue
+		}
+		if ref.index >= limit || bytes >= compactChunkBytes {
+			next = &pin{index: ref.index, base: entryKeyOffset(it.Key())}
+			break
+		}
+		e, err := res.resolve(v)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if err := b.Set(it.Key(), e, nil); err != nil {
+			return 0, 0, false, err
+		}
+		entries++
+		bytes += int64(len(e))
+	}
+	if err := it.Error(); err != nil {
+		return 0, 0, false, err
+	}
+	if next != nil {
+		err = b.Set(pinKey(segment), appendPin(nil, *next), nil)
+	} else {
+		err = b.Delete(pinKey(segment), nil)
+	}
+	if err == nil {
+		err = b.Commit(pebble.NoSync)
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if next != nil {
+		f.pins.set(segment, *next)
+		return entries, bytes, next.index < limit, nil
+	}
+	f.pins.release(segment)
+	return entries, bytes, false, nil
+}
+
+// flush makes every change to the state so far durable, and lets go of the
+// pins released before it.
+func (f *fsm) flush() error {
+	f.mu.Lock()
+	f.settle()
+	token := f.pins.startFlush()
+	f.mu.Unlock()
+	if err := f.db.Flush(); err != nil {
+		return err
+	}
+	f.pins.flushed(token)
+	return nil
+}

@@ -1,0 +1,265 @@
+package bookie
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/magnetar-mq/magnetar/internal/record"
+)
+
+// An entry appended through the Raft log is not copied into the state: its
+// value in the state is a log reference, the Raft index of the append
+// command and where in the command's data the entry lies, so each appended
+// byte is written to disk once on the append path (see doc.go, "Write
+// path"). A reference is exactly logRefSize bytes; an entry stored inline
+// (restored from a snapshot, copied by log compaction, or written before
+// references existed) is a record batch, at least record.HeaderSize bytes,
+// so the two cannot be confused.
+//
+//	raft index u64 | offset in the command's data u32 | length u32 (big-endian)
+const logRefSize = 16
+
+// logRef locates an entry in the Raft log.
+type logRef struct {
+	index  uint64
+	offset uint32
+	length uint32
+}
+
+func (r logRef) append(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, r.index)
+	dst = binary.BigEndian.AppendUint32(dst, r.offset)
+	return binary.BigEndian.AppendUint32(dst, r.length)
+}
+
+// parseLogRef decodes a state value that is a log reference; ok is false
+// for an inline entry.
+func parseLogRef(v []byte) (r logRef, ok bool) {
+	if len(v) != logRefSize {
+		return logRef{}, false
+	}
+	return logRef{
+		index:  binary.BigEndian.Uint64(v),
+		offset: binary.BigEndian.Uint32(v[8:]),
+		length: binary.BigEndian.Uint32(v[12:]),
+	}, true
+}
+
+// logGetter reads the Raft log (raft.LogStore's GetLog).
+type logGetter interface {
+	GetLog(index uint64, log *raft.Log) error
+}
+
+// errLogRefGone means a log reference points at a Raft log entry that is
+// not there: the log was truncated past an entry still referenced, which
+// pins (pinSet) exist to prevent.
+var errLogRefGone = errors.New("bookie: a referenced raft log entry is missing")
+
+// entryResolver turns state values into entry bytes, reading referenced
+// entries from the Raft log. It keeps the last log read, as consecutive
+// entries usually come from one append command. The bytes it returns are
+// its own (decoding a log copies it), never aliased by anything else.
+type entryResolver struct {
+	log  logGetter
+	last raft.Log
+	have bool
+}
+
+// resolve returns the entry that the state value v stands for.
+func (r *entryResolver) resolve(v []byte) ([]byte, error) {
+	ref, ok := parseLogRef(v)
+	if !ok {
+		return v, nil
+	}
+	if !r.have || r.last.Index != ref.index {
+		r.have = false
+		if r.log == nil {
+			return nil, fmt.Errorf("%w: index %d (no log)", errLogRefGone, ref.index)
+		}
+		if err := r.log.GetLog(ref.index, &r.last); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				return nil, fmt.Errorf("%w: index %d", errLogRefGone, ref.index)
+			}
+			return nil, fmt.Errorf("bookie: reading raft log entry %d: %w", ref.index, err)
+		}
+		r.have = true
+	}
+	end := uint64(ref.offset) + uint64(ref.length)
+	if end > uint64(len(r.last.Data)) || ref.length < record.HeaderSize {
+		return nil, fmt.Errorf("%w: reference to bytes %d-%d of raft log entry %d, which has %d", ErrCorrupt, ref.offset, end, ref.index, len(r.last.Data))
+	}
+	return r.last.Data[ref.offset:end:end], nil
+}
+
+// A pin is the oldest Raft log entry a segment's entries still reference:
+// the log must not be truncated past it. Entries of a segment are appended
+// in log order, so from the pinned entry (whose base offset is kept too)
+// to the segment's end every entry is a reference.
+type pin struct {
+	index uint64
+	base  int64 // base offset of the segment's entry at index
+}
+
+// pinKey's value is a pin: index u64 | base offset u64.
+func appendPin(dst []byte, p pin) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, p.index)
+	return binary.BigEndian.AppendUint64(dst, uint64(p.base))
+}
+
+func decodePin(v []byte) (pin, error) {
+	if len(v) != 16 {
+		return pin{}, fmt.Errorf("%w: log pin of %d bytes", ErrCorrupt, len(v))
+	}
+	return pin{index: binary.BigEndian.Uint64(v), base: int64(binary.BigEndian.Uint64(v[8:]))}, nil
+}
+
+// pinSet holds the log back for the entries the state references. Its
+// floor is the lowest Raft index the log must keep; walLog.DeleteRange
+// truncates no further.
+//
+// Pins are local to a replica (every replica references its own log; a
+// snapshot stream carries entries inline) and live in the state under
+// prefixPin, written in the same Pebble batch as the references. The state
+// has no WAL, so a pin that a deletion or a compaction removed still holds
+// the log until a flush has made that removal durable: until then a crash
+// would bring the references back. Such pins wait in released, tagged with
+// the flush generation they need.
+type pinSet struct {
+	mu       sync.Mutex
+	live     map[uint64]pin // by segment
+	released []releasedPin
+	gen      uint64            // flush generation: bumped by startFlush
+	holds    map[uint64]uint64 // reader id -> floor when it started
+	nextHold uint64
+}
+
+type releasedPin struct {
+	index uint64
+	gen   uint64 // dropped once a flush started after gen ends
+}
+
+func newPinSet() *pinSet {
+	return &pinSet{live: map[uint64]pin{}, holds: map[uint64]uint64{}}
+}
+
+// get returns a segment's pin.
+func (p *pinSet) get(segment uint64) (pin, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pn, ok := p.live[segment]
+	return pn, ok
+}
+
+// set pins the log for segment at pn (replacing, and releasing, an older
+// pin of the segment).
+func (p *pinSet) set(segment uint64, pn pin) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.live[segment]; ok && old.index != pn.index {
+		p.released = append(p.released, releasedPin{old.index, p.gen})
+	}
+	p.live[segment] = pn
+}
+
+// release removes a segment's pin; it holds the log until the next flush.
+func (p *pinSet) release(segment uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.live[segment]; ok {
+		p.released = append(p.released, releasedPin{old.index, p.gen})
+		delete(p.live, segment)
+	}
+}
+
+// reset forgets every pin (a snapshot restore replaced the state, and its
+// entries are inline).
+func (p *pinSet) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.live)
+	p.released = nil
+}
+
+// startFlush is called before a flush of the state starts, once every
+// change made so far is committed to it; flushed(token) after it ends.
+func (p *pinSet) startFlush() (token uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	token = p.gen
+	p.gen++
+	return token
+}
+
+// flushed drops the released pins whose removal the flush made durable.
+func (p *pinSet) flushed(token uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.released = deleteReleased(p.released, token)
+}
+
+func deleteReleased(rs []releasedPin, token uint64) []releasedPin {
+	out := rs[:0]
+	for _, r := range rs {
+		if r.gen > token {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// hold keeps the log from being truncated past what the state references
+// now, for a reader of the state (a read, a snapshot stream) until unhold.
+// A reader that saw a reference before a deletion or compaction removed it
+// can still resolve it.
+func (p *pinSet) hold() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nextHold++
+	p.holds[p.nextHold] = p.floorLocked()
+	return p.nextHold
+}
+
+func (p *pinSet) unhold(id uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.holds, id)
+}
+
+// floor is the lowest Raft index still needed (math.MaxUint64: none).
+func (p *pinSet) floor() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.floorLocked()
+}
+
+func (p *pinSet) floorLocked() uint64 {
+	f := uint64(math.MaxUint64)
+	for _, pn := range p.live {
+		f = min(f, pn.index)
+	}
+	for _, r := range p.released {
+		f = min(f, r.index)
+	}
+	for _, h := range p.holds {
+		f = min(f, h)
+	}
+	return f
+}
+
+// pinnedBelow returns the segments pinned at an index below limit.
+func (p *pinSet) pinnedBelow(limit uint64) []uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []uint64
+	for seg, pn := range p.live {
+		if pn.index < limit {
+			out = append(out, seg)
+		}
+	}
+	return out
+}

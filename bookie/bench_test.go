@@ -68,3 +68,51 @@ func BenchmarkShardAppend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShardRead reads a segment of 64 MiB back from a shard on disk,
+// 1 MiB per Read (as a broker catching up does), after appending it in
+// appends of 16 entries (a broker's group of waiting batches): entries of
+// 1 KiB and 64 KiB. Every entry read is CRC-checked and copied out.
+//
+//	go test -run '^$' -bench BenchmarkShardRead -benchmem ./bookie/
+func BenchmarkShardRead(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("entry=%dKiB", size>>10), func(b *testing.B) {
+			cfg := testConfig(b.TempDir())
+			cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
+			s, err := bookie.OpenShard(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.CreateSegment(ctx, 1, 0, 1); err != nil {
+				b.Fatal(err)
+			}
+			const perAppend = 16
+			n := (64 << 20) / size
+			var next int64
+			for next < int64(n) {
+				entries := make([][]byte, perAppend)
+				for i := range entries {
+					entries[i] = entryOf(b, size)
+					record.SetBaseOffset(entries[i], next+int64(i))
+				}
+				if next, err = s.Append(ctx, bookie.AppendRequest{Segment: 1, Epoch: 1, Entries: entries}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(len(entryOf(b, size))) * next)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				for from := int64(0); from < next; {
+					es, err := s.Read(ctx, 1, from, 1<<20)
+					if err != nil {
+						b.Fatal(err)
+					}
+					from = es[len(es)-1].LastOffset + 1
+				}
+			}
+		})
+	}
+}

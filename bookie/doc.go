@@ -102,8 +102,7 @@
 //     batch's changes and the last applied Raft index in one Pebble batch,
 //     committed on a goroutine of its own once the commands are checked
 //     and answered (the next batch, readers, Snapshot, Restore and Close
-//     wait for it: fsm.settle), so the copying of entries into Pebble is
-//     off the path of the appends. The writes reach the disk only when a
+//     wait for it: fsm.settle). The writes reach the disk only when a
 //     memtable flushes, in commit order, so after a crash the state is as
 //     of some applied index, stored with it.
 //     Raft replays the log after its last snapshot, and the fsm skips
@@ -111,31 +110,65 @@
 //     truncates its log only behind a snapshot or a restore: FSM.Snapshot
 //     starts a flush of the state that the snapshot's Persist waits for
 //     (Raft truncates after Persist), and Restore flushes, so no entry
-//     whose effects could still be lost is deleted. Close stops Raft, flushes and
-//     closes the state, then closes the log, so a clean restart replays
-//     nothing.
+//     whose effects could still be lost is deleted. Close stops Raft,
+//     flushes and closes the state, then closes the log, so a clean
+//     restart replays nothing.
 //
-// The state separates values of 256 bytes or more into blob files when a
-// memtable flushes (Pebble value separation): compactions then move keys,
-// not entries. So an appended byte is written to disk about twice: once to
-// the log's segment, once when the state's memtable flushes. The log is
-// never rewritten: a segment is written once and deleted whole when Raft
-// truncates past it. A flush writes one sstable and one blob file (not
-// Pebble's default of an sstable per 2 MiB), so compactions below it need
-// not rewrite values. BenchmarkShardWriteAmp measured 2.1 bytes written per
-// byte appended with 1 KiB entries (200 MiB appended) and 2.0-2.1 with 64
-// KiB entries (1.9 GiB), against 3.0 and 3.2 with the log in a second Pebble
-// (whose memtable flushed entries Raft still kept) and 7.3 and 6.1 with a
-// single database. Raft's periodic snapshots add nothing: the state is
-// already durable after the flush, so a replica's own snapshot is a
-// marker (snapstore.go) and the stream of the state is made only when a
-// follower needs one.
+// # Entries are written once
+//
+// The log already holds every appended entry, durably, in files that are
+// written once and deleted whole, so the state does not copy it: an
+// entry's value in the state is a 16-byte reference to it, the Raft index
+// of its append command and where in the command it lies (logref.go), and
+// a read resolves it from the log (raft-wal reads it from the segment
+// file, through the page cache). So each appended byte is written to disk
+// once on the append path; the state's memtable flushes carry only keys,
+// references and metadata. BenchmarkShardWriteAmp measures 1.00 byte on
+// disk per byte appended with 64 KiB entries and 1.08 with 1 KiB entries,
+// where copying entries into the state wrote 2.0-2.1 (and 3.0-3.2 with the
+// log in a second Pebble, 6-7 with a single database).
+//
+// The log must then keep what the state references. Each segment with
+// referenced entries has a pin, the Raft index of its oldest one, kept in
+// the state beside the references ("bk/p") and in memory (pinSet); the
+// log's head is truncated no further than the lowest pin (walLog's
+// DeleteRange), whatever Raft asks after a snapshot. Deleting a segment
+// releases its pin, but the log lets go only once a flush has made the
+// deletion durable (a crash before it would bring the references back)
+// and no read that started before it is still resolving references.
+// Pins are a replica's own: a snapshot stream carries entries inline, and
+// a follower restored from one references nothing of its log.
+//
+// A segment kept while the log moves on would pin it forever (raft-wal
+// truncates only from the head, by whole files). So once the log that Raft
+// asked to truncate but pins held back passes ShardConfig.MaxHeldLogBytes
+// (default 1 GiB), log compaction (logcompact.go) copies the oldest
+// referenced entries into the state, in chunks of 4 MiB, moving each
+// segment's pin past what it copied, flushes, and truncates, until at most
+// half of that budget is held back. An entry is thus written once if its
+// segment is deleted (offloaded to object storage, or past retention)
+// within about a budget's worth of log, and twice if it lives longer,
+// which is also what a BookKeeper bookie writes (journal, then entry log).
+// Entries restored from a snapshot or copied by compaction are stored
+// inline; a value is a reference exactly when it is 16 bytes long (a
+// record batch has at least 61), so shards written before references
+// existed read as they are.
+//
+// The state separates values of 256 bytes or more (entries copied by log
+// compaction or restored) into blob files when a memtable flushes (Pebble
+// value separation): compactions then move keys, not entries. A flush
+// writes one sstable and one blob file (not Pebble's default of an sstable
+// per 2 MiB). Raft's periodic snapshots add nothing: the state is already
+// durable after the flush, so a replica's own snapshot is a marker
+// (snapstore.go) and the stream of the state is made only when a follower
+// needs one.
 //
 // Keys of the state:
 //
 //	"bk/a"                                  -> last applied Raft index (8 bytes BE)
 //	"bk/m" <segment: 8 bytes BE>            -> segment metadata (see meta.go)
-//	"bk/e" <segment: 8 BE> <base offset: 8 BE> -> one entry, the batch bytes as appended
+//	"bk/e" <segment: 8 BE> <base offset: 8 BE> -> one entry: a log reference (16 bytes), or the batch bytes
+//	"bk/p" <segment: 8 BE>                  -> the segment's log pin (Raft index, base offset; this replica's own)
 //	"bk/r"                                  -> present while a snapshot restore runs
 //
 // Entries of a segment sort by base offset, so Read is a seek to the entry
@@ -145,7 +178,7 @@
 //
 // Commands are a small binary encoding (command.go) with a version byte.
 // A snapshot stream (snapshot.go) is every key of the state machine from
-// a Pebble snapshot of the live state, with its applied index: it may be
-// newer than the Raft snapshot it is sent for, and the follower's fsm
-// skips the log entries it covers.
+// a Pebble snapshot of the live state, entries inline, with its applied
+// index: it may be newer than the Raft snapshot it is sent for, and the
+// follower's fsm skips the log entries it covers.
 package bookie

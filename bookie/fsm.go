@@ -85,10 +85,10 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // next offset (append) or its SegmentInfo (seal).
 //
 // The commands are checked and their responses computed against the state
-// first, their writes collected (entries alias the logs' data, which Raft
-// never changes); then the writes are committed as one batch. With async
-// set, that commit (copying the entries into the batch and the memtable,
-// most of an apply's time) runs on a goroutine of its own and ApplyBatch
+// first, their writes collected (segment metadata, and for appends
+// references to the entries in the log, not the entries: see doc.go,
+// "Entries are written once"); then the writes are committed as one
+// batch. With async set, that commit runs on a goroutine of its own and ApplyBatch
 // returns at once, so Raft answers the appends and stores its next batch
 // meanwhile: the commit was on the path of every append. What the change
 // of order has to keep:
@@ -166,8 +166,7 @@ type write struct {
 
 // commit writes one apply batch to db, whose last Raft index is last.
 func (f *fsm) commit(writes []write, last uint64) {
-	// Size the batch for the entries up front: growing it copies them
-	// again and again (64 KiB entries, ten to a batch).
+	// Size the batch up front: growing it copies what it holds again.
 	size := 64
 	for _, w := range writes {
 		size += len(w.k) + len(w.v) + 16

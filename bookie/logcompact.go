@@ -150,48 +150,29 @@ func (c *logCompactor) limit(requested uint64) uint64 {
 // index limit into the state, from the segment's pin on, up to
 // compactChunkBytes, and moves the pin past them (or drops it). more
 // reports that the segment has more to copy.
+//
+// The entries are read and copied from a snapshot of the state without
+// holding f.mu, so appends go on meanwhile: the references from the pin on
+// never change while the pin stands (appends add entries after them), and
+// the commit, under f.mu, checks that it still does (the segment was not
+// deleted meanwhile).
 func (f *fsm) inlineRefs(segment uint64, limit uint64) (entries, bytes int64, more bool, err error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.settle()
 	pn, ok := f.pins.get(segment)
-	if !ok || pn.index >= limit {
+	var snap *pebble.Snapshot
+	if ok && pn.index < limit {
+		snap = f.db.NewSnapshot()
+	}
+	f.mu.Unlock()
+	if snap == nil {
 		return 0, 0, false, nil
 	}
-	_, hi := entrySpan(segment)
-	it, err := f.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(segment, pn.base), UpperBound: hi})
-	if err != nil {
-		return 0, 0, false, err
-	}
-	defer it.Close()
+	defer snap.Close()
 	b := f.db.NewBatch()
 	defer b.Close()
-	res := entryResolver{log: f.wal}
-	var next *pin
-	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return 0, 0, false, err
-		}
-		ref, isRef := parseLogRef(v)
-		if !isRef {
-			continue
-		}
-		if ref.index >= limit || bytes >= compactChunkBytes {
-			next = &pin{index: ref.index, base: entryKeyOffset(it.Key())}
-			break
-		}
-		e, err := res.resolve(v)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		if err := b.Set(it.Key(), e, nil); err != nil {
-			return 0, 0, false, err
-		}
-		entries++
-		bytes += int64(len(e))
-	}
-	if err := it.Error(); err != nil {
+	next, entries, bytes, err := copyRefs(b, snap, f.wal, segment, pn, limit)
+	if err != nil {
 		return 0, 0, false, err
 	}
 	if next != nil {
@@ -199,10 +180,16 @@ func (f *fsm) inlineRefs(segment uint64, limit uint64) (entries, bytes int64, mo
 	} else {
 		err = b.Delete(pinKey(segment), nil)
 	}
-	if err == nil {
-		err = b.Commit(pebble.NoSync)
-	}
 	if err != nil {
+		return 0, 0, false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.settle()
+	if cur, ok := f.pins.get(segment); !ok || cur != pn {
+		return 0, 0, false, nil // deleted meanwhile
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, 0, false, err
 	}
 	if next != nil {
@@ -211,6 +198,43 @@ func (f *fsm) inlineRefs(segment uint64, limit uint64) (entries, bytes int64, mo
 	}
 	f.pins.release(segment)
 	return entries, bytes, false, nil
+}
+
+// copyRefs adds to b the entries of segment, read from r and the log wal,
+// that are referenced below index limit, from the pin pn on, up to about
+// compactChunkBytes. next is the new pin: the first reference left (nil:
+// none).
+func copyRefs(b *pebble.Batch, r pebble.Reader, wal logGetter, segment uint64, pn pin, limit uint64) (next *pin, entries, bytes int64, err error) {
+	_, hi := entrySpan(segment)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: entryKey(segment, pn.base), UpperBound: hi})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer it.Close()
+	res := entryResolver{log: wal}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		ref, isRef := parseLogRef(v)
+		if !isRef {
+			continue
+		}
+		if ref.index >= limit || bytes >= compactChunkBytes {
+			return &pin{index: ref.index, base: entryKeyOffset(it.Key())}, entries, bytes, nil
+		}
+		e, err := res.resolve(v)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if err := b.Set(it.Key(), e, nil); err != nil {
+			return nil, 0, 0, err
+		}
+		entries++
+		bytes += int64(len(e))
+	}
+	return nil, entries, bytes, it.Error()
 }
 
 // flush makes every change to the state so far durable, and lets go of the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -124,23 +125,27 @@ func decodePin(v []byte) (pin, error) {
 //
 // Pins are local to a replica (every replica references its own log; a
 // snapshot stream carries entries inline) and live in the state under
-// prefixPin, written in the same Pebble batch as the references. The state
-// has no WAL, so a pin that a deletion or a compaction removed still holds
-// the log until a flush has made that removal durable: until then a crash
-// would bring the references back. Such pins wait in released, tagged with
-// the flush generation they need.
+// prefixPin, written in the same Pebble batch as the references. A pin
+// that a deletion or a compaction removed (released) still holds the log
+// until both
+//   - a flush has made the removal durable: the state has no WAL, so until
+//     then a crash would bring the references back; and
+//   - every reader of the state that started before the removal (hold) is
+//     done: it may still resolve the references it saw.
 type pinSet struct {
 	mu       sync.Mutex
 	live     map[uint64]pin // by segment
 	released []releasedPin
-	gen      uint64            // flush generation: bumped by startFlush
-	holds    map[uint64]uint64 // reader id -> floor when it started
-	nextHold uint64
+	gen      uint64            // flush generation, bumped by startFlush
+	seq      uint64            // counts releases and holds, ordering them
+	holds    map[uint64]uint64 // seq of each reader's hold
 }
 
 type releasedPin struct {
-	index uint64
-	gen   uint64 // dropped once a flush started after gen ends
+	index   uint64
+	gen     uint64 // the flush generation the removal is in
+	seq     uint64
+	flushed bool // a flush after gen has ended
 }
 
 func newPinSet() *pinSet {
@@ -155,34 +160,45 @@ func (p *pinSet) get(segment uint64) (pin, bool) {
 	return pn, ok
 }
 
-// set pins the log for segment at pn (replacing, and releasing, an older
-// pin of the segment).
+// set pins the log for segment at pn, releasing an older pin of the
+// segment.
 func (p *pinSet) set(segment uint64, pn pin) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.live[segment]; ok && old.index != pn.index {
-		p.released = append(p.released, releasedPin{old.index, p.gen})
+		p.releaseLocked(old)
 	}
 	p.live[segment] = pn
 }
 
-// release removes a segment's pin; it holds the log until the next flush.
+// release removes a segment's pin.
 func (p *pinSet) release(segment uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.live[segment]; ok {
-		p.released = append(p.released, releasedPin{old.index, p.gen})
+		p.releaseLocked(old)
 		delete(p.live, segment)
 	}
 }
 
+func (p *pinSet) releaseLocked(old pin) {
+	p.seq++
+	p.released = append(p.released, releasedPin{index: old.index, gen: p.gen, seq: p.seq})
+}
+
 // reset forgets every pin (a snapshot restore replaced the state, and its
-// entries are inline).
+// entries are inline). Readers' holds stay.
 func (p *pinSet) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, pn := range p.live {
+		p.releaseLocked(pn)
+	}
 	clear(p.live)
-	p.released = nil
+	for i := range p.released {
+		p.released[i].flushed = true // Restore flushed
+	}
+	p.dropLocked()
 }
 
 // startFlush is called before a flush of the state starts, once every
@@ -195,58 +211,61 @@ func (p *pinSet) startFlush() (token uint64) {
 	return token
 }
 
-// flushed drops the released pins whose removal the flush made durable.
+// flushed notes that the removals before the flush of token are durable.
 func (p *pinSet) flushed(token uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.released = deleteReleased(p.released, token)
-}
-
-func deleteReleased(rs []releasedPin, token uint64) []releasedPin {
-	out := rs[:0]
-	for _, r := range rs {
-		if r.gen > token {
-			out = append(out, r)
+	for i := range p.released {
+		if p.released[i].gen <= token {
+			p.released[i].flushed = true
 		}
 	}
-	return out
+	p.dropLocked()
 }
 
-// hold keeps the log from being truncated past what the state references
-// now, for a reader of the state (a read, a snapshot stream) until unhold.
-// A reader that saw a reference before a deletion or compaction removed it
-// can still resolve it.
+// hold keeps the references the state has now resolvable for a reader of
+// the state (a read, a snapshot stream) until unhold.
 func (p *pinSet) hold() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.nextHold++
-	p.holds[p.nextHold] = p.floorLocked()
-	return p.nextHold
+	p.seq++
+	p.holds[p.seq] = p.seq
+	return p.seq
 }
 
 func (p *pinSet) unhold(id uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.holds, id)
+	p.dropLocked()
+}
+
+// heldLocked reports whether a reader that started before r was released
+// is still reading.
+func (p *pinSet) heldLocked(r releasedPin) bool {
+	for _, h := range p.holds {
+		if h < r.seq {
+			return true
+		}
+	}
+	return false
+}
+
+// dropLocked lets go of the released pins nothing needs any more.
+func (p *pinSet) dropLocked() {
+	p.released = slices.DeleteFunc(p.released, func(r releasedPin) bool { return r.flushed && !p.heldLocked(r) })
 }
 
 // floor is the lowest Raft index still needed (math.MaxUint64: none).
 func (p *pinSet) floor() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.floorLocked()
-}
-
-func (p *pinSet) floorLocked() uint64 {
 	f := uint64(math.MaxUint64)
 	for _, pn := range p.live {
 		f = min(f, pn.index)
 	}
 	for _, r := range p.released {
 		f = min(f, r.index)
-	}
-	for _, h := range p.holds {
-		f = min(f, h)
 	}
 	return f
 }

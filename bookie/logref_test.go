@@ -58,6 +58,28 @@ func TestAppendsReferenceTheLogAndPinIt(t *testing.T) {
 	}
 }
 
+// A reader that started before a segment was deleted keeps the log its
+// references need until it is done, even past the flush of the deletion;
+// one that started after does not.
+func TestReadersHoldTheLogTheySaw(t *testing.T) {
+	h := newFSMHarness(t)
+	h.apply(command{op: opCreate, segment: 1, epoch: 1}, command{op: opAppend, segment: 1, epoch: 1, entries: [][]byte{testBatch(t, 0, 2)}})
+	reader := h.f.pins.hold()
+	h.apply(command{op: opDelete, segment: 1})
+	late := h.f.pins.hold()
+	if err := h.f.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if f := h.f.pins.floor(); f != 2 {
+		t.Fatalf("floor while an earlier reader reads: %d, want 2", f)
+	}
+	h.f.pins.unhold(reader)
+	if f := h.f.pins.floor(); f != math.MaxUint64 {
+		t.Fatalf("floor once it is done: %d, want none (the later reader never saw the references)", f)
+	}
+	h.f.pins.unhold(late)
+}
+
 // A snapshot stream carries entries inline; restoring it drops the
 // replica's own pins, and its entries read without the source's log.
 func TestSnapshotsCarryReferencedEntriesInline(t *testing.T) {

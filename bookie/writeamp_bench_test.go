@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -32,60 +33,86 @@ import (
 //
 //	go test -run '^$' -bench 'BenchmarkShardWriteAmp/entry=64KiB' -benchtime 30000x ./bookie/
 //	go test -run '^$' -bench 'BenchmarkShardWriteAmp/entry=1KiB' -benchtime 200000x ./bookie/
+//
+// No segment is ever deleted. With the default settings (held-log=default)
+// a run of this length takes no Raft snapshot, so the log is never
+// truncated and it measures the append path alone; held-log=64MiB
+// snapshots every 256 entries and keeps only 64 MiB of log for the entries,
+// so log compaction copies nearly every entry into the state: the cost of
+// data that outlives its budget of log.
 func BenchmarkShardWriteAmp(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
-		b.Run(fmt.Sprintf("entry=%dKiB", size>>10), func(b *testing.B) {
-			cfg := testConfig(b.TempDir())
-			cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
-			fs := &countingFS{FS: vfs.Default}
-			s, err := bookie.OpenShardFS(ctx, cfg, fs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			const writers = 16
-			entry := randomEntry(b, size)
-			var segments atomic.Uint64
-			startIO := procWriteBytes(b)
-			fs.reset()
-			b.SetBytes(int64(len(entry)))
-			b.SetParallelism(writers / 2)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				seg := segments.Add(1)
-				// Distinct entries, so block compression cannot fold
-				// repeats of one into a few bytes.
-				pool := make([][]byte, max(2<<20/size, 2))
-				for i := range pool {
-					pool[i] = randomEntry(b, size)
-				}
-				if err := s.CreateSegment(ctx, seg, 0, 1); err != nil {
-					b.Error(err)
-					return
-				}
-				for next := int64(0); pb.Next(); next++ {
-					e := pool[next%int64(len(pool))]
-					record.SetBaseOffset(e, next)
-					if _, err := s.Append(ctx, bookie.AppendRequest{Segment: seg, Epoch: 1, Entries: [][]byte{e}}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+		for _, held := range []int64{0, 64 << 20} {
+			b.Run(fmt.Sprintf("entry=%dKiB/held-log=%s", size>>10, heldName(held)), func(b *testing.B) {
+				benchWriteAmp(b, size, held)
 			})
-			b.StopTimer()
-			if err := s.Close(); err != nil {
-				b.Fatal(err)
-			}
-			appended := float64(b.N) * float64(len(entry))
-			c := fs.snapshot()
-			total := 0.0
-			for kind, n := range c {
-				b.ReportMetric(float64(n)/appended, kind+"B/B")
-				total += float64(n)
-			}
-			b.ReportMetric(total/appended, "diskB/B")
-			b.ReportMetric(float64(procWriteBytes(b)-startIO)/appended, "osWB/B")
-		})
+		}
 	}
+}
+
+func heldName(held int64) string {
+	if held == 0 {
+		return "default"
+	}
+	return fmt.Sprintf("%dMiB", held>>20)
+}
+
+func benchWriteAmp(b *testing.B, size int, held int64) {
+	cfg := testConfig(b.TempDir())
+	cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
+	if held != 0 {
+		cfg.MaxHeldLogBytes = held
+		cfg.Raft.SnapshotThreshold, cfg.Raft.TrailingLogs = 256, 256
+		cfg.Raft.SnapshotInterval = 100 * time.Millisecond
+	}
+	fs := &countingFS{FS: vfs.Default}
+	s, err := bookie.OpenShardFS(ctx, cfg, fs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const writers = 16
+	entry := randomEntry(b, size)
+	var segments atomic.Uint64
+	startIO := procWriteBytes(b)
+	fs.reset()
+	b.SetBytes(int64(len(entry)))
+	b.SetParallelism(writers / 2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		seg := segments.Add(1)
+		// Distinct entries, so block compression cannot fold
+		// repeats of one into a few bytes.
+		pool := make([][]byte, max(2<<20/size, 2))
+		for i := range pool {
+			pool[i] = randomEntry(b, size)
+		}
+		if err := s.CreateSegment(ctx, seg, 0, 1); err != nil {
+			b.Error(err)
+			return
+		}
+		for next := int64(0); pb.Next(); next++ {
+			e := pool[next%int64(len(pool))]
+			record.SetBaseOffset(e, next)
+			if _, err := s.Append(ctx, bookie.AppendRequest{Segment: seg, Epoch: 1, Entries: [][]byte{e}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	appended := float64(b.N) * float64(len(entry))
+	c := fs.snapshot()
+	total := 0.0
+	for kind, n := range c {
+		b.ReportMetric(float64(n)/appended, kind+"B/B")
+		total += float64(n)
+	}
+	b.ReportMetric(total/appended, "diskB/B")
+	b.ReportMetric(float64(procWriteBytes(b)-startIO)/appended, "osWB/B")
+	b.ReportMetric(float64(s.LogCompactedBytes())/appended, "copiedB/B")
 }
 
 // randomEntry returns an entry holding one record of size random bytes:

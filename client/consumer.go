@@ -277,22 +277,24 @@ func (c *Consumer) Nack(m *ConsumerMessage) error {
 // it on as not. Messages received before the seek and not yet taken by
 // Receive are dropped.
 func (c *Consumer) Seek(ctx context.Context, t time.Time) error {
-	return c.seek(ctx, -1, &nativepb.Seek{Target: &nativepb.Seek_TimeMs{TimeMs: t.UnixMilli()}})
+	return c.seek(ctx, -1, &nativepb.Seek{Target: &nativepb.Seek_TimeMs{TimeMs: t.UnixMilli()}}, nil)
 }
 
 // SeekID moves the subscription on id's partition to id.
 func (c *Consumer) SeekID(ctx context.Context, id MessageID) error {
-	return c.seek(ctx, id.Partition, &nativepb.Seek{Target: &nativepb.Seek_Offset{Offset: id.Offset}})
+	return c.seek(ctx, id.Partition, &nativepb.Seek{Target: &nativepb.Seek_Offset{Offset: id.Offset}}, nil)
 }
 
-func (c *Consumer) seek(ctx context.Context, partition int32, sk *nativepb.Seek) error {
+// seek sends sk on partition's stream (every partition's if partition is
+// -1); resume is where a Reader resubscribes afterwards.
+func (c *Consumer) seek(ctx context.Context, partition int32, sk *nativepb.Seek, resume *startFrom) error {
 	for _, pc := range c.parts {
 		if partition >= 0 && pc.partition != partition {
 			continue
 		}
 		done := make(chan error, 1)
 		select {
-		case pc.control <- controlReq{req: &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Seek{Seek: sk}}, done: done, seek: true}:
+		case pc.control <- controlReq{req: &nativepb.ConsumeRequest{Kind: &nativepb.ConsumeRequest_Seek{Seek: sk}}, done: done, seek: true, resume: resume}:
 		case <-c.closed:
 			return ErrClosed
 		case <-ctx.Done():
@@ -356,8 +358,11 @@ type partitionConsumer struct {
 	consumed  chan struct{}   // signalled when Receive takes a message
 	gen       atomic.Uint64
 	// A Reader's position to resubscribe at: after the last message
-	// received, or where it last seeked to.
-	resume atomic.Pointer[startFrom]
+	// received, or where it last seeked to. resumeMu orders its updates
+	// with the generation changes of seeks, so that a message of the
+	// stream before a seek cannot move it back after the seek.
+	resumeMu sync.Mutex
+	resume   atomic.Pointer[startFrom]
 	taken  atomic.Int64 // messages Receive took since the last flow
 }
 
@@ -373,7 +378,10 @@ func (pc *partitionConsumer) delivered() {
 type controlReq struct {
 	req  *nativepb.ConsumeRequest
 	seek bool
-	done chan error // optional: the outcome of sending it
+	// resume is where a Reader resubscribes after the seek (nil: not a
+	// Reader's seek).
+	resume *startFrom
+	done   chan error // optional: the outcome of sending it
 }
 
 type consumeStream struct {
@@ -442,7 +450,7 @@ func (pc *partitionConsumer) receive(s *consumeStream, gen uint64) {
 			if pc.deadLetter(cm) {
 				continue
 			}
-			pc.received(cm.ID.Offset)
+			pc.received(gen, cm.ID.Offset)
 			select {
 			case pc.cons.queue <- cm:
 			case <-pc.cons.closed:
@@ -486,9 +494,7 @@ func (pc *partitionConsumer) run(s *consumeStream) {
 				err = s.stream.Send(cr.req)
 			}
 			if cr.seek && err == nil {
-				// What was received before the seek is stale: Receive drops
-				// it, and the broker ends this stream so it is replaced.
-				pc.gen.Add(1)
+				pc.seeked(cr.resume)
 			}
 			if cr.done != nil {
 				cr.done <- err
@@ -596,9 +602,27 @@ func (pc *partitionConsumer) subscribeRequest(pos nativepb.InitialPosition) *nat
 	return sub
 }
 
-// received notes a Reader's progress, so a new stream resumes after it.
-func (pc *partitionConsumer) received(off int64) {
-	if pc.cons.opts.nonDurable {
+// received notes a Reader's progress, so a new stream resumes after it,
+// unless the message came on a stream a seek has made stale.
+func (pc *partitionConsumer) received(gen uint64, off int64) {
+	if !pc.cons.opts.nonDurable {
+		return
+	}
+	pc.resumeMu.Lock()
+	defer pc.resumeMu.Unlock()
+	if gen == pc.gen.Load() {
 		pc.resume.Store(&startFrom{offset: off + 1})
+	}
+}
+
+// seeked makes what was received before a seek stale (Receive drops it;
+// the broker ends the stream so it is replaced) and, for a Reader, sets
+// where the new stream resumes.
+func (pc *partitionConsumer) seeked(resume *startFrom) {
+	pc.resumeMu.Lock()
+	defer pc.resumeMu.Unlock()
+	pc.gen.Add(1)
+	if resume != nil {
+		pc.resume.Store(resume)
 	}
 }

@@ -75,18 +75,12 @@ func (r *Reader) Next(ctx context.Context) (*ConsumerMessage, error) { return r.
 // Seek moves the reader on every partition to the first message published
 // at or after t.
 func (r *Reader) Seek(ctx context.Context, t time.Time) error {
-	for _, pc := range r.c.parts {
-		pc.resume.Store(&startFrom{time: t})
-	}
-	return r.c.Seek(ctx, t)
+	return r.c.seek(ctx, -1, &nativepb.Seek{Target: &nativepb.Seek_TimeMs{TimeMs: t.UnixMilli()}}, &startFrom{time: t})
 }
 
 // SeekID moves the reader on id's partition to id.
 func (r *Reader) SeekID(ctx context.Context, id MessageID) error {
-	if id.Partition >= 0 && int(id.Partition) < len(r.c.parts) {
-		r.c.parts[id.Partition].resume.Store(&startFrom{offset: id.Offset})
-	}
-	return r.c.SeekID(ctx, id)
+	return r.c.seek(ctx, id.Partition, &nativepb.Seek{Target: &nativepb.Seek_Offset{Offset: id.Offset}}, &startFrom{offset: id.Offset})
 }
 
 // Topic returns the canonical topic name.

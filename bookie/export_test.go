@@ -28,7 +28,3 @@ func (s *Shard) InflightStats() (peak, waits int64) {
 
 // RaftFirstIndex is the index of the shard's first Raft log entry.
 func (s *Shard) RaftFirstIndex() (uint64, error) { return s.store.wal.FirstIndex() }
-
-// LogCompactedBytes is how many entry bytes log compaction copied out of
-// the Raft log into the state.
-func (s *Shard) LogCompactedBytes() int64 { return s.compactor.copied.Load() }

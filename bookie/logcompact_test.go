@@ -143,11 +143,11 @@ func TestLogCompactionCopiesLongLivedEntriesAndTruncates(t *testing.T) {
 	for firstIndex(t, s) <= longLived {
 		select {
 		case <-wait.Done():
-			t.Fatalf("the log still starts at %d, holding segment 1's entries (up to %d); %d bytes copied", firstIndex(t, s), longLived, s.LogCompactedBytes())
+			t.Fatalf("the log still starts at %d, holding segment 1's entries (up to %d); %d bytes copied", firstIndex(t, s), longLived, s.Status().LogCompactedBytes)
 		case <-time.After(10 * time.Millisecond): // poll
 		}
 	}
-	copied := s.LogCompactedBytes()
+	copied := s.Status().LogCompactedBytes
 	if copied < int64(3*len(want[1][0])) || copied > 4<<20 {
 		t.Fatalf("compaction copied %d bytes: want segment 1's entries and no more than what exceeds the budget", copied)
 	}

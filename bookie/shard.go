@@ -384,6 +384,13 @@ type ShardStatus struct {
 	LeaderAddr string
 	// AppliedIndex is the last Raft index applied on this replica.
 	AppliedIndex uint64
+	// LogBytes is the size of the Raft log's segment files on disk; it
+	// holds the entries of live segments (see doc.go, "Entries are written
+	// once"). LogCompactedBytes counts the entry bytes copied from the log
+	// into the state since the replica started, so that it could be
+	// truncated.
+	LogBytes          int64
+	LogCompactedBytes int64
 }
 
 // Status reports this replica's view of the shard.
@@ -394,6 +401,10 @@ func (s *Shard) Status() ShardStatus {
 		st.LeaderAddr = p.ClientAddr
 	}
 	st.AppliedIndex = s.node.Raft().AppliedIndex()
+	for _, seg := range s.store.meta.segments() {
+		st.LogBytes += int64(seg.SizeLimit)
+	}
+	st.LogCompactedBytes = s.compactor.copied.Load()
 	return st
 }
 

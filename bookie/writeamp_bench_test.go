@@ -112,7 +112,7 @@ func benchWriteAmp(b *testing.B, size int, held int64) {
 	}
 	b.ReportMetric(total/appended, "diskB/B")
 	b.ReportMetric(float64(procWriteBytes(b)-startIO)/appended, "osWB/B")
-	b.ReportMetric(float64(s.LogCompactedBytes())/appended, "copiedB/B")
+	b.ReportMetric(float64(s.Status().LogCompactedBytes)/appended, "copiedB/B")
 }
 
 // randomEntry returns an entry holding one record of size random bytes:

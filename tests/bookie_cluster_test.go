@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/bookietest"
+	"github.com/magnetar-mq/magnetar/internal/nettest"
 )
 
 // bookieNode is one `magnetar bookie` process: a replica of a test shard.
@@ -223,5 +227,49 @@ func TestBookieShardFencesTheOldWriter(t *testing.T) {
 	}
 	if info, err := a.Info(ctx, seg); err != nil || info.NextOffset != next || info.State != bookie.SegmentSealed {
 		t.Fatalf("Info after the fenced append = %+v, %v", info, err)
+	}
+}
+
+// A bookie with --http-addr answers /healthz and /readyz and exports its
+// shard's state on /metrics, the Raft log's size among it.
+func TestBookieServesHealthAndMetrics(t *testing.T) {
+	skipIfShort(t)
+	httpAddr := nettest.FreeAddr(t)
+	nodes, _ := startRoleCluster(t, "bookie", "b", 1, "--http-addr", httpAddr)
+	c := dialShard(t, nodes)
+	ctx := testContext(t, 20*time.Second)
+	if err := c.CreateSegment(ctx, 1, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	for o := range int64(10) {
+		if _, err := c.Append(ctx, bookie.AppendRequest{Segment: 1, Epoch: 1, Entries: [][]byte{bookietest.Batch(t, o, entryValue(o))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d, %v", path, resp.StatusCode, err)
+		}
+		return string(body)
+	}
+	get("/healthz")
+	get("/readyz")
+	metrics := get("/metrics")
+	for _, re := range []string{
+		`(?m)^magnetar_bookie_is_leader\{shard="[^"]+"\} 1$`,
+		`(?m)^magnetar_bookie_applied_index\{shard="[^"]+"\} [1-9][0-9]*$`,
+		`(?m)^magnetar_bookie_log_bytes\{shard="[^"]+"\} [1-9][0-9.e+]*$`,
+		`(?m)^magnetar_bookie_log_compacted_bytes_total\{shard="[^"]+"\} 0$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(metrics) {
+			t.Errorf("/metrics lacks %s:\n%s", re, grepLines(metrics, "magnetar_bookie"))
+		}
 	}
 }

@@ -297,7 +297,13 @@ func bookieHTTP(shards map[string]*bookie.Shard) http.Handler {
 			}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "magnetar_bookie_applied_index", Help: "Last Raft index applied on this bookie's replica of the shard.", ConstLabels: labels,
-			}, func() float64 { return float64(s.Status().AppliedIndex) }))
+			}, func() float64 { return float64(s.Status().AppliedIndex) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "magnetar_bookie_log_bytes", Help: "Size of the Raft log's segment files of this bookie's replica of the shard, which hold the entries of live segments.", ConstLabels: labels,
+			}, func() float64 { return float64(s.Status().LogBytes) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "magnetar_bookie_log_compacted_bytes_total", Help: "Entry bytes copied from the Raft log into the state so that the log could be truncated (entries kept longer than --max-held-log-bytes of log).", ConstLabels: labels,
+			}, func() float64 { return float64(s.Status().LogCompactedBytes) }))
 	}
 	return roleHTTP(func() string {
 		for _, s := range shards {

@@ -363,7 +363,7 @@ type partitionConsumer struct {
 	// stream before a seek cannot move it back after the seek.
 	resumeMu sync.Mutex
 	resume   atomic.Pointer[startFrom]
-	taken  atomic.Int64 // messages Receive took since the last flow
+	taken    atomic.Int64 // messages Receive took since the last flow
 }
 
 func (pc *partitionConsumer) delivered() {

@@ -192,6 +192,7 @@ func (f *fsm) commit(writes []write, last uint64) {
 		// believe them applied. Pebble fails only when the disk does.
 		panic(fmt.Sprintf("bookie: committing applied state at index %d: %v", last, err))
 	}
+	f.pins.committed()
 }
 
 // metaState is a segment's metadata as of the commands applied so far in
@@ -315,7 +316,7 @@ func (a *applier) apply(c command, index uint64) any {
 		a.writes = append(a.writes, write{'d', metaKey(c.segment), nil})
 		start, end := entrySpan(c.segment)
 		a.writes = append(a.writes, write{'r', start, end}, write{'d', pinKey(c.segment), nil})
-		a.f.pins.release(c.segment)
+		a.f.pins.releaseUncommitted(c.segment)
 		return nil
 	}
 	return fmt.Errorf("%w: unknown op %d", errBadCommand, byte(c.op))

@@ -171,13 +171,44 @@ func (p *pinSet) set(segment uint64, pn pin) {
 	p.live[segment] = pn
 }
 
-// release removes a segment's pin.
+// release removes a segment's pin, whose removal is committed to the
+// state.
 func (p *pinSet) release(segment uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.live[segment]; ok {
 		p.releaseLocked(old)
 		delete(p.live, segment)
+	}
+}
+
+// releaseUncommitted removes a segment's pin whose removal is in an apply
+// batch not yet committed to the state: readers may still see the
+// references, whenever they start, until committed is called.
+func (p *pinSet) releaseUncommitted(segment uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.live[segment]; ok {
+		p.released = append(p.released, releasedPin{index: old.index, gen: p.gen, seq: uncommitted})
+		delete(p.live, segment)
+	}
+}
+
+// uncommitted is the seq of a released pin whose removal is not yet
+// committed: every reader holds it.
+const uncommitted = math.MaxUint64
+
+// committed notes that the apply batch of the removals released
+// uncommitted so far is committed to the state: readers starting from now
+// on do not see their references.
+func (p *pinSet) committed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.released {
+		if p.released[i].seq == uncommitted {
+			p.seq++
+			p.released[i].seq, p.released[i].gen = p.seq, p.gen
+		}
 	}
 }
 
@@ -216,8 +247,8 @@ func (p *pinSet) flushed(token uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := range p.released {
-		if p.released[i].gen <= token {
-			p.released[i].flushed = true
+		if r := &p.released[i]; r.gen <= token && r.seq != uncommitted {
+			r.flushed = true
 		}
 	}
 	p.dropLocked()
@@ -253,7 +284,9 @@ func (p *pinSet) heldLocked(r releasedPin) bool {
 
 // dropLocked lets go of the released pins nothing needs any more.
 func (p *pinSet) dropLocked() {
-	p.released = slices.DeleteFunc(p.released, func(r releasedPin) bool { return r.flushed && !p.heldLocked(r) })
+	p.released = slices.DeleteFunc(p.released, func(r releasedPin) bool {
+		return r.flushed && r.seq != uncommitted && !p.heldLocked(r)
+	})
 }
 
 // floor is the lowest Raft index still needed (math.MaxUint64: none).

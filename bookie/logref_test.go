@@ -80,6 +80,29 @@ func TestReadersHoldTheLogTheySaw(t *testing.T) {
 	h.f.pins.unhold(late)
 }
 
+// A deletion applied but not yet committed to the state (the fsm commits
+// on a goroutine) may still be unseen by a reader starting now: its pin
+// holds the log until the commit, whatever flushes and holds come.
+func TestAnUncommittedReleaseHoldsTheLog(t *testing.T) {
+	p := newPinSet()
+	p.set(1, pin{index: 7})
+	p.releaseUncommitted(1)
+	reader := p.hold()
+	p.flushed(p.startFlush())
+	p.unhold(reader)
+	if f := p.floor(); f != 7 {
+		t.Fatalf("floor before the commit: %d, want 7", f)
+	}
+	p.committed()
+	if f := p.floor(); f != 7 {
+		t.Fatalf("floor before a flush after the commit: %d, want 7", f)
+	}
+	p.flushed(p.startFlush())
+	if f := p.floor(); f != math.MaxUint64 {
+		t.Fatalf("floor after the commit and a flush: %d, want none", f)
+	}
+}
+
 // A snapshot stream carries entries inline; restoring it drops the
 // replica's own pins, and its entries read without the source's log.
 func TestSnapshotsCarryReferencedEntriesInline(t *testing.T) {

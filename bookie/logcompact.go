@@ -8,10 +8,11 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/types"
 )
 
-// compactChunkBytes bounds the entries log compaction copies while it
-// holds the state machine (fsm.mu): appends wait meanwhile.
+// compactChunkBytes bounds the entries log compaction copies into one
+// Pebble batch, committed under fsm.mu (appends wait for the commit).
 const compactChunkBytes = 4 << 20
 
 // logCompactor keeps the Raft log from growing without bound behind the
@@ -26,12 +27,15 @@ const compactChunkBytes = 4 << 20
 // its segment is deleted (offloaded, past retention) within about maxHeld
 // bytes of log, and twice otherwise: never more.
 type logCompactor struct {
-	f       *fsm
-	wal     *raftwal.WAL
-	log     walLog // the clamped truncation
-	meta    *walMeta
-	maxHeld int64
-	logger  *slog.Logger
+	f   *fsm
+	wal *raftwal.WAL
+	// raftLog is the log as Raft's LogStore: its truncations stop at the
+	// pins and kick the compactor. trunc truncates the same way for the
+	// compactor itself, without kicking it again.
+	raftLog, trunc walLog
+	meta           *walMeta
+	maxHeld        int64
+	logger         *slog.Logger
 
 	kick chan uint64 // the last index Raft asked to truncate up to
 	stop chan struct{}
@@ -44,7 +48,7 @@ type logCompactor struct {
 func newLogCompactor(f *fsm, st storage, maxHeld int64, logger *slog.Logger) *logCompactor {
 	c := &logCompactor{f: f, wal: st.wal, meta: st.meta, maxHeld: maxHeld, logger: logger,
 		kick: make(chan uint64, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	c.log = st.log(f.pins, c.heldBack)
+	c.raftLog, c.trunc = st.log(f.pins, c.heldBack), st.log(f.pins, nil)
 	go c.run()
 	return c
 }
@@ -100,6 +104,7 @@ func (c *logCompactor) compact(requested uint64) error {
 			}
 			n, b, more, err := c.f.inlineRefs(seg, limit)
 			entries, bytes = entries+n, bytes+b
+			c.copied.Add(b)
 			if err != nil {
 				return fmt.Errorf("segment %d: %w", seg, err)
 			}
@@ -108,7 +113,6 @@ func (c *logCompactor) compact(requested uint64) error {
 			}
 		}
 	}
-	c.copied.Add(bytes)
 	if err := c.f.flush(); err != nil {
 		return err
 	}
@@ -118,29 +122,28 @@ func (c *logCompactor) compact(requested uint64) error {
 	}
 	c.logger.Info("raft log compaction copied entries still in use into the state", "segments", len(segments),
 		"entries", entries, "bytes", bytes, "below_index", limit)
-	return c.log.DeleteRange(first, requested)
+	return c.trunc.DeleteRange(first, requested)
 }
 
 // limit returns the Raft index below which referenced entries must move to
 // the state, or 0 if the log held back is within maxHeld.
 func (c *logCompactor) limit(requested uint64) uint64 {
 	floor := c.f.pins.floor()
-	var held []uint64 // the last index of each file held back, oldest first
+	var held []types.SegmentInfo // the files held back, oldest first
 	var heldBytes int64
 	for _, s := range c.meta.segments() {
 		if s.MaxIndex != 0 && s.MaxIndex >= floor && s.MaxIndex <= requested {
-			held = append(held, s.MaxIndex)
+			held = append(held, s)
 			heldBytes += int64(s.SizeLimit)
 		}
 	}
 	if heldBytes <= c.maxHeld {
 		return 0
 	}
-	per := heldBytes / int64(len(held))
-	for _, last := range held {
-		heldBytes -= per
+	for _, s := range held {
+		heldBytes -= int64(s.SizeLimit)
 		if heldBytes <= c.maxHeld/2 {
-			return last + 1
+			return s.MaxIndex + 1
 		}
 	}
 	return requested + 1

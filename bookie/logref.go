@@ -63,8 +63,9 @@ var errLogRefGone = errors.New("bookie: a referenced raft log entry is missing")
 
 // entryResolver turns state values into entry bytes, reading referenced
 // entries from the Raft log. It keeps the last log read, as consecutive
-// entries usually come from one append command. The bytes it returns are
-// its own (decoding a log copies it), never aliased by anything else.
+// entries usually come from one append command. The bytes of a referenced
+// entry are its own (decoding a log copies it), aliased by nothing else;
+// an inline entry is returned as given.
 type entryResolver struct {
 	log  logGetter
 	last raft.Log
@@ -79,9 +80,6 @@ func (r *entryResolver) resolve(v []byte) ([]byte, error) {
 	}
 	if !r.have || r.last.Index != ref.index {
 		r.have = false
-		if r.log == nil {
-			return nil, fmt.Errorf("%w: index %d (no log)", errLogRefGone, ref.index)
-		}
 		if err := r.log.GetLog(ref.index, &r.last); err != nil {
 			if errors.Is(err, raft.ErrLogNotFound) {
 				return nil, fmt.Errorf("%w: index %d", errLogRefGone, ref.index)

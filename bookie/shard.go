@@ -266,7 +266,7 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 	log.Info("opening shard", "dir", cfg.Dir, "applied_index", f.applied)
 	compactor := newLogCompactor(f, store, cfg.MaxHeldLogBytes, log)
 	rc := cfg.Raft
-	rc.LogStore, rc.StableStore = compactor.log, store.wal
+	rc.LogStore, rc.StableStore = compactor.raftLog, store.wal
 	rc.FSM = f
 	rc.Logger = log
 	rc.WrapSnapshots = func(fs raft.SnapshotStore) raft.SnapshotStore {

@@ -22,6 +22,20 @@ func entryOf(b *testing.B, size int) []byte {
 	return e
 }
 
+// openDefaultShard opens a single-replica shard on disk with the default
+// cache and memtable, closed when the benchmark ends.
+func openDefaultShard(b *testing.B) *bookie.Shard {
+	b.Helper()
+	cfg := testConfig(b.TempDir())
+	cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
+	s, err := bookie.OpenShard(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // BenchmarkShardAppend appends one-record entries to a shard on disk from
 // 1 and 16 goroutines (each writing its own segment). Every append is
 // durable (fsync via the Raft log) when it returns; concurrent appends
@@ -30,13 +44,7 @@ func BenchmarkShardAppend(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for _, writers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("entry=%dKiB/goroutines=%d", size>>10, writers), func(b *testing.B) {
-				cfg := testConfig(b.TempDir())
-				cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
-				s, err := bookie.OpenShard(ctx, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
+				s := openDefaultShard(b)
 				var segments atomic.Uint64
 				startSyncs := s.WALSyncs()
 				b.SetBytes(int64(len(entryOf(b, size))))
@@ -78,13 +86,7 @@ func BenchmarkShardAppend(b *testing.B) {
 func BenchmarkShardRead(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("entry=%dKiB", size>>10), func(b *testing.B) {
-			cfg := testConfig(b.TempDir())
-			cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
-			s, err := bookie.OpenShard(ctx, cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := openDefaultShard(b)
 			if err := s.CreateSegment(ctx, 1, 0, 1); err != nil {
 				b.Fatal(err)
 			}
@@ -97,6 +99,7 @@ func BenchmarkShardRead(b *testing.B) {
 					entries[i] = entryOf(b, size)
 					record.SetBaseOffset(entries[i], next+int64(i))
 				}
+				var err error
 				if next, err = s.Append(ctx, bookie.AppendRequest{Segment: 1, Epoch: 1, Entries: entries}); err != nil {
 					b.Fatal(err)
 				}

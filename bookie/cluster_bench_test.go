@@ -21,14 +21,7 @@ import (
 func openBenchShard(b *testing.B, rf int) *bookie.Shard {
 	b.Helper()
 	if rf == 1 {
-		cfg := testConfig(b.TempDir())
-		cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
-		s, err := bookie.OpenShard(ctx, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
+		return openDefaultShard(b)
 	}
 	var addrs, peers []string
 	for i := range rf {

@@ -19,13 +19,7 @@ func BenchmarkGRPCAppend(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for _, writers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("entry=%dKiB/goroutines=%d", size>>10, writers), func(b *testing.B) {
-				cfg := testConfig(b.TempDir())
-				cfg.CacheSize, cfg.MemTableSize = 0, 0 // the defaults
-				s, err := bookie.OpenShard(ctx, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
+				s := openDefaultShard(b)
 				c := dialTCP(b, s)
 				var segments atomic.Uint64
 				startSyncs := s.WALSyncs()

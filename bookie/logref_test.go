@@ -30,32 +30,22 @@ func TestAppendsReferenceTheLogAndPinIt(t *testing.T) {
 	if !ok || ref.index != 2 || int(ref.length) != len(e2) {
 		t.Fatalf("stored value %x: want a reference to entry 2 of log index 2", v)
 	}
-	if f := h.f.pins.floor(); f != 2 {
-		t.Fatalf("floor %d, want 2", f)
-	}
+	wantFloor(t, h.f.pins, 2, "after two appends")
 	h.reopen()
-	if f := h.f.pins.floor(); f != 2 {
-		t.Fatalf("floor after reopen %d, want 2", f)
-	}
+	wantFloor(t, h.f.pins, 2, "after reopen")
 	es, err := readEntries(h.db, h.log, 1, 0, 1<<20)
 	if err != nil || len(es) != 3 || !bytes.Equal(es[0].Data, e1) || !bytes.Equal(es[1].Data, e2) {
 		t.Fatalf("read %d entries, %v", len(es), err)
 	}
 
 	h.apply(command{op: opDelete, segment: 1})
-	if f := h.f.pins.floor(); f != 2 {
-		t.Fatalf("floor before the deletion is flushed: %d, want 2", f)
-	}
+	wantFloor(t, h.f.pins, 2, "before the deletion is flushed")
 	if err := h.f.flush(); err != nil {
 		t.Fatal(err)
 	}
-	if f := h.f.pins.floor(); f != math.MaxUint64 {
-		t.Fatalf("floor after the deletion is flushed: %d, want none", f)
-	}
+	wantFloor(t, h.f.pins, math.MaxUint64, "after the deletion is flushed")
 	h.reopen()
-	if f := h.f.pins.floor(); f != math.MaxUint64 {
-		t.Fatalf("floor after reopen: %d, want none", f)
-	}
+	wantFloor(t, h.f.pins, math.MaxUint64, "after reopen")
 }
 
 // A reader that started before a segment was deleted keeps the log its
@@ -70,13 +60,9 @@ func TestReadersHoldTheLogTheySaw(t *testing.T) {
 	if err := h.f.flush(); err != nil {
 		t.Fatal(err)
 	}
-	if f := h.f.pins.floor(); f != 2 {
-		t.Fatalf("floor while an earlier reader reads: %d, want 2", f)
-	}
+	wantFloor(t, h.f.pins, 2, "while an earlier reader reads")
 	h.f.pins.unhold(reader)
-	if f := h.f.pins.floor(); f != math.MaxUint64 {
-		t.Fatalf("floor once it is done: %d, want none (the later reader never saw the references)", f)
-	}
+	wantFloor(t, h.f.pins, math.MaxUint64, "once it is done")
 	h.f.pins.unhold(late)
 }
 
@@ -90,17 +76,11 @@ func TestAnUncommittedReleaseHoldsTheLog(t *testing.T) {
 	reader := p.hold()
 	p.flushed(p.startFlush())
 	p.unhold(reader)
-	if f := p.floor(); f != 7 {
-		t.Fatalf("floor before the commit: %d, want 7", f)
-	}
+	wantFloor(t, p, 7, "before the commit")
 	p.committed()
-	if f := p.floor(); f != 7 {
-		t.Fatalf("floor before a flush after the commit: %d, want 7", f)
-	}
+	wantFloor(t, p, 7, "before a flush after the commit")
 	p.flushed(p.startFlush())
-	if f := p.floor(); f != math.MaxUint64 {
-		t.Fatalf("floor after the commit and a flush: %d, want none", f)
-	}
+	wantFloor(t, p, math.MaxUint64, "after the commit and a flush")
 }
 
 // A snapshot stream carries entries inline; restoring it drops the
@@ -116,17 +96,13 @@ func TestSnapshotsCarryReferencedEntriesInline(t *testing.T) {
 	if err := dst.f.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
 		t.Fatal(err)
 	}
-	if f := dst.f.pins.floor(); f != math.MaxUint64 {
-		t.Fatalf("floor after restore %d, want none", f)
-	}
+	wantFloor(t, dst.f.pins, math.MaxUint64, "after restore")
 	es, err := readEntries(dst.db, raft.NewInmemStore(), 1, 0, 1<<20)
 	if err != nil || len(es) != 1 || !bytes.Equal(es[0].Data, e) {
 		t.Fatalf("restored entries: %d, %v", len(es), err)
 	}
 	dst.reopen()
-	if f := dst.f.pins.floor(); f != math.MaxUint64 {
-		t.Fatalf("floor after reopen %d, want none", f)
-	}
+	wantFloor(t, dst.f.pins, math.MaxUint64, "after reopen")
 }
 
 // A reference whose log entry is gone, or that points outside it, is an
@@ -178,4 +154,12 @@ func FuzzStoredEntryValue(f *testing.F) {
 			t.Fatalf("pin %x re-encodes differently", v)
 		}
 	})
+}
+
+// wantFloor checks the lowest Raft index p keeps (math.MaxUint64: none).
+func wantFloor(t *testing.T, p *pinSet, want uint64, when string) {
+	t.Helper()
+	if f := p.floor(); f != want {
+		t.Fatalf("log floor %s: %d, want %d", when, f, want)
+	}
 }

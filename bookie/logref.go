@@ -125,18 +125,20 @@ func decodePin(v []byte) (pin, error) {
 // snapshot stream carries entries inline) and live in the state under
 // prefixPin, written in the same Pebble batch as the references. A pin
 // that a deletion or a compaction removed (released) still holds the log
-// until both
-//   - a flush has made the removal durable: the state has no WAL, so until
-//     then a crash would bring the references back; and
+// until
+//   - the removal is committed to the state (the fsm commits apply batches
+//     on a goroutine: releaseUncommitted, committed);
+//   - a flush has made it durable: the state has no WAL, so until then a
+//     crash would bring the references back; and
 //   - every reader of the state that started before the removal (hold) is
 //     done: it may still resolve the references it saw.
 type pinSet struct {
 	mu       sync.Mutex
 	live     map[uint64]pin // by segment
 	released []releasedPin
-	gen      uint64            // flush generation, bumped by startFlush
-	seq      uint64            // counts releases and holds, ordering them
-	holds    map[uint64]uint64 // seq of each reader's hold
+	gen      uint64              // flush generation, bumped by startFlush
+	seq      uint64              // counts releases and holds, ordering them
+	holds    map[uint64]struct{} // the seq of each reader's hold
 }
 
 type releasedPin struct {
@@ -147,7 +149,7 @@ type releasedPin struct {
 }
 
 func newPinSet() *pinSet {
-	return &pinSet{live: map[uint64]pin{}, holds: map[uint64]uint64{}}
+	return &pinSet{live: map[uint64]pin{}, holds: map[uint64]struct{}{}}
 }
 
 // get returns a segment's pin.
@@ -258,7 +260,7 @@ func (p *pinSet) hold() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seq++
-	p.holds[p.seq] = p.seq
+	p.holds[p.seq] = struct{}{}
 	return p.seq
 }
 
@@ -272,7 +274,7 @@ func (p *pinSet) unhold(id uint64) {
 // heldLocked reports whether a reader that started before r was released
 // is still reading.
 func (p *pinSet) heldLocked(r releasedPin) bool {
-	for _, h := range p.holds {
+	for h := range p.holds {
 		if h < r.seq {
 			return true
 		}

@@ -143,9 +143,13 @@ func openStorage(dir string, fs vfs.FS, o storageOptions, log *slog.Logger) (sto
 		return storage{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	st := storage{meta: newWALMeta(fs, walDir), walSyncs: new(atomic.Uint64), arena: new(encodeArena)}
+	filer := segment.NewFiler(walDir, walVFS{fs: fs, syncs: st.walSyncs})
+	if err := repairWAL(st.meta, filer, walDir, log); err != nil {
+		return storage{}, err
+	}
 	st.wal, err = raftwal.Open(walDir,
 		raftwal.WithMetaStore(st.meta),
-		raftwal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{fs: fs, syncs: st.walSyncs})),
+		raftwal.WithSegmentFiler(filer),
 		raftwal.WithSegmentSize(o.walSegmentSize),
 		raftwal.WithCodec(newWALCodec(st.arena)),
 		raftwal.WithLogger(hl),

@@ -154,7 +154,7 @@ func toProto(m *Message) *nativepb.Message {
 		pm.EventTimeMs = m.EventTime.UnixMilli()
 	}
 	if !m.DeliverAt.IsZero() {
-		pm.DeliverAtMs = m.DeliverAt.UnixMilli()
+		pm.DeliverAtMs = unixMilliCeil(m.DeliverAt)
 	}
 	if len(m.Properties) > 0 {
 		pm.Headers = make([]*nativepb.Header, 0, len(m.Properties))
@@ -163,6 +163,17 @@ func toProto(m *Message) *nativepb.Message {
 		}
 	}
 	return pm
+}
+
+// unixMilliCeil is t in Unix milliseconds, rounded up: a message is
+// delivered no earlier than its DeliverAt, so a time between two
+// milliseconds goes to the later one.
+func unixMilliCeil(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return ms
 }
 
 func fromProto(pm *nativepb.Message) Message {

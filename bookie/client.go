@@ -31,6 +31,10 @@ var (
 	// because its disk has less free space than ShardConfig.MinFreeBytes;
 	// nothing was written. Reads, seals and deletes still work.
 	ErrDiskFull = errors.New("bookie: disk full")
+	// ErrTimeout means a replica did not answer a call within its
+	// deadline (ClientConfig): it is paused, overloaded or cut off. A
+	// write that timed out comes wrapped in ErrUnknownOutcome.
+	ErrTimeout = errors.New("bookie: replica did not answer in time")
 	// ErrUnknownShard means the bookie asked hosts no replica of the shard
 	// named, or no shard of that ID is registered.
 	ErrUnknownShard = errors.New("bookie: unknown shard")

@@ -25,8 +25,9 @@ type replica struct {
 }
 
 // openReplicatedShard opens three replicas of one shard in this process,
-// talking Raft over loopback TCP, each served over gRPC.
-func openReplicatedShard(t *testing.T) []*replica {
+// talking Raft over loopback TCP, each served over gRPC on the address
+// named in the peers (by serve, if given: serveGRPC by default).
+func openReplicatedShard(t *testing.T, serve ...func(i int, s *bookie.Shard, ln net.Listener)) []*replica {
 	t.Helper()
 	var lns []net.Listener
 	var peers []string
@@ -62,7 +63,11 @@ func openReplicatedShard(t *testing.T) []*replica {
 		}
 	}
 	for i, r := range reps {
-		serveGRPC(t, r.shard, lns[i])
+		if len(serve) > 0 {
+			serve[0](i, r.shard, lns[i])
+		} else {
+			serveGRPC(t, r.shard, lns[i])
+		}
 		t.Cleanup(func() { _ = r.shard.Close() }) // after the server stops (cleanups run last first)
 	}
 	return reps

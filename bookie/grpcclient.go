@@ -1,6 +1,7 @@
 package bookie
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,10 +44,22 @@ import (
 // retry after a broken connection or a closing replica: it returns that
 // error as it is, as there is no other replica to try.
 //
+// Every attempt of a call on a replica has a deadline (ClientConfig's
+// WriteTimeout or ReadTimeout). A replica that misses it is taken for
+// gone, like one whose connection broke: the client passes over it for as
+// long again and looks for the leader among the others (not following a
+// follower that still names it). An Append, CreateSegment or
+// DeleteSegment that timed out fails with ErrUnknownOutcome wrapping
+// ErrTimeout; a Seal, Info or ListSegments is sent again. A Read that the
+// leader fails itself -- no answer in time, or an error reading its own
+// storage (ErrCorrupt, an internal error: a corrupt log segment) -- is
+// served by the other replicas as a follower read, which never takes a
+// lagging replica's "no entries" for the end of a segment (readReplicas).
+//
 // Errors are the bookie sentinel errors (errors.Is works) carried by the
-// status's ErrorDetail, ErrUnknownOutcome, context.Canceled and
-// context.DeadlineExceeded, or the gRPC status error itself for a call
-// that failed for another reason.
+// status's ErrorDetail, ErrUnknownOutcome, ErrTimeout, context.Canceled
+// and context.DeadlineExceeded (the caller's ctx), or the gRPC status
+// error itself for a call that failed for another reason.
 type RemoteClient struct {
 	shard     string // sent with every request; "" for a process's only shard
 	conns     *Conns
@@ -56,9 +69,14 @@ type RemoteClient struct {
 	closed    atomic.Bool
 	next      atomic.Uint64 // round robin over addrs while no leader is known
 
+	cfg       ClientConfig  // the deadlines of its calls
+
 	mu struct {
 		sync.Mutex
 		leader string // gRPC address of the leader, "" when unknown
+		// suspects are replicas that did not answer a call in time, with
+		// when the client tries them again.
+		suspects map[string]time.Time
 	}
 }
 
@@ -107,6 +125,7 @@ func DialShard(ctx context.Context, addrs []string, opts ...grpc.DialOption) (*R
 // shared by the clients of every shard those processes host (Shard). It is
 // safe for concurrent use.
 type Conns struct {
+	cfg  ClientConfig // after EnsureDefaults
 	dial []grpc.DialOption
 	mu   struct {
 		sync.Mutex
@@ -114,11 +133,19 @@ type Conns struct {
 	}
 }
 
-// NewConns returns an empty set of connections; they are made on first
-// use. Without options they are plaintext; opts are applied after the
-// defaults, so they can add transport credentials or a custom dialer.
+// NewConns is NewConnsConfig with DefaultClientConfig.
 func NewConns(opts ...grpc.DialOption) *Conns {
-	p := &Conns{dial: append([]grpc.DialOption{
+	return NewConnsConfig(DefaultClientConfig(), opts...)
+}
+
+// NewConnsConfig returns an empty set of connections whose calls have the
+// deadlines and keepalive of cfg (unset fields: the defaults); they are
+// made on first use. Without options they are plaintext; opts are applied
+// after the defaults, so they can add transport credentials or a custom
+// dialer.
+func NewConnsConfig(cfg ClientConfig, opts ...grpc.DialOption) *Conns {
+	cfg.EnsureDefaults()
+	p := &Conns{cfg: cfg, dial: append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithInitialWindowSize(grpcStreamWindow),
 		grpc.WithInitialConnWindowSize(grpcConnWindow),
@@ -131,6 +158,7 @@ func NewConns(opts ...grpc.DialOption) *Conns {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
+		cfg.keepalive(),
 	}, opts...)}
 	p.mu.conns = map[string]*grpc.ClientConn{}
 	return p
@@ -140,7 +168,7 @@ func NewConns(opts ...grpc.DialOption) *Conns {
 // serve gRPC at addrs, over the set's connections. It does not wait for
 // a connection; its calls do. Closing it leaves the connections open.
 func (p *Conns) Shard(id string, addrs []string) *RemoteClient {
-	return &RemoteClient{shard: id, conns: p, addrs: slices.Clone(addrs)}
+	return &RemoteClient{shard: id, conns: p, addrs: slices.Clone(addrs), cfg: p.cfg}
 }
 
 // Close closes every connection; the clients using them fail their calls.
@@ -208,7 +236,7 @@ func (p *Conns) waitAny(ctx context.Context, addrs []string) error {
 // MaxGRPCMessageSize, as Dial's do. It talks to that one server only: no
 // leader-following, no retries.
 func NewRemoteClient(cc grpc.ClientConnInterface) *RemoteClient {
-	return &RemoteClient{fixed: bookiepb.NewBookieClient(cc)}
+	return &RemoteClient{fixed: bookiepb.NewBookieClient(cc), cfg: DefaultClientConfig()}
 }
 
 // Leader returns the gRPC address of the replica the client believes is
@@ -237,26 +265,47 @@ func (c *RemoteClient) wrap(err error) error {
 	return fromStatus(err)
 }
 
-// retryPolicy says whether a call may be sent again after an unknown
-// outcome.
-type retryPolicy bool
+// retryPolicy says what the client does after a call's attempt on a
+// replica failed in a way that says nothing about the call: no answer in
+// time, a broken connection, a replica shutting down.
+type retryPolicy int
 
 const (
-	retryAlways   retryPolicy = true  // reads, Seal
-	retryIfUnsent retryPolicy = false // Append, CreateSegment, DeleteSegment
+	// retryIfUnsent (Append, CreateSegment, DeleteSegment): send it again
+	// only if it surely did not run; else ErrUnknownOutcome.
+	retryIfUnsent retryPolicy = iota
+	// retryAlways (Seal, Info, ListSegments): harmless to repeat; send it
+	// to the leader again.
+	retryAlways
+	// retryRead (Read): as retryAlways, but a replica that fails the read
+	// itself (no answer in time, an unreadable log: replicaFault) hands it
+	// to the other replicas at once (readReplicas).
+	retryRead
 )
 
-// do runs call against the shard's leader until it succeeds, fails for a
-// reason retrying cannot change, or ctx ends.
-func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, call func(context.Context, bookiepb.BookieClient) error) error {
+// call is one RPC of a RemoteClient method on one replica.
+type call func(context.Context, bookiepb.BookieClient) error
+
+// do runs fn against the shard's leader until it succeeds, fails for a
+// reason retrying cannot change, or ctx ends. Each attempt on a replica
+// has the deadline timeout.
+func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, timeout time.Duration, fn call) error {
+	_, err := c.run(ctx, policy, timeout, fn)
+	return err
+}
+
+// run is do; it also returns the replica of the last attempt ("" if
+// none was made, or over NewRemoteClient's connection).
+func (c *RemoteClient) run(ctx context.Context, policy retryPolicy, timeout time.Duration, fn call) (string, error) {
 	if c.closed.Load() {
-		return ErrClosed
+		return "", ErrClosed
 	}
 	if c.fixed != nil {
-		if err := call(ctx, c.fixed); err != nil {
-			return c.wrap(err)
+		err := c.attempt(ctx, "", timeout, c.fixed, fn)
+		if errors.Is(err, ErrTimeout) && policy == retryIfUnsent {
+			err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 		}
-		return nil
+		return "", err
 	}
 	pause := retryMin
 	redirects := 0
@@ -268,42 +317,44 @@ func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, call func(con
 			if giveUp.IsZero() {
 				giveUp = time.Now().Add(retryWindow)
 			} else if lastErr != nil && time.Now().After(giveUp) {
-				return lastErr
+				return "", lastErr
 			}
 			if err := sleepCtx(ctx, pause); err != nil {
-				return err
+				return "", err
 			}
 			pause = min(2*pause, retryMax)
 		}
 		addr := c.target()
 		cc, err := c.conns.conn(addr)
 		if err != nil {
-			return err
+			return addr, err
 		}
 		if !connected(ctx, cc) {
 			// Nothing was sent: look for the leader elsewhere.
 			c.forget(addr)
 			if err := ctx.Err(); err != nil {
-				return err
+				return addr, err
 			}
 			lastErr = status.Errorf(codes.Unavailable, "bookie: no connection to %s (%s)", addr, cc.GetState())
 			if !replicated && addr == c.addrs[0] {
-				return lastErr
+				return addr, lastErr
 			}
 			continue
 		}
-		err = call(ctx, bookiepb.NewBookieClient(cc))
+		err = c.attempt(ctx, addr, timeout, bookiepb.NewBookieClient(cc), fn)
 		if err == nil {
-			return nil
+			c.trust(addr)
+			return addr, nil
 		}
-		err = c.wrap(err)
 		lastErr = err
 		var nl *NotLeaderError
 		switch {
 		case errors.As(err, &nl):
-			// Refused, not executed: safe to send anywhere.
+			// Refused, not executed: safe to send anywhere. A redirect to
+			// a replica that just timed out is not followed: a follower
+			// names the old leader until it notices it is gone.
 			c.forget(addr)
-			if nl.LeaderAddr != "" && nl.LeaderAddr != addr {
+			if nl.LeaderAddr != "" && nl.LeaderAddr != addr && !c.suspected(nl.LeaderAddr) {
 				c.setLeader(nl.LeaderAddr)
 				if redirects < maxRedirects { // follow it at once, unless replicas disagree
 					redirects++
@@ -312,11 +363,24 @@ func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, call func(con
 			}
 			continue
 		case ctx.Err() != nil:
-			return err
+			return addr, err
 		case errors.Is(err, ErrClosed) && c.closed.Load():
-			return err
+			return addr, err
+		case errors.Is(err, ErrTimeout):
+			// Taken for gone (paused, or cut off): the calls after this
+			// one look for the leader among the other replicas.
+			c.suspect(addr, timeout)
+			switch {
+			case policy == retryIfUnsent:
+				return addr, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+			case policy == retryRead || !replicated:
+				return addr, err
+			}
+			continue
+		case policy == retryRead && replicaFault(err):
+			return addr, err
 		case !replicated:
-			return err
+			return addr, err
 		case errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnknownOutcome):
 			// The replica is shutting down and refused the call before
 			// proposing it: try the others.
@@ -324,17 +388,34 @@ func (c *RemoteClient) do(ctx context.Context, policy retryPolicy, call func(con
 			continue
 		case errors.Is(err, ErrUnknownOutcome) || isTransport(err):
 			c.forget(addr)
-			if policy == retryAlways {
+			if policy != retryIfUnsent {
 				continue
 			}
 			if errors.Is(err, ErrUnknownOutcome) {
-				return err
+				return addr, err
 			}
-			return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+			return addr, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 		default:
-			return err
+			return addr, err
 		}
 	}
+}
+
+// attempt makes one call on one replica (addr, for errors) with the
+// deadline timeout. A replica that does not answer in time fails it with
+// ErrTimeout, not context.DeadlineExceeded, which is the caller's own
+// deadline passing.
+func (c *RemoteClient) attempt(ctx context.Context, addr string, timeout time.Duration, rpc bookiepb.BookieClient, fn call) error {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := fn(actx, rpc)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil && actx.Err() != nil && status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Errorf("%w: %s did not answer within %v", ErrTimeout, cmp.Or(addr, "the bookie"), timeout)
+	}
+	return c.wrap(err)
 }
 
 // isTransport reports a gRPC failure that carries no bookie error: the
@@ -351,14 +432,39 @@ func isTransport(err error) bool {
 	return st.Code() == codes.Unavailable || st.Code() == codes.Unknown
 }
 
+// replicaFault reports a Read that failed because of the replica asked,
+// which another may not share: it did not answer in time, or it could not
+// read what it stores (ErrCorrupt, or an error no table row explains: an
+// unreadable log segment, a failing disk).
+func replicaFault(err error) bool {
+	var re *remoteError
+	switch {
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrCorrupt):
+		return true
+	case errors.As(err, &re):
+		return false // the replica's answer, a bookie error
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	return st.Code() == codes.Internal || st.Code() == codes.Unknown || st.Code() == codes.DataLoss
+}
+
 // target is where the next attempt goes: the leader if known, else the
-// next replica in turn.
+// next replica in turn, passing over those under suspicion while others
+// are not.
 func (c *RemoteClient) target() string {
 	c.mu.Lock()
-	leader := c.mu.leader
-	c.mu.Unlock()
-	if leader != "" {
-		return leader
+	defer c.mu.Unlock()
+	if c.mu.leader != "" {
+		return c.mu.leader
+	}
+	now := time.Now()
+	for range c.addrs {
+		if a := c.addrs[int(c.next.Add(1)-1)%len(c.addrs)]; !c.suspectedLocked(a, now) {
+			return a
+		}
 	}
 	return c.addrs[int(c.next.Add(1)-1)%len(c.addrs)]
 }
@@ -376,6 +482,42 @@ func (c *RemoteClient) forget(addr string) {
 		c.mu.leader = ""
 	}
 	c.mu.Unlock()
+}
+
+// suspect drops addr as the leader and passes over it for d: it did not
+// answer a call in time.
+func (c *RemoteClient) suspect(addr string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.leader == addr {
+		c.mu.leader = ""
+	}
+	if c.mu.suspects == nil {
+		c.mu.suspects = map[string]time.Time{}
+	}
+	c.mu.suspects[addr] = time.Now().Add(d)
+}
+
+// trust lifts a suspicion of addr: it answered.
+func (c *RemoteClient) trust(addr string) {
+	c.mu.Lock()
+	delete(c.mu.suspects, addr)
+	c.mu.Unlock()
+}
+
+func (c *RemoteClient) suspected(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.suspectedLocked(addr, time.Now())
+}
+
+func (c *RemoteClient) suspectedLocked(addr string, now time.Time) bool {
+	until, ok := c.mu.suspects[addr]
+	if ok && now.After(until) {
+		delete(c.mu.suspects, addr)
+		return false
+	}
+	return ok
 }
 
 // connected waits until cc is ready, for at most connectTimeout; false
@@ -412,7 +554,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // CreateSegment implements Client.
 func (c *RemoteClient) CreateSegment(ctx context.Context, segment uint64, startOffset int64, epoch uint64) error {
-	return c.do(ctx, retryIfUnsent, func(ctx context.Context, rpc bookiepb.BookieClient) error {
+	return c.do(ctx, retryIfUnsent, c.cfg.WriteTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) error {
 		_, err := rpc.CreateSegment(ctx, &bookiepb.CreateSegmentRequest{Shard: c.shard, Segment: segment, StartOffset: startOffset, Epoch: epoch})
 		return err
 	})
@@ -423,7 +565,7 @@ func (c *RemoteClient) CreateSegment(ctx context.Context, segment uint64, startO
 // reuse them once Append returns.
 func (c *RemoteClient) Append(ctx context.Context, req AppendRequest) (int64, error) {
 	var resp *bookiepb.AppendResponse
-	err := c.do(ctx, retryIfUnsent, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+	err := c.do(ctx, retryIfUnsent, c.cfg.WriteTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
 		resp, err = rpc.Append(ctx, &bookiepb.AppendRequest{Shard: c.shard, Segment: req.Segment, Epoch: req.Epoch, Entries: req.Entries})
 		return err
 	})
@@ -436,7 +578,7 @@ func (c *RemoteClient) Append(ctx context.Context, req AppendRequest) (int64, er
 // Seal implements Client.
 func (c *RemoteClient) Seal(ctx context.Context, segment uint64, epoch uint64, startOffset int64) (SegmentInfo, error) {
 	var resp *bookiepb.SealResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+	err := c.do(ctx, retryAlways, c.cfg.WriteTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
 		resp, err = rpc.Seal(ctx, &bookiepb.SealRequest{Shard: c.shard, Segment: segment, Epoch: epoch, StartOffset: startOffset})
 		return err
 	})
@@ -450,16 +592,106 @@ func (c *RemoteClient) Seal(ctx context.Context, segment uint64, epoch uint64, s
 // and must match the offsets the server sent with it, so corruption
 // anywhere between the shard's disk and the caller is reported as
 // ErrCorrupt. The server caps maxBytes at 16 MiB.
+//
+// A read the leader fails itself (it does not answer in time, or cannot
+// read its log: replicaFault) is served by the other replicas
+// (readReplicas); a ctx under WithFollowerReads starts there.
 func (c *RemoteClient) Read(ctx context.Context, segment uint64, fromOffset int64, maxBytes int) ([]Entry, error) {
-	var resp *bookiepb.ReadResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
-		resp, err = rpc.Read(ctx, &bookiepb.ReadRequest{Shard: c.shard, Segment: segment, FromOffset: fromOffset, MaxBytes: int64(maxBytes), FollowerRead: followerReads(ctx)})
+	var entries []Entry
+	addr, err := c.run(ctx, retryRead, c.cfg.ReadTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+		entries, err = readRPC(ctx, rpc, c.shard, segment, fromOffset, maxBytes)
 		return err
 	})
+	if err == nil || len(c.addrs) < 2 || addr == "" || ctx.Err() != nil || c.closed.Load() || !replicaFault(err) {
+		return entries, err
+	}
+	return c.readReplicas(ctx, segment, fromOffset, maxBytes, addr, err)
+}
+
+func readRPC(ctx context.Context, rpc bookiepb.BookieClient, shard string, segment uint64, fromOffset int64, maxBytes int) ([]Entry, error) {
+	resp, err := rpc.Read(ctx, &bookiepb.ReadRequest{Shard: shard, Segment: segment, FromOffset: fromOffset, MaxBytes: int64(maxBytes), FollowerRead: followerReads(ctx)})
 	if err != nil {
 		return nil, err
 	}
 	return entriesFromPB(segment, resp.GetEntries())
+}
+
+// errBehind is a replica's empty answer to a read that it cannot vouch
+// for: the segment is not sealed there, so entries may exist that it has
+// not applied.
+var errBehind = errors.New("bookie: the replica may not have applied the entries asked for")
+
+// readReplicas serves a Read that the replica at failed could not (cause)
+// from the shard's other replicas, as follower reads: whatever a replica
+// has applied is committed and final, so any entries it returns will do.
+// An empty answer is taken only from a replica on which the segment is
+// sealed and has nothing at or after fromOffset: a lagging replica may
+// lack acknowledged entries of an open segment (or a sealed one's seal),
+// and its "nothing there" would read as the segment's end. If no replica
+// serves the read, it fails with cause.
+func (c *RemoteClient) readReplicas(ctx context.Context, segment uint64, fromOffset int64, maxBytes int, failed string, cause error) ([]Entry, error) {
+	ctx = WithFollowerReads(ctx)
+	var errs []error
+	for _, addr := range c.others(failed) {
+		var entries []Entry
+		err := c.on(ctx, addr, c.cfg.ReadTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+			entries, err = readRPC(ctx, rpc, c.shard, segment, fromOffset, maxBytes)
+			return err
+		})
+		if err == nil && len(entries) == 0 {
+			var info *bookiepb.InfoResponse
+			err = c.on(ctx, addr, c.cfg.ReadTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+				info, err = rpc.Info(ctx, &bookiepb.InfoRequest{Shard: c.shard, Segment: segment, FollowerRead: true})
+				return err
+			})
+			if si := infoFromPB(info.GetInfo()); err == nil && (si.State != SegmentSealed || max(fromOffset, si.StartOffset) < si.NextOffset) {
+				// Entries appeared since, or may exist beyond what it has.
+				err = fmt.Errorf("%w: segment %d is %v there, next offset %d", errBehind, segment, si.State, si.NextOffset)
+			}
+		}
+		if err == nil {
+			return entries, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	}
+	return nil, fmt.Errorf("%w (no other replica served the read: %v)", cause, errors.Join(errs...))
+}
+
+// others returns the replicas but skip, those under suspicion last.
+func (c *RemoteClient) others(skip string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	var ok, suspects []string
+	for _, a := range c.addrs {
+		switch {
+		case a == skip:
+		case c.suspectedLocked(a, now):
+			suspects = append(suspects, a)
+		default:
+			ok = append(ok, a)
+		}
+	}
+	return append(ok, suspects...)
+}
+
+// on makes one attempt of fn on the replica at addr, if it is reachable.
+func (c *RemoteClient) on(ctx context.Context, addr string, timeout time.Duration, fn call) error {
+	cc, err := c.conns.conn(addr)
+	if err != nil {
+		return err
+	}
+	if !connected(ctx, cc) {
+		return status.Errorf(codes.Unavailable, "bookie: no connection to %s (%s)", addr, cc.GetState())
+	}
+	err = c.attempt(ctx, addr, timeout, bookiepb.NewBookieClient(cc), fn)
+	if errors.Is(err, ErrTimeout) {
+		c.suspect(addr, timeout)
+	}
+	return err
 }
 
 // entriesFromPB checks and converts a ReadResponse's entries. The data
@@ -482,7 +714,7 @@ func entriesFromPB(segment uint64, pbs []*bookiepb.Entry) ([]Entry, error) {
 // Info implements Client.
 func (c *RemoteClient) Info(ctx context.Context, segment uint64) (SegmentInfo, error) {
 	var resp *bookiepb.InfoResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+	err := c.do(ctx, retryAlways, c.cfg.ReadTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
 		resp, err = rpc.Info(ctx, &bookiepb.InfoRequest{Shard: c.shard, Segment: segment, FollowerRead: followerReads(ctx)})
 		return err
 	})
@@ -494,7 +726,7 @@ func (c *RemoteClient) Info(ctx context.Context, segment uint64) (SegmentInfo, e
 
 // DeleteSegment implements Client.
 func (c *RemoteClient) DeleteSegment(ctx context.Context, segment uint64) error {
-	return c.do(ctx, retryIfUnsent, func(ctx context.Context, rpc bookiepb.BookieClient) error {
+	return c.do(ctx, retryIfUnsent, c.cfg.WriteTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) error {
 		_, err := rpc.Delete(ctx, &bookiepb.DeleteRequest{Shard: c.shard, Segment: segment})
 		return err
 	})
@@ -503,7 +735,7 @@ func (c *RemoteClient) DeleteSegment(ctx context.Context, segment uint64) error 
 // ListSegments implements Client.
 func (c *RemoteClient) ListSegments(ctx context.Context, after uint64, limit int) ([]SegmentInfo, error) {
 	var resp *bookiepb.ListResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
+	err := c.do(ctx, retryAlways, c.cfg.ReadTimeout, func(ctx context.Context, rpc bookiepb.BookieClient) (err error) {
 		resp, err = rpc.List(ctx, &bookiepb.ListRequest{Shard: c.shard, After: after, Limit: int32(listLimit(limit)), FollowerRead: followerReads(ctx)})
 		return err
 	})

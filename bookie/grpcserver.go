@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
@@ -60,10 +61,14 @@ const maxStreamsPerConn = 1024
 
 // GRPCServerOptions are the grpc.ServerOptions a server of the bookie
 // service needs: message size limits of MaxGRPCMessageSize, flow-control
-// windows and a buffer pool sized for batches of entries, and a bound on
-// the calls in flight per connection.
+// windows and a buffer pool sized for batches of entries, a bound on the
+// calls in flight per connection, and a keepalive policy that accepts the
+// pings of RemoteClients (every 10 s or more, idle connections included;
+// gRPC's default policy would close such a connection as abusive after a
+// few pings).
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.MaxRecvMsgSize(MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(MaxGRPCMessageSize),

@@ -41,9 +41,9 @@ type fault struct {
 	detail string        // how the target was found, e.g. "leader of s1"
 	hold   time.Duration // how long the fault lasts
 
-	start     time.Time // injected
-	healed    time.Time // undone (for a kill: the restarted process is ready)
-	recovered time.Time // the cluster was healthy again (zero: not within recoveryTimeout)
+	start     time.Time   // injected
+	healed    time.Time   // undone (for a kill: the restarted process is ready)
+	recovered time.Time   // the cluster was healthy again (zero: not within recoveryTimeout)
 	notes     []violation // what went wrong meanwhile
 }
 

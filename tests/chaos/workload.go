@@ -423,4 +423,6 @@ func (h *history) partitionsSilentSince(t time.Time) []partKey {
 	return out
 }
 
-func (h *history) everyPartitionAckedSince(t time.Time) bool { return len(h.partitionsSilentSince(t)) == 0 }
+func (h *history) everyPartitionAckedSince(t time.Time) bool {
+	return len(h.partitionsSilentSince(t)) == 0
+}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,13 +35,35 @@ type Options struct {
 	Address string
 	// Logger receives the client's logs; default: discarded.
 	Logger *slog.Logger
+	// LookupTimeout bounds a lookup sent to one broker: one that does not
+	// answer in time (paused, cut off by the network) is passed over for
+	// the next known broker. Default 5s.
+	LookupTimeout time.Duration
+	// KeepAlive is how long a broker connection may stay silent before the
+	// client pings the broker; a broker that does not answer the ping
+	// within KeepAliveTimeout is taken as gone, and the streams on it are
+	// opened again on the partition's owner. It finds a broker that is
+	// paused or cut off by the network, which never closes its
+	// connections. Default 10s, gRPC's least; brokers accept pings every
+	// 5s.
+	KeepAlive time.Duration
+	// KeepAliveTimeout: see KeepAlive. Default 5s.
+	KeepAliveTimeout time.Duration
 }
+
+// Defaults of Options.
+const (
+	DefaultLookupTimeout    = 5 * time.Second
+	DefaultKeepAlive        = 10 * time.Second
+	DefaultKeepAliveTimeout = 5 * time.Second
+)
 
 // Client is a connection to a Magnetar cluster: one gRPC connection per
 // broker it talks to. It is safe for concurrent use; create producers and
 // consumers from it and Close it last.
 type Client struct {
-	log *slog.Logger
+	log  *slog.Logger
+	opts Options // with defaults
 
 	mu struct {
 		sync.Mutex
@@ -62,7 +85,10 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{log: opts.Logger.With("component", "client")}
+	opts.LookupTimeout = cmp.Or(opts.LookupTimeout, DefaultLookupTimeout)
+	opts.KeepAlive = cmp.Or(opts.KeepAlive, DefaultKeepAlive)
+	opts.KeepAliveTimeout = cmp.Or(opts.KeepAliveTimeout, DefaultKeepAliveTimeout)
+	c := &Client{log: opts.Logger.With("component", "client"), opts: opts}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.routes = make(map[string]*topicRoute)
 	c.mu.lookupAddrs = addrs

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -34,11 +35,13 @@ import (
 // Streams opened through service follow owners by themselves:
 //   - Until a stream's first answer, a redirect or an unreachable broker
 //     (UNAVAILABLE) makes it look the partition up again and open the
-//     stream on the owner, with backoff, for up to handshakeTimeout. It
-//     gives up at once when no broker answers the lookup, or when the
-//     lookup names the broker just found unreachable (a dead owner keeps
-//     its bundles until its lease expires): the caller's own retries
-//     decide how long to wait for that.
+//     stream on the owner, with backoff, for up to handshakeTimeout.
+//     After an unreachable broker it gives up at once when no broker
+//     answers the lookup, or when the lookup names the broker just found
+//     unreachable (a dead owner keeps its bundles until its lease
+//     expires): the caller's own retries decide how long to wait for
+//     that. After a redirect it goes on looking: the bundle is moving, or
+//     the metadata service is electing a leader.
 //   - A Produce stream keeps the sends not answered yet. When a broker
 //     ends the stream with a redirect, or the stream breaks in any way
 //     that may pass (UNAVAILABLE: the broker died or is shutting down,
@@ -50,6 +53,12 @@ import (
 //     expires. Other errors are the caller's to handle.
 //   - Every break forgets the topic's owners, so the caller's next
 //     reconnect looks them up again.
+//
+// A broker that is paused or cut off by the network closes no connection:
+// a lookup it does not answer within Options.LookupTimeout goes to the
+// next broker, and a connection that stays silent is pinged
+// (Options.KeepAlive) and closed when the ping gets no answer, which breaks
+// its streams as a crash would.
 
 // OwnerTrailer is the trailer key naming the owner of a partition on a
 // redirect (protocol/native.OwnerTrailer).
@@ -82,6 +91,9 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time: c.opts.KeepAlive, Timeout: c.opts.KeepAliveTimeout, PermitWithoutStream: true,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -100,7 +112,8 @@ func (c *Client) svcAt(addr string) (nativepb.MagnetarClient, error) {
 
 // lookup sends a Lookup to the known brokers in turn, starting with the
 // last one that answered, until one answers (or fails for a reason other
-// than being unreachable). It records the owners and the live brokers.
+// than being unreachable or not answering within LookupTimeout). It
+// records the owners and the live brokers.
 func (c *Client) lookup(ctx context.Context, req *nativepb.LookupRequest) (*nativepb.LookupResponse, error) {
 	c.mu.Lock()
 	addrs := slices.Clone(c.mu.lookupAddrs)
@@ -113,10 +126,12 @@ func (c *Client) lookup(ctx context.Context, req *nativepb.LookupRequest) (*nati
 		if err != nil {
 			return nil, err
 		}
-		resp, err := svc.Lookup(ctx, req)
+		actx, cancel := context.WithTimeout(ctx, c.opts.LookupTimeout)
+		resp, err := svc.Lookup(actx, req)
+		cancel()
 		if err != nil {
 			lastErr = err
-			if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+			if code := status.Code(err); (code == codes.Unavailable || code == codes.DeadlineExceeded) && ctx.Err() == nil {
 				continue
 			}
 			return nil, err
@@ -385,22 +400,27 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 			return nil, err
 		}
 		var moving *movingError
-		if isRedirect || resend || errors.As(err, &moving) {
+		// A redirect, or a lookup that found no owner: the bundle moves.
+		moves := isRedirect || errors.As(err, &moving)
+		if moves || resend {
 			// Not (only) a broker found unreachable: a resend goes on
 			// trying the owner the lookup names, as a dead owner keeps its
 			// bundles until its lease expires.
 			curAddr = ""
 		}
 		addr, ok := s.r.follow(s.ctx, to, curAddr, &backoff)
-		if !ok && !resend {
+		if !ok && !resend && !moves {
 			s.r.c.forget(s.r.topic)
 			return nil, err
 		}
 		var lerr error
 		switch {
-		case !ok:
+		case !ok && resend:
 			lerr = err // no broker answered the lookup: try again
-		case addr == "":
+		case !ok || addr == "":
+			// A redirect whose lookup failed (the metadata service or the
+			// brokers are busy electing), or that names no owner yet (the
+			// bundle is moving): look again until the deadline.
 			lerr = &movingError{topic: s.r.topic}
 		}
 		s.reopen(addr, lerr)
@@ -588,11 +608,13 @@ func (s *routedConsume) Recv() (*nativepb.ConsumeResponse, error) {
 		}
 		failed := s.addr
 		var moving *movingError
-		if _, isRedirect := redirect(err, trailer); isRedirect || errors.As(err, &moving) {
+		_, isRedirect := redirect(err, trailer)
+		moves := isRedirect || errors.As(err, &moving)
+		if moves {
 			failed = ""
 		}
 		addr, ok := s.r.follow(s.ctx, to, failed, &backoff)
-		if !ok {
+		if !ok && !moves {
 			s.r.c.forget(s.r.topic)
 			return nil, err
 		}

@@ -163,7 +163,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.serving.Go(func() { s.serve("http", func() error { return s.httpSrv.Serve(s.httpLn) }) })
-	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.Broker.MaxMessageBytes + 1<<20))
+	s.grpcSrv = grpc.NewServer(native.GRPCServerOptions(cfg.Broker.MaxMessageBytes)...)
 	native.NewServer(s.broker, advertised, log).Register(s.grpcSrv)
 	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })
 	if err := s.serveKafka(cfg); err != nil {

@@ -69,7 +69,7 @@ type RemoteClient struct {
 	closed    atomic.Bool
 	next      atomic.Uint64 // round robin over addrs while no leader is known
 
-	cfg       ClientConfig  // the deadlines of its calls
+	cfg ClientConfig // the deadlines of its calls
 
 	mu struct {
 		sync.Mutex

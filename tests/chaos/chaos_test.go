@@ -27,6 +27,9 @@ const (
 var bin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" { // re-executed as another uid (partition_test.go)
+		os.Exit(helperMain())
+	}
 	flag.Parse()
 	if testing.Short() || os.Getenv("CHAOS_MAGNETAR_BIN") != "" {
 		bin = os.Getenv("CHAOS_MAGNETAR_BIN")

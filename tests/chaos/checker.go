@@ -166,11 +166,12 @@ func analyze(topic string, log partitionLog, h *history) (topicCounts, []violati
 		recs := log[p]
 		tc.stored += len(recs)
 		last := map[string]int{} // producer -> last sequence in this partition
-		for i, r := range recs {
-			if want := int64(i); r.offset != want {
-				out = append(out, violation{"gap", fmt.Sprintf("%s/%d: record %d has offset %d (offsets must be dense from 0)", topic, p, i, r.offset)})
-				break // later records would all repeat it
+		next := int64(0) // offsets are dense from 0
+		for _, r := range recs {
+			if r.offset != next {
+				out = append(out, violation{"gap", fmt.Sprintf("%s/%d: offset %d follows %d (offsets must be dense from 0)", topic, p, r.offset, next-1)})
 			}
+			next = r.offset + 1
 			id, ok := decodeValue(r.value)
 			if !ok {
 				out = append(out, violation{"undecodable", fmt.Sprintf("%s/%d@%d: %.40q", topic, p, r.offset, r.value)})

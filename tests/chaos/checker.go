@@ -166,7 +166,7 @@ func analyze(topic string, log partitionLog, h *history) (topicCounts, []violati
 		recs := log[p]
 		tc.stored += len(recs)
 		last := map[string]int{} // producer -> last sequence in this partition
-		next := int64(0) // offsets are dense from 0
+		next := int64(0)         // offsets are dense from 0
 		for _, r := range recs {
 			if r.offset != next {
 				out = append(out, violation{"gap", fmt.Sprintf("%s/%d: offset %d follows %d (offsets must be dense from 0)", topic, p, r.offset, next-1)})

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
+	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
 
@@ -149,6 +151,18 @@ var doneChan = func() chan struct{} {
 	return c
 }()
 
+// refusedFull reports whether f is done and failed because the segment
+// store's disk was full: nothing was stored.
+func refusedFull(f Future) bool {
+	select {
+	case <-f.Done():
+		_, err := f.Result()
+		return errors.Is(err, bookie.ErrDiskFull)
+	default:
+		return false
+	}
+}
+
 // storedFuture is the Future of a batch found in the log at base.
 func storedFuture(base int64) Future {
 	return Future{&appendReq{done: doneChan, base: base}}
@@ -194,7 +208,13 @@ func (s *producerSeqs) checkLocked(h record.BatchHeader, mode sequencing) (*prod
 	last := lastSeq(h)
 	for i := range st.recent {
 		if r := &st.recent[i]; r.first == h.BaseSequence && r.last == last {
-			return nil, &r.f, nil
+			if !refusedFull(r.f) {
+				return nil, &r.f, nil
+			}
+			// Refused by a full disk, so never stored: this retry is
+			// appended in its place.
+			st.recent = slices.Delete(st.recent, i, i+1)
+			break
 		}
 	}
 	if len(st.recent) == 0 {

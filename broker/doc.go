@@ -10,10 +10,12 @@
 // A topic is a metadata row (/topics/tenant/namespace/topic) holding its
 // partition count; it costs nothing until used. A partition is loaded on
 // first use: the broker raises the partition's epoch with a
-// compare-and-swap, seals the segment the previous owner left open (with
-// the new epoch, which fences the old owner's appends on the segment store)
-// and opens a new segment at the sealed end offset. Offsets are dense: the
-// segment store refuses an append that does not continue the segment.
+// compare-and-swap and seals the segment the previous owner left open (with
+// the new epoch, which fences the old owner's appends on the segment
+// store). The first append opens a new segment at the sealed end offset
+// (opensegment.go), so loading, reading and stats need no writable shard.
+// Offsets are dense: the segment store refuses an append that does not
+// continue the segment.
 //
 // # Ownership and lazy topics
 //
@@ -31,9 +33,13 @@
 // batches; the goroutine takes everything queued, assigns consecutive base
 // offsets and stores the group with one segment-store append (group
 // commit). A batch is acknowledged only once the segment store has made it
-// durable. If an append fails in a way whose outcome is unknown, the
-// partition fails and is reloaded on next use; the reload seals the
-// segment at what was really stored, so no offset is handed out twice.
+// durable. If an append fails in a way whose outcome is unknown (the
+// shard's leader went away, or did not answer within the bookie client's
+// deadline), the partition fails and is reloaded on next use; the reload
+// seals the segment at what was really stored, so no offset is handed out
+// twice. A shard refusing new data for a full disk stored nothing: the
+// group fails with bookie.ErrDiskFull, its offsets are given again, and
+// the partition stays loaded.
 //
 // # Consume
 //

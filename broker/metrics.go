@@ -12,6 +12,8 @@ type metrics struct {
 	partitionsLoaded prometheus.Gauge
 
 	partitionsIdleUnloaded prometheus.Counter
+	// Batches refused because the segment store's disk is full.
+	appendsRefusedFull prometheus.Counter
 
 	// Policies acting on stored data (retention.go, backlog.go).
 	segmentsDeleted  prometheus.Counter
@@ -49,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		partitionsIdleUnloaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "magnetar_broker_partitions_idle_unloaded_total", Help: "Partitions unloaded after their idle timeout.",
 		}),
+		appendsRefusedFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "magnetar_broker_batches_refused_disk_full_total", Help: "Produced batches refused because the segment store's shard has too little free disk space.",
+		}),
 		segmentsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "magnetar_broker_retention_segments_deleted_total", Help: "Sealed segments deleted by retention.",
 		}),
@@ -67,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.messagesIn, m.bytesIn, m.messagesOut, m.appendLatency, m.readsCache, m.readsStore, m.partitionsLoaded, m.partitionsIdleUnloaded,
-			m.segmentsDeleted, m.messagesExpired, m.messagesEvicted, m.publishesHeld, m.publishesRefused)
+			m.appendsRefusedFull, m.segmentsDeleted, m.messagesExpired, m.messagesEvicted, m.publishesHeld, m.publishesRefused)
 	}
 	return m
 }

@@ -58,9 +58,12 @@ type partition struct {
 
 	// Owned by the run goroutine.
 	assignNext int64
-	openStore  bookie.Client // the shard of the open segment
-	openedAt   time.Time     // when the open segment was opened (roll by age)
-	lastAppend time.Time     // when the last group was appended
+	// openStore is the shard of the open segment, the last of the row; nil
+	// until the next append opens one (openNext), after a load or a roll.
+	openStore  bookie.Client
+	openedAt   time.Time // when the open segment was opened (roll by age)
+	lastAppend time.Time // when the last group was appended
+	storeFull  bool      // the last group was refused for a full disk (opensegment.go)
 
 	mu struct {
 		sync.Mutex
@@ -105,8 +108,10 @@ func (f Future) Wait(ctx context.Context) (int64, error) {
 }
 
 // loadPartition takes ownership of a partition: it raises the partition's
-// epoch in the metadata store, seals the previous owner's open segment on
-// the segment store (fencing it), and opens a new segment.
+// epoch in the metadata store and seals the previous owner's open segment
+// on the segment store (fencing it). It writes nothing else to the segment
+// store: the first append opens a new segment (openNext), so a partition
+// loads, and is read, while its shard refuses new data (a full disk).
 func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32) (*partition, error) {
 	info, err := b.Topic(ctx, name, false)
 	if err != nil {
@@ -122,7 +127,6 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 	}
 	// Seal what the previous owner left open. Sealing with our epoch fences
 	// it: its appends fail from now on, and the end offset is final.
-	next := int64(0) // kept if the sealed segment was the only one (retention deleted the rest)
 	if n := len(pm.Segments); n > 0 && pm.Segments[n-1].State == catalogpb.SegmentState_SEGMENT_OPEN {
 		last := pm.Segments[n-1]
 		store, err := b.segmentStore(ctx, last)
@@ -137,20 +141,25 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		last.EndOffset = si.NextOffset
 		last.Bytes = si.Bytes
 		last.SealedUnixMs = time.Now().UnixMilli()
-		next = last.EndOffset
-		if last.EndOffset == last.StartOffset {
-			pm.Segments = pm.Segments[:n-1] // nothing in it
+		// An empty segment is dropped, unless it is the only one: the last
+		// segment records where the offsets go on (retention may have
+		// deleted the others) until the next one opens.
+		empty := last.EndOffset == last.StartOffset && n > 1
+		if empty {
+			pm.Segments = pm.Segments[:n-1]
+		}
+		if version, err = b.putPartitionMeta(ctx, pn, pm, version); err != nil {
+			return nil, err
+		}
+		if empty {
 			if err := store.DeleteSegment(ctx, last.Id); err != nil && !errors.Is(err, bookie.ErrSegmentNotFound) {
 				b.log.Warn("deleting empty segment", "segment", last.Id, "err", err)
 			}
 		}
 	}
+	next := int64(0)
 	if n := len(pm.Segments); n > 0 {
 		next = pm.Segments[n-1].EndOffset
-	}
-	version, store, err := b.openSegment(ctx, pn, pm, version, next)
-	if err != nil {
-		return nil, err
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	p := &partition{
@@ -166,8 +175,6 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		assignNext: next,
-		openStore:  store,
-		openedAt:   time.Now(),
 	}
 	p.mu.meta = pm
 	p.mu.metaVersion = version
@@ -209,41 +216,6 @@ func (b *Broker) claimPartition(ctx context.Context, pn catalog.PartitionName) (
 		}
 		return pm, nv, nil
 	}
-}
-
-// openSegment places a new open segment starting at start on a shard,
-// records it in the partition's metadata and creates it there. It returns
-// the metadata's new version and the shard's client.
-func (b *Broker) openSegment(ctx context.Context, pn catalog.PartitionName, pm *catalogpb.Partition, version int64, start int64) (int64, bookie.Client, error) {
-	id, err := b.allocSegmentID(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	shard, err := b.shards.Place(ctx)
-	if err != nil {
-		return 0, nil, fmt.Errorf("broker: placing segment %d: %w", id, err)
-	}
-	seg := &catalogpb.Segment{
-		Id:            id,
-		State:         catalogpb.SegmentState_SEGMENT_OPEN,
-		StartOffset:   start,
-		Epoch:         pm.Epoch,
-		Shard:         shard,
-		CreatedUnixMs: time.Now().UnixMilli(),
-	}
-	store, err := b.segmentStore(ctx, seg)
-	if err != nil {
-		return 0, nil, err
-	}
-	pm.Segments = append(pm.Segments, seg)
-	nv, err := b.putPartitionMeta(ctx, pn, pm, version)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := store.CreateSegment(ctx, id, start, pm.Epoch); err != nil {
-		return 0, nil, fmt.Errorf("broker: creating segment %d on shard %q: %w", id, shard, err)
-	}
-	return nv, store, nil
 }
 
 // putPartitionMeta writes the partition row with compare-and-swap: creates
@@ -372,6 +344,12 @@ func (p *partition) fail(err error) {
 
 func (p *partition) appendGroup(group []*appendReq, size int) error {
 	start := time.Now()
+	if p.openStore == nil {
+		if err := p.openNext(); err != nil {
+			return p.refuse(group, err)
+		}
+	}
+	base := p.assignNext
 	entries := make([][]byte, len(group))
 	for i, r := range group {
 		record.SetBaseOffset(r.batch, p.assignNext)
@@ -386,15 +364,15 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 	if err == nil && next != p.assignNext {
 		err = fmt.Errorf("broker: segment store returned next offset %d, expected %d", next, p.assignNext)
 	}
+	if errors.Is(err, bookie.ErrDiskFull) {
+		p.assignNext = base // nothing was stored: the offsets go to the next group
+	}
 	if err != nil {
-		// The outcome is unknown: the append may have been stored. The
-		// partition fails and the next owner's seal decides.
-		rerr := fmt.Errorf("%w: %w", ErrPartitionFailed, err)
-		for _, r := range group {
-			r.err, r.batch = rerr, nil
-			close(r.done)
-		}
-		return err
+		return p.refuse(group, err)
+	}
+	if p.storeFull {
+		p.storeFull = false
+		p.log.Info("appends resumed: the segment store has room again")
 	}
 	p.b.metrics.appendLatency.Observe(time.Since(start).Seconds())
 	p.b.metrics.bytesIn.Add(float64(size))
@@ -423,8 +401,8 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 	return nil
 }
 
-// roll seals the open segment and opens the next one, which the segment
-// store may place on another shard.
+// roll seals the open segment; the next append opens the next one
+// (openNext), which the segment store may place on another shard.
 func (p *partition) roll() error {
 	p.mu.Lock()
 	pm := proto.Clone(p.mu.meta).(*catalogpb.Partition)
@@ -444,12 +422,11 @@ func (p *partition) roll() error {
 	if !p.lastAppend.IsZero() {
 		last.LastAppendUnixMs = p.lastAppend.UnixMilli()
 	}
-	version, store, err := p.b.openSegment(p.ctx, p.pname, pm, version, si.NextOffset)
+	version, err = p.b.putPartitionMeta(p.ctx, p.pname, pm, version)
 	if err != nil {
 		return err
 	}
-	p.openStore = store
-	p.openedAt = now
+	p.openStore = nil
 	p.mu.Lock()
 	p.mu.meta = pm
 	p.mu.metaVersion = version

@@ -316,10 +316,11 @@ func (p *partition) applyRetention(ctx context.Context, subs []*subscription, po
 	return nil
 }
 
-// deletableSegments returns the prefix of segs (never the open one) that
-// retention may delete: segments entirely below minCursor whose last
-// append is older than the retention time, or which the retention size
-// no longer covers. openBytes is the open segment's size.
+// deletableSegments returns the prefix of segs (never the open one, nor
+// the last one: while no segment is open, it records where the offsets go
+// on) that retention may delete: segments entirely below minCursor whose
+// last append is older than the retention time, or which the retention
+// size no longer covers. openBytes is the open segment's size.
 func deletableSegments(segs []*catalogpb.Segment, openBytes, minCursor int64, pol EffectivePolicies, now time.Time) []*catalogpb.Segment {
 	total := openBytes
 	for _, s := range segs {
@@ -327,8 +328,8 @@ func deletableSegments(segs []*catalogpb.Segment, openBytes, minCursor int64, po
 	}
 	var out []*catalogpb.Segment
 	deleted := int64(0)
-	for _, s := range segs {
-		if s.State == catalogpb.SegmentState_SEGMENT_OPEN || s.EndOffset > minCursor {
+	for i, s := range segs {
+		if s.State == catalogpb.SegmentState_SEGMENT_OPEN || s.EndOffset > minCursor || i == len(segs)-1 {
 			break
 		}
 		expired := pol.RetentionTime >= 0 && now.Sub(segmentTime(s)) >= pol.RetentionTime

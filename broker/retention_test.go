@@ -157,9 +157,9 @@ func TestRetentionDeletesExactlyTheConsumedSealedSegments(t *testing.T) {
 	}
 }
 
-// A partition whose sealed segments were all deleted, and whose open
-// segment is empty, continues its offsets when it is loaded again (the
-// new owner drops the empty segment but not the offsets).
+// A partition whose data retention deleted, all but the last sealed
+// segment (kept while no segment is open: it records where the offsets go
+// on), continues its offsets when it is loaded again.
 func TestOffsetsContinueAfterRetentionEmptiedThePartition(t *testing.T) {
 	s := newStores(t)
 	b := policyBroker(t, s)
@@ -181,8 +181,8 @@ func TestOffsetsContinueAfterRetentionEmptiedThePartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.EnforcePolicies(ctxT(t))
-	if st := internalStats(t, b, n); len(st.Segments) != 1 || st.StartOffset != 200 {
-		t.Fatalf("before the reload: %d segments from %d, want only the empty open one at 200", len(st.Segments), st.StartOffset)
+	if st := internalStats(t, b, n); len(st.Segments) != 1 || st.Segments[0].State != "sealed" || st.EndOffset != 200 {
+		t.Fatalf("before the reload: %d segments up to %d, want only the last sealed one, ending at 200", len(st.Segments), st.EndOffset)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -422,8 +422,8 @@ func TestBacklogQuotaEvictionDropsTheOldestBacklog(t *testing.T) {
 }
 
 // An open segment older than --broker.segment-max-age that holds data is
-// sealed by the policy loop (so retention can reach it); an empty one is
-// not rolled.
+// sealed by the policy loop (so retention can reach it), and the next
+// publish opens the next one.
 func TestSegmentRollsByAge(t *testing.T) {
 	b := policyBroker(t, newStores(t), func(c *Config) {
 		c.SegmentMaxBytes = 1 << 30
@@ -435,14 +435,20 @@ func TestSegmentRollsByAge(t *testing.T) {
 	}
 	poll(t, "the aged segment to roll", func() bool {
 		b.EnforcePolicies(ctxT(t))
-		return len(internalStats(t, b, n).Segments) == 2
+		return internalStats(t, b, n).Segments[0].State == "sealed"
 	})
 	for range 3 {
 		b.EnforcePolicies(ctxT(t))
 	}
 	st := internalStats(t, b, n)
-	if len(st.Segments) != 2 || st.Segments[0].State != "sealed" || st.Segments[0].EndOffset != 3 || st.Segments[0].SealedUnixMs == 0 {
-		t.Fatalf("segments after rolling by age: %+v; want one sealed [0, 3) with its seal time, then the empty open one", st.Segments)
+	if len(st.Segments) != 1 || st.Segments[0].EndOffset != 3 || st.Segments[0].SealedUnixMs == 0 {
+		t.Fatalf("segments after rolling by age: %+v; want one sealed [0, 3) with its seal time, and no open one", st.Segments)
+	}
+	if base, err := b.Publish(ctxT(t), n, 0, values("v", 3, 1)); err != nil || base != 3 {
+		t.Fatalf("publish after the roll: offset %d, %v; want 3", base, err)
+	}
+	if st := internalStats(t, b, n); len(st.Segments) != 2 || st.Segments[1].State != "open" || st.Segments[1].StartOffset != 3 {
+		t.Fatalf("segments after the next publish: %+v; want the sealed one, then an open one from 3", st.Segments)
 	}
 }
 

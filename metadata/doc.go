@@ -65,6 +65,10 @@
 // from that moment: a leader change never expires a live lease, though it
 // may let a dead holder's keys live up to one TTL longer. Until it has
 // done so it refuses KeepAlive as a follower would, and the client retries.
+// A KeepAlive that finds its lease gone is confirmed with a majority before
+// it is answered: a leader that was paused wakes up with every deadline
+// past and may not know yet that it was deposed, and then answers
+// NotLeader rather than tell a live holder its lease is gone.
 //
 // # History and compaction
 //
@@ -104,12 +108,15 @@
 // heartbeat).
 //
 // Client finds the leader from any address it is given, follows the
-// redirects of followers and the leader changes, and retries only what is
-// safe: reads, unconditional writes, KeepAlive, Grant and Revoke always,
+// redirects of followers and the leader changes, bounds every call to a
+// node by its call timeout (a node that does not answer in time, as a
+// paused one, is forgotten and the leader looked for on every node at
+// once), and retries only what is safe: reads, unconditional writes, KeepAlive, Grant and Revoke always,
 // compare-and-swap writes and Txns only when they surely did not execute
 // (otherwise ErrUnknownOutcome). Its watches resume on the new leader from
 // the last revision they delivered, so a failover neither loses nor repeats
-// an event.
+// an event; a server sends a heartbeat on a quiet watch every second, and
+// a watch silent for three of them resumes elsewhere.
 //
 // # Implementation
 //

@@ -25,6 +25,13 @@ type node struct {
 
 func startCluster(t testing.TB) []*node {
 	t.Helper()
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith starts a cluster whose node i serves gRPC with the
+// server options optsOf(i) (nil: none).
+func startClusterWith(t testing.TB, optsOf func(i int) []grpc.ServerOption) []*node {
+	t.Helper()
 	var (
 		lis   []net.Listener
 		peers metadata.Peers
@@ -52,7 +59,11 @@ func startCluster(t testing.TB) []*node {
 				return
 			}
 			t.Cleanup(func() { _ = svc.Close() })
-			srv := grpc.NewServer()
+			var opts []grpc.ServerOption
+			if optsOf != nil {
+				opts = optsOf(i)
+			}
+			srv := grpc.NewServer(opts...)
 			metadata.NewGRPCServer(svc).Register(srv)
 			done := make(chan struct{})
 			go func() {

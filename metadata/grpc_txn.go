@@ -63,7 +63,7 @@ func (c *Client) Txn(ctx context.Context, req TxnRequest) (TxnResponse, error) {
 	}
 	preq := txnToPB(req)
 	var resp *metadatapb.TxnResponse
-	err := c.do(ctx, retryIfUnsent, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+	err := c.do(ctx, retryIfUnsent, func(ctx context.Context, _ string, mc metadatapb.MetadataClient) (err error) {
 		resp, err = mc.Txn(ctx, preq)
 		return err
 	})
@@ -85,7 +85,7 @@ func (c *Client) Grant(ctx context.Context, ttl time.Duration) (LeaseID, error) 
 	}
 	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
 	var resp *metadatapb.GrantResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+	err := c.do(ctx, retryAlways, func(ctx context.Context, _ string, mc metadatapb.MetadataClient) (err error) {
 		resp, err = mc.Grant(ctx, &metadatapb.GrantRequest{TtlMs: ms})
 		return err
 	})
@@ -98,7 +98,7 @@ func (c *Client) Grant(ctx context.Context, ttl time.Duration) (LeaseID, error) 
 // KeepAlive implements Store; it is idempotent and retried.
 func (c *Client) KeepAlive(ctx context.Context, id LeaseID) (time.Duration, error) {
 	var resp *metadatapb.KeepAliveResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+	err := c.do(ctx, retryAlways, func(ctx context.Context, _ string, mc metadatapb.MetadataClient) (err error) {
 		resp, err = mc.KeepAlive(ctx, &metadatapb.KeepAliveRequest{Id: int64(id)})
 		return err
 	})
@@ -113,9 +113,9 @@ func (c *Client) KeepAlive(ctx context.Context, id LeaseID) (time.Duration, erro
 // retry counts as success.
 func (c *Client) Revoke(ctx context.Context, id LeaseID) error {
 	uncertain := false
-	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) error {
+	err := c.do(ctx, retryAlways, func(ctx context.Context, _ string, mc metadatapb.MetadataClient) error {
 		_, err := mc.Revoke(ctx, &metadatapb.RevokeRequest{Id: int64(id)})
-		if e := fromStatus(err); e != nil && (errors.Is(e, ErrUnknownOutcome) || errors.Is(e, ErrClosed) || isTransport(e)) {
+		if e := fromStatus(err); e != nil && (ctx.Err() != nil || errors.Is(e, ErrUnknownOutcome) || errors.Is(e, ErrClosed) || isTransport(e)) {
 			uncertain = true
 		}
 		return err

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/magnetar-mq/magnetar/metadata/metadatapb"
@@ -32,10 +33,18 @@ import (
 //
 // Get and Range are linearizable; under a context from WithStaleReads they
 // may be served by any node (faster, possibly stale).
+//
+// Every call to a node is bounded by the call timeout (WithCallTimeout), so
+// a node that stops answering (paused, overloaded, cut off) costs at most
+// that long: the client then forgets it as the leader, asks every node at
+// once who leads, and retries there. gRPC keepalive pings find dead
+// connections that carry no call, and watch streams expect the server's
+// heartbeats.
 type Client struct {
-	addrs  []string
-	logger *slog.Logger
-	dial   []grpc.DialOption
+	addrs       []string
+	logger      *slog.Logger
+	dial        []grpc.DialOption
+	callTimeout time.Duration
 
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
@@ -65,13 +74,34 @@ func WithGRPCDialOptions(opts ...grpc.DialOption) ClientOption {
 	return func(c *Client) { c.dial = append(c.dial, opts...) }
 }
 
-// Timings of the client, fixed: they only bound how fast it notices a dead
-// node and how hard it retries.
+// WithCallTimeout bounds each call to a node (default DefaultCallTimeout):
+// one that takes longer counts as a node that is gone. The caller's context
+// still bounds the whole operation, retries included. A read, an
+// unconditional write, a lease call or a watch is then retried on the
+// leader; a compare-and-swap write or a Txn fails with ErrUnknownOutcome.
+// It must exceed the slowest write a healthy cluster takes.
+func WithCallTimeout(d time.Duration) ClientOption {
+	return func(c *Client) { c.callTimeout = d }
+}
+
+// DefaultCallTimeout is the client's default bound on one call to a node.
+// With the default election timeout (500ms) a new leader is serving well
+// before it passes, so a paused leader costs a writer about this long.
+const DefaultCallTimeout = 2 * time.Second
+
+// The other timings of the client, fixed: they only bound how fast it
+// notices a dead node and how hard it retries.
 const (
-	connectTimeout = 2 * time.Second        // wait for a connection to a node
-	statusTimeout  = 2 * time.Second        // a Status call during discovery
+	connectTimeout = time.Second            // wait for a connection to a node
+	statusTimeout  = time.Second            // the Status calls of a discovery
 	retryMin       = 20 * time.Millisecond  // first pause between rounds
 	retryMax       = 500 * time.Millisecond // longest pause between rounds
+	// keepaliveTime and keepaliveTimeout: an idle connection is pinged
+	// after keepaliveTime (gRPC's smallest for clients) and closed if the
+	// ping is not answered within keepaliveTimeout. The server's
+	// enforcement policy (GRPCServerOptions) permits that rate.
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 3 * time.Second
 )
 
 // Dial connects to the metadata cluster whose nodes (any of them, at least
@@ -81,16 +111,20 @@ func Dial(ctx context.Context, addrs []string, opts ...ClientOption) (*Client, e
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: no addresses to dial", ErrInvalidConfig)
 	}
-	c := &Client{addrs: slices.Clone(addrs), logger: slog.New(slog.DiscardHandler)}
+	c := &Client{addrs: slices.Clone(addrs), logger: slog.New(slog.DiscardHandler), callTimeout: DefaultCallTimeout}
 	c.dial = []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: time.Second,
+			MinConnectTimeout: connectTimeout,
 		}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.callTimeout <= 0 {
+		return nil, fmt.Errorf("%w: call timeout %v is not positive", ErrInvalidConfig, c.callTimeout)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.conns = map[string]*grpc.ClientConn{}
@@ -125,7 +159,7 @@ func (c *Client) Close() error {
 // Get implements Store.
 func (c *Client) Get(ctx context.Context, key string) (KV, bool, error) {
 	var resp *metadatapb.GetResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+	err := c.do(ctx, retryAlways, func(ctx context.Context, _ string, mc metadatapb.MetadataClient) (err error) {
 		resp, err = mc.Get(ctx, &metadatapb.GetRequest{Key: key, Stale: staleReads(ctx)})
 		return err
 	})
@@ -138,7 +172,7 @@ func (c *Client) Get(ctx context.Context, key string) (KV, bool, error) {
 // Range implements Store.
 func (c *Client) Range(ctx context.Context, prefix string, opts RangeOptions) (RangeResult, error) {
 	var resp *metadatapb.RangeResponse
-	err := c.do(ctx, retryAlways, func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+	err := c.do(ctx, retryAlways, func(ctx context.Context, _ string, mc metadatapb.MetadataClient) (err error) {
 		resp, err = mc.Range(ctx, &metadatapb.RangeRequest{Prefix: prefix, StartAfter: opts.StartAfter, Limit: int64(opts.Limit), Stale: staleReads(ctx)})
 		return err
 	})
@@ -160,7 +194,7 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, expectedVers
 		return KV{}, ErrInvalidKey
 	}
 	var resp *metadatapb.PutResponse
-	err := c.do(ctx, writeRetry(expectedVersion), func(ctx context.Context, mc metadatapb.MetadataClient) (err error) {
+	err := c.do(ctx, writeRetry(expectedVersion), func(ctx context.Context, _ string, mc metadatapb.MetadataClient) (err error) {
 		resp, err = mc.Put(ctx, &metadatapb.PutRequest{Key: key, Value: value, ExpectedVersion: expectedVersion})
 		return err
 	})
@@ -175,18 +209,21 @@ func (c *Client) Delete(ctx context.Context, key string, expectedVersion int64) 
 	if key == "" {
 		return ErrInvalidKey
 	}
-	return c.do(ctx, writeRetry(expectedVersion), func(ctx context.Context, mc metadatapb.MetadataClient) error {
+	return c.do(ctx, writeRetry(expectedVersion), func(ctx context.Context, _ string, mc metadatapb.MetadataClient) error {
 		_, err := mc.Delete(ctx, &metadatapb.DeleteRequest{Key: key, ExpectedVersion: expectedVersion})
 		return err
 	})
 }
 
-// Status asks the node at addr for its view of the cluster.
+// Status asks the node at addr for its view of the cluster, waiting at
+// most the call timeout.
 func (c *Client) Status(ctx context.Context, addr string) (NodeStatus, error) {
 	cc, err := c.conn(addr)
 	if err != nil {
 		return NodeStatus{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
 	resp, err := metadatapb.NewMetadataClient(cc).Status(ctx, &metadatapb.StatusRequest{})
 	if err != nil {
 		return NodeStatus{}, fromStatus(err)
@@ -210,9 +247,15 @@ func writeRetry(expectedVersion int64) retryPolicy {
 	return retryIfUnsent
 }
 
+// call is one attempt of an operation on the node at addr, under a
+// context that ends after the call timeout.
+type call func(ctx context.Context, addr string, mc metadatapb.MetadataClient) error
+
 // do runs call against the leader until it succeeds, fails for a reason
-// retrying cannot change, or ctx ends.
-func (c *Client) do(ctx context.Context, policy retryPolicy, call func(context.Context, metadatapb.MetadataClient) error) error {
+// retrying cannot change, or ctx ends. Each attempt is bounded by the call
+// timeout; a node that does not answer within it is forgotten as the
+// leader, as one whose connection broke is.
+func (c *Client) do(ctx context.Context, policy retryPolicy, fn call) error {
 	pause := retryMin
 	redirects := 0 // redirects followed without a pause
 	for attempt := 0; ; attempt++ {
@@ -235,7 +278,12 @@ func (c *Client) do(ctx context.Context, policy retryPolicy, call func(context.C
 			c.forget(addr)
 			continue
 		}
-		err = fromStatus(call(ctx, metadatapb.NewMetadataClient(cc)))
+		actx, cancel := context.WithTimeout(ctx, c.callTimeout)
+		err = fromStatus(fn(actx, addr, metadatapb.NewMetadataClient(cc)))
+		// The server may report the deadline before the client's timer
+		// fires: either way the node did not answer in time.
+		timedOut := err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(actx.Err(), context.DeadlineExceeded))
+		cancel()
 		var nl *NotLeaderError
 		switch {
 		case err == nil:
@@ -252,7 +300,19 @@ func (c *Client) do(ctx context.Context, policy retryPolicy, call func(context.C
 			}
 			continue
 		case ctx.Err() != nil:
+			if timedOut {
+				// The node kept the call until the caller gave up: make
+				// the next call find out who leads rather than wait on it.
+				c.forget(addr)
+			}
 			return ctx.Err()
+		case timedOut:
+			c.forget(addr)
+			c.logger.Warn("a metadata node did not answer in time; looking for the leader elsewhere", "addr", addr, "timeout", c.callTimeout)
+			if policy == retryAlways {
+				continue
+			}
+			return fmt.Errorf("%w: %s did not answer within %v", ErrUnknownOutcome, addr, c.callTimeout)
 		case errors.Is(err, ErrClosed) || errors.Is(err, ErrUnknownOutcome) || isTransport(err):
 			c.forget(addr)
 			if policy == retryAlways {
@@ -375,25 +435,44 @@ func (c *Client) leaderAddr(ctx context.Context) (string, error) {
 	}
 }
 
-// discover asks each node who leads; "" if none knows.
+// discover asks every node at once who leads and returns the first that
+// says it does, so a node that is paused or cut off costs nothing while
+// another answers. A node may name a leader the client was not given (it
+// knows one address only): that answer is taken when no node claims to
+// lead. A leader named but among the addresses asked has not claimed it
+// itself (it is gone, or no longer leads), so it is not taken. "" if none
+// is found within statusTimeout.
 func (c *Client) discover(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	type answer struct {
+		addr string
+		st   NodeStatus
+		err  error
+	}
+	answers := make(chan answer, len(c.addrs))
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // the calls still out return at once
+		wg.Wait()
+	}()
 	for _, addr := range c.addrs {
-		cc, err := c.conn(addr)
-		if err != nil || !connected(ctx, cc) {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
-		st, err := c.Status(sctx, addr)
-		cancel()
+		wg.Go(func() {
+			st, err := c.Status(ctx, addr)
+			answers <- answer{addr, st, err}
+		})
+	}
+	named := ""
+	for range c.addrs {
+		a := <-answers
 		switch {
-		case err != nil:
-		case st.Leader:
-			return addr
-		case st.LeaderAddr != "":
-			return st.LeaderAddr
+		case a.err != nil:
+		case a.st.Leader:
+			return a.addr
+		case a.st.LeaderAddr != "" && !slices.Contains(c.addrs, a.st.LeaderAddr):
+			named = a.st.LeaderAddr
 		}
 	}
-	return ""
+	return named
 }
 
 // remoteError is a metadata error that came over the wire: its text is the

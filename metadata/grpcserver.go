@@ -3,10 +3,12 @@ package metadata
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/magnetar-mq/magnetar/metadata/metadatapb"
@@ -25,6 +27,18 @@ func NewGRPCServer(svc *Service) *GRPCServer { return &GRPCServer{svc: svc} }
 // Register registers the service on gs.
 func (s *GRPCServer) Register(gs grpc.ServiceRegistrar) {
 	metadatapb.RegisterMetadataServer(gs, s)
+}
+
+// GRPCServerOptions are the options of a grpc.Server that serves the
+// metadata API: the keepalive policy that matches Client's (it pings idle
+// connections every 10 s, which the default policy would punish with a
+// GOAWAY), and server pings that drop the connections (and so the watch
+// streams) of clients that are gone.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * keepaliveTime, Timeout: keepaliveTimeout}),
+	}
 }
 
 func readCtx(ctx context.Context, stale bool) context.Context {
@@ -82,10 +96,16 @@ func (s *GRPCServer) Delete(ctx context.Context, req *metadatapb.DeleteRequest) 
 // watchBatch is the most events sent in one WatchResponse.
 const watchBatch = 256
 
+// watchProgressInterval is how often a watch stream with no events sends
+// an empty response, so that the client can tell a quiet stream from a
+// node that stopped answering.
+const watchProgressInterval = time.Second
+
 // Watch implements metadatapb.MetadataServer. The stream ends with
 // UNAVAILABLE when the node closes or the watcher fell behind the kept
 // history; the client resumes from its last revision (and learns in the
-// second case that it was compacted).
+// second case that it was compacted). A stream with nothing to send sends
+// an empty response every watchProgressInterval.
 func (s *GRPCServer) Watch(req *metadatapb.WatchRequest, stream grpc.ServerStreamingServer[metadatapb.WatchResponse]) error {
 	ctx := stream.Context()
 	start := req.FromRevision
@@ -98,9 +118,11 @@ func (s *GRPCServer) Watch(req *metadatapb.WatchRequest, stream grpc.ServerStrea
 	if err != nil {
 		return toStatus(err)
 	}
-	if err := stream.Send(&metadatapb.WatchResponse{Created: true, StartRevision: start}); err != nil {
+	if err := stream.Send(&metadatapb.WatchResponse{Created: true, StartRevision: start, ProgressIntervalMs: watchProgressInterval.Milliseconds()}); err != nil {
 		return err
 	}
+	progress := time.NewTicker(watchProgressInterval)
+	defer progress.Stop()
 	ended := func() error {
 		if err := ctx.Err(); err != nil {
 			return toStatus(err)
@@ -112,6 +134,11 @@ func (s *GRPCServer) Watch(req *metadatapb.WatchRequest, stream grpc.ServerStrea
 		var ok bool
 		select {
 		case ev, ok = <-ch:
+		case <-progress.C:
+			if err := stream.Send(&metadatapb.WatchResponse{}); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
 			return toStatus(ctx.Err())
 		}
@@ -134,6 +161,7 @@ func (s *GRPCServer) Watch(req *metadatapb.WatchRequest, stream grpc.ServerStrea
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
+		progress.Reset(watchProgressInterval)
 		if !open {
 			return ended()
 		}

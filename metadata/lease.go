@@ -239,9 +239,10 @@ func (l *lessor) restored() { l.deactivate("state restored from a snapshot") }
 func (l *lessor) keepAlive(id LeaseID) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.mu.term == 0 || l.node.State() != raft.Leader {
+	if r := l.node.Raft(); l.mu.term == 0 || r.State() != raft.Leader || r.CurrentTerm() != l.mu.term {
 		// A deposed leader forgets its deadlines only at its next check:
-		// a renewal it took in between would be lost with them.
+		// a renewal it took in between would be lost with them. A leader
+		// elected again since reloads them at its next check too.
 		return 0, ErrNotLeader
 	}
 	st := l.mu.leases[id]
@@ -275,14 +276,30 @@ func (s *Service) Grant(ctx context.Context, ttl time.Duration) (LeaseID, error)
 // deadlines: elsewhere (and on a new leader until it has loaded the leases
 // of its term) it fails with a *NotLeaderError naming the leader's client
 // address, which the Client follows and retries.
+//
+// A lease found gone is confirmed with a majority before the holder is
+// told: a leader that was paused or cut off may have been deposed without
+// knowing it yet, and its deadlines (all past after a long pause) and its
+// list of leases are then stale. Such a node answers NotLeader instead,
+// and the holder renews on the real leader. Renewals that succeed need no
+// round trip: a renewal a deposed leader takes is lost, but the holder's
+// next one reaches the new leader, which gave the lease a full TTL.
 func (s *Service) KeepAlive(ctx context.Context, id LeaseID) (time.Duration, error) {
 	if err := s.rlock(ctx); err != nil {
 		return 0, err
 	}
-	defer s.mu.RUnlock()
 	ttl, err := s.leases.keepAlive(id)
-	if errors.Is(err, ErrNotLeader) {
+	s.mu.RUnlock()
+	switch {
+	case errors.Is(err, ErrNotLeader):
 		return 0, s.notLeader()
+	case errors.Is(err, ErrLeaseNotFound):
+		if verr := s.mapRaftErr(s.node.VerifyLeader(ctx)); verr != nil {
+			if errors.Is(verr, ErrClosed) || ctx.Err() != nil {
+				return 0, verr
+			}
+			return 0, s.notLeader()
+		}
 	}
 	return ttl, err
 }

@@ -95,7 +95,7 @@ func runMeta(args []string) error {
 		}
 	}()
 
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(metadata.GRPCServerOptions()...)
 	metadata.NewGRPCServer(svc).Register(gs)
 	return lns.serve(ctx, log, gs, metaHTTP(svc), func(grpcAddr, httpAddr string) {
 		st := svc.Status()

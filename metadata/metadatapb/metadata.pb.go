@@ -1002,8 +1002,13 @@ type WatchResponse struct {
 	// With created: the revision the watch starts after.
 	StartRevision int64    `protobuf:"varint,2,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
 	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// With created: the server sends a response (empty if there is no event)
+	// at least this often, so a client that hears nothing for a few of these
+	// intervals knows the node is gone or paused and resumes elsewhere. 0: the
+	// server sends no such heartbeats.
+	ProgressIntervalMs int64 `protobuf:"varint,4,opt,name=progress_interval_ms,json=progressIntervalMs,proto3" json:"progress_interval_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
@@ -1055,6 +1060,13 @@ func (x *WatchResponse) GetEvents() []*Event {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *WatchResponse) GetProgressIntervalMs() int64 {
+	if x != nil {
+		return x.ProgressIntervalMs
+	}
+	return 0
 }
 
 type StatusRequest struct {
@@ -1796,11 +1808,12 @@ const file_metadata_metadatapb_metadata_proto_rawDesc = "" +
 	"\rfrom_revision\x18\x02 \x01(\x03R\ffromRevision\"f\n" +
 	"\x05Event\x123\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1f.magnetar.metadata.v1.EventTypeR\x04type\x12(\n" +
-	"\x02kv\x18\x02 \x01(\v2\x18.magnetar.metadata.v1.KVR\x02kv\"\x85\x01\n" +
+	"\x02kv\x18\x02 \x01(\v2\x18.magnetar.metadata.v1.KVR\x02kv\"\xb7\x01\n" +
 	"\rWatchResponse\x12\x18\n" +
 	"\acreated\x18\x01 \x01(\bR\acreated\x12%\n" +
 	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\x123\n" +
-	"\x06events\x18\x03 \x03(\v2\x1b.magnetar.metadata.v1.EventR\x06events\"\x0f\n" +
+	"\x06events\x18\x03 \x03(\v2\x1b.magnetar.metadata.v1.EventR\x06events\x120\n" +
+	"\x14progress_interval_ms\x18\x04 \x01(\x03R\x12progressIntervalMs\"\x0f\n" +
 	"\rStatusRequest\"\x9b\x01\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +

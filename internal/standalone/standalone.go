@@ -42,9 +42,12 @@ type Config struct {
 	// broker): it uses the metadata service at these gRPC addresses
 	// (comma-separated) and the bookie shards registered there, and keeps
 	// nothing under DataDir.
-	MetaAddrs string        `yaml:"meta-addrs"`
-	Broker    broker.Config `yaml:"broker"`
-	Kafka     kafka.Config  `yaml:"kafka"`
+	MetaAddrs string `yaml:"meta-addrs"`
+	// BookieClient sets the deadlines and keepalive of the calls to the
+	// bookie shards (with MetaAddrs).
+	BookieClient bookie.ClientConfig `yaml:"bookie-client"`
+	Broker       broker.Config       `yaml:"broker"`
+	Kafka        kafka.Config        `yaml:"kafka"`
 }
 
 // RegisterFlags registers the server's flags with their defaults.
@@ -53,6 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NativeAddr, "native-addr", ":6650", "listen address of the native gRPC protocol")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address of the admin REST API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.AdvertisedAddr, "advertised-addr", "", "native address clients are told to use (default: 127.0.0.1 and the native port)")
+	c.BookieClient.RegisterFlags("bookie-client.", fs)
 	c.Broker.RegisterFlags("broker.", fs)
 	c.Kafka.RegisterFlags("kafka.", fs)
 }
@@ -70,6 +74,9 @@ func (c *Config) Validate() error {
 		return errors.New("standalone: data-dir must not be empty")
 	}
 	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.BookieClient.Validate(); err != nil {
 		return err
 	}
 	return c.Broker.Validate()
@@ -183,7 +190,7 @@ func (s *Server) openStores(ctx context.Context, cfg Config, log *slog.Logger) (
 			return nil, nil, fmt.Errorf("metadata service: %w", err)
 		}
 		s.closers = append(s.closers, meta.Close)
-		conns := bookie.NewConns()
+		conns := bookie.NewConnsConfig(cfg.BookieClient)
 		s.closers = append(s.closers, conns.Close)
 		return meta, registry.NewDirectory(catalog.New(meta), conns, 0, log), nil
 	}

@@ -31,27 +31,45 @@ func TestMain(m *testing.M) {
 		os.Exit(helperMain())
 	}
 	flag.Parse()
-	if testing.Short() || os.Getenv("CHAOS_MAGNETAR_BIN") != "" {
-		bin = os.Getenv("CHAOS_MAGNETAR_BIN")
+	if testing.Short() {
 		os.Exit(m.Run())
 	}
+	os.Exit(runMain(m))
+}
+
+// runMain puts the magnetar binary where every uid can run it: a copy of
+// $CHAOS_MAGNETAR_BIN, or one built from this tree.
+func runMain(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "magnetar-chaos-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
+	defer os.RemoveAll(dir)
 	bin = filepath.Join(dir, "magnetar")
-	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/magnetar")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building magnetar: %v\n%s", err, out)
-		os.Exit(1)
+	if given := os.Getenv("CHAOS_MAGNETAR_BIN"); given != "" {
+		data, err := os.ReadFile(given)
+		if err == nil {
+			err = os.WriteFile(bin, data, 0o755)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "copying CHAOS_MAGNETAR_BIN: %v\n", err)
+			return 1
+		}
+	} else {
+		_, file, _, _ := runtime.Caller(0)
+		build := exec.Command("go", "build", "-o", bin, "./cmd/magnetar")
+		build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building magnetar: %v\n%s", err, out)
+			return 1
+		}
 	}
-	_ = os.Chmod(dir, 0o755) // the nodes run as other uids
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	if err := os.Chmod(dir, 0o755); err != nil { // the nodes run as other uids
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
 
 func settings(t *testing.T) (uint64, time.Duration) {
@@ -127,7 +145,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	res := &result{seed: seed, duration: duration, began: time.Now()}
-	nem := &nemesis{c: c, nc: w.nc, rng: rng, logf: t.Logf}
+	nem := &nemesis{c: c, nc: w.nc, plans: &planner{rng: rng}, logf: t.Logf}
 	nem.run(ctx, res.began.Add(duration))
 	res.faults, res.faultsEnd = nem.faults, time.Now()
 	for _, f := range res.faults {

@@ -63,23 +63,37 @@ type plan struct {
 	pick  uint32        // chooses among candidates (shard, partition, node)
 }
 
-func nextPlan(rng *rand.Rand) plan {
-	p := plan{quiet: 3*time.Second + durN(rng, 3*time.Second), pick: rng.Uint32()}
-	switch r := rng.IntN(100); {
-	case r < 30:
-		p.kind, p.hold = faultKill, 2*time.Second+durN(rng, 3*time.Second)
-	case r < 55:
-		p.kind, p.hold = faultPause, 5*time.Second+durN(rng, 10*time.Second)
-	case r < 80:
-		p.kind, p.hold = faultPartition, 5*time.Second+durN(rng, 10*time.Second)
-	default:
-		p.kind, p.hold = faultDiskFull, 5*time.Second+durN(rng, 10*time.Second)
+// planner draws the kinds and the target classes from shuffled bags, so
+// every kind comes once in each round of four faults and every class once
+// in each round of four faults that need one: a short run sees them all.
+type planner struct {
+	rng     *rand.Rand
+	kinds   []faultKind
+	classes []targetClass
+}
+
+func (pl *planner) next() plan {
+	if len(pl.kinds) == 0 {
+		pl.kinds = []faultKind{faultKill, faultPause, faultPartition, faultDiskFull}
+		pl.rng.Shuffle(len(pl.kinds), func(i, j int) { pl.kinds[i], pl.kinds[j] = pl.kinds[j], pl.kinds[i] })
 	}
-	classes := []targetClass{targetMetaLeader, targetShardLeader, targetOwner, targetRandom}
-	p.class = classes[rng.IntN(len(classes))]
+	p := plan{kind: pl.kinds[0], quiet: 3*time.Second + durN(pl.rng, 3*time.Second), pick: pl.rng.Uint32()}
+	pl.kinds = pl.kinds[1:]
+	switch p.kind {
+	case faultKill:
+		p.hold = 2*time.Second + durN(pl.rng, 3*time.Second)
+	default:
+		p.hold = 5*time.Second + durN(pl.rng, 10*time.Second)
+	}
 	if p.kind == faultDiskFull {
 		p.class = targetDiskBookie
+		return p
 	}
+	if len(pl.classes) == 0 {
+		pl.classes = []targetClass{targetMetaLeader, targetShardLeader, targetOwner, targetRandom}
+		pl.rng.Shuffle(len(pl.classes), func(i, j int) { pl.classes[i], pl.classes[j] = pl.classes[j], pl.classes[i] })
+	}
+	p.class, pl.classes = pl.classes[0], pl.classes[1:]
 	return p
 }
 
@@ -87,7 +101,7 @@ func nextPlan(rng *rand.Rand) plan {
 type nemesis struct {
 	c      *cluster
 	nc     *client.Client // for partition owners
-	rng    *rand.Rand
+	plans  *planner
 	faults []*fault
 	logf   func(format string, args ...any)
 }
@@ -96,7 +110,7 @@ type nemesis struct {
 // held, undone, and a wait until the cluster is healthy again.
 func (n *nemesis) run(ctx context.Context, until time.Time) {
 	for {
-		p := nextPlan(n.rng)
+		p := n.plans.next()
 		if time.Now().Add(p.quiet + p.hold).After(until) {
 			return
 		}

@@ -12,7 +12,7 @@ PROTO_GEN := protocol/native/nativepb metadata/catalog/catalogpb bookie/bookiepb
 
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build run test test-unit lint tools generate check-generated bench fuzz compat-kafka clean
+.PHONY: all build run test chaos test-unit lint tools generate check-generated bench fuzz compat-kafka clean
 
 all: build
 
@@ -25,9 +25,26 @@ run: build
 	$(BIN)/magnetar standalone
 
 ## test: every test with the race detector, including the integration tests
-## in tests/ that start real magnetar processes.
+## in tests/ that start real magnetar processes; then, on its own (it needs
+## the machine's cores to itself), the chaos test's fixed-seed run.
 test:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /tests/chaos)
+	$(MAKE) chaos
+
+## chaos: the chaos test (tests/chaos, see its doc.go): a cluster of real
+## processes under a seeded schedule of faults for DURATION, then a check of
+## every promise. SEED and DURATION choose the run: make chaos SEED=7 DURATION=10m.
+## It needs root (iptables, tmpfs, other uids): run by sudo when not root.
+SEED          ?= 1
+DURATION      ?= 3m
+CHAOS_TIMEOUT ?= 60m
+CHAOS_RACE    ?= -race
+SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chaos: build
+	$(GO) test -c $(CHAOS_RACE) -o $(BIN)/chaos.test ./tests/chaos
+	cd tests/chaos && $(SUDO) env CHAOS_SEED=$(SEED) CHAOS_DURATION=$(DURATION) \
+		CHAOS_MAGNETAR_BIN=$(abspath $(BIN)/magnetar) $(abspath $(BIN)/chaos.test) \
+		-test.count=1 -test.v -test.timeout $(CHAOS_TIMEOUT)
 
 ## test-unit: the fast in-process tests only
 test-unit:

@@ -63,7 +63,8 @@ func uidBase() int { return 200_000 + (os.Getpid()%50_000)*16 }
 // Everything it sets up is undone by t.Cleanup, in reverse order.
 func newCluster(t testing.TB, bin string, diskBookie int) *cluster {
 	t.Helper()
-	base, err := os.MkdirTemp("", "magnetar-chaos-")
+	removeStaleRuns(t, os.TempDir())
+	base, err := os.MkdirTemp("", baseDirPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}

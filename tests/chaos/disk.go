@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,4 +77,39 @@ func (d *diskFault) free() error {
 		return err
 	}
 	return nil
+}
+
+// baseDirPrefix names the directories of test runs: the pid tells a stale
+// one (its test process died without cleanup, e.g. at -test.timeout) from
+// one in use.
+func baseDirPrefix() string { return fmt.Sprintf("magnetar-chaos-%d-", os.Getpid()) }
+
+var baseDirName = regexp.MustCompile(`^magnetar-chaos-(\d+)-[^/]*$`)
+
+// removeStaleRuns unmounts the tmpfs mounts and removes the directories
+// that test processes which are gone left under dir.
+func removeStaleRuns(t testing.TB, dir string) {
+	stale := func(base string) bool {
+		m := baseDirName.FindStringSubmatch(base)
+		if m == nil {
+			return false
+		}
+		pid, _ := strconv.Atoi(m[1])
+		return syscall.Kill(pid, 0) == syscall.ESRCH
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	for line := range strings.SplitSeq(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != "tmpfs" || filepath.Dir(filepath.Dir(f[1])) != dir || !stale(filepath.Base(filepath.Dir(f[1]))) {
+			continue
+		}
+		t.Logf("unmounting %s, left by a test process that is gone", f[1])
+		_ = exec.Command("umount", f[1]).Run()
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() && stale(e.Name()) {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -83,7 +83,7 @@ func (r *result) render(h *history) string {
 		return fmt.Sprintf("%7.3fs", t.Sub(r.began).Seconds())
 	}
 	fmt.Fprintf(&b, "\n==== chaos report: seed %d, fault phase %v, began %s ====\n", r.seed, r.duration, r.began.Format(time.RFC3339))
-	fmt.Fprintf(&b, "\nfault log (%d faults; times since the cluster was up):\n", len(r.faults))
+	fmt.Fprintf(&b, "\nfault log (%d faults; times since the fault phase began):\n", len(r.faults))
 	stalls := map[string]stall{}
 	for i, f := range r.faults {
 		end := r.faultsEnd

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,14 @@ type Config struct {
 	// ElectionTimeout is Raft's heartbeat and election timeout on a
 	// cluster (a single node keeps raftnode's short defaults). Default 500ms.
 	ElectionTimeout time.Duration `yaml:"election_timeout"`
+	// MinFreeBytes is the disk space reserve: below it, writes that add
+	// data fail with ErrDiskFull (see diskspace.go). It must hold at least
+	// a memtable. 0: the default; negative: no check.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// MemTableSize is the Pebble memtable size in bytes: how much is
+	// written (to the WAL, then flushed to an sstable) between flushes.
+	// 0: the default.
+	MemTableSize int64 `yaml:"memtable_size"`
 }
 
 // Peer is one voter of a metadata cluster: its Raft server ID, where the
@@ -60,6 +69,7 @@ const (
 	DefaultHistoryRevisions = 100_000
 	DefaultNodeID           = "meta-1"
 	DefaultElectionTimeout  = 500 * time.Millisecond
+	DefaultMemTableSize     = 32 << 20
 )
 
 // ErrInvalidConfig is wrapped by every Validate error.
@@ -73,6 +83,8 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6661 (empty with no peers: single node, no network).")
 	fs.Var(&c.Peers, prefix+"peers", "Initial voters, this node included, the same list on every node: id=raftaddr=clientaddr,... e.g. meta-1=10.0.0.1:6661=10.0.0.1:6660,meta-2=10.0.0.2:6661=10.0.0.2:6660,meta-3=10.0.0.3:6661=10.0.0.3:6660.")
 	fs.DurationVar(&c.ElectionTimeout, prefix+"election-timeout", DefaultElectionTimeout, "Raft heartbeat and election timeout of a cluster; a dead leader is replaced after about this long.")
+	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space in bytes below which writes that add data (puts, grants, txns with a put) fail with a disk-full error; reads, deletes and lease keep-alives go on (must hold --"+prefix+"memtable-size; negative: no check).")
+	fs.Int64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes (at least 1 MiB).")
 }
 
 // EnsureDefaults replaces zero values by the defaults.
@@ -85,6 +97,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.MemTableSize == 0 {
+		c.MemTableSize = DefaultMemTableSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -101,6 +119,13 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTimeout < 10*time.Millisecond {
 		return fmt.Errorf("%w: election timeout %v is below 10ms", ErrInvalidConfig, c.ElectionTimeout)
+	}
+	if c.MemTableSize != 0 && (c.MemTableSize < 1<<20 || c.MemTableSize >= 4<<30) {
+		return fmt.Errorf("%w: memtable size %d is not between 1 MiB and 4 GiB", ErrInvalidConfig, c.MemTableSize)
+	}
+	memtable := cmp.Or(c.MemTableSize, DefaultMemTableSize)
+	if c.MinFreeBytes > 0 && c.MinFreeBytes < memtable {
+		return fmt.Errorf("%w: the free space reserve (%d bytes) must hold a memtable (%d bytes)", ErrInvalidConfig, c.MinFreeBytes, memtable)
 	}
 	if len(c.Peers) > 0 && c.RaftAddr == "" {
 		return fmt.Errorf("%w: peers are set but the raft address is empty", ErrInvalidConfig)

@@ -146,6 +146,11 @@
 // behind the ring. Close stops Raft, closes every watch channel and waits
 // for those goroutines, then closes the DB.
 //
+// A full disk would crash Pebble, so the leader keeps a free space reserve
+// (Config.MinFreeBytes, diskspace.go): below it, writes that add data fail
+// with ErrDiskFull before they are proposed, while reads, deletes, revokes
+// and KeepAlive go on.
+//
 // Values returned by the store and carried by events must be treated as
 // read-only; Get and Range return fresh copies.
 package metadata

@@ -225,6 +225,7 @@ var wireErrors = []struct {
 	{ErrLeaseNotFound, metadatapb.ErrorReason_ERROR_REASON_LEASE_NOT_FOUND, codes.NotFound},
 	{ErrInvalidTxn, metadatapb.ErrorReason_ERROR_REASON_INVALID_TXN, codes.InvalidArgument},
 	{ErrInvalidTTL, metadatapb.ErrorReason_ERROR_REASON_INVALID_TTL, codes.InvalidArgument},
+	{ErrDiskFull, metadatapb.ErrorReason_ERROR_REASON_DISK_FULL, codes.ResourceExhausted},
 }
 
 // toStatus converts a Service error to the gRPC status the API returns.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/magnetar-mq/magnetar/internal/raftnode"
@@ -85,7 +86,8 @@ type Service struct {
 	hub    *hub
 	node   *raftnode.Node
 	cfg    Config
-	leases *lessor // lease deadlines and expiry (lease.go)
+	leases *lessor   // lease deadlines and expiry (lease.go)
+	disk   diskGuard // the free space reserve (diskspace.go)
 
 	// mu guards closed; reads hold it shared so Close cannot close the DB
 	// under them.
@@ -119,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	defer cache.Unref()
 	opts := &pebble.Options{
 		Cache:              cache,
-		MemTableSize:       32 << 20,
+		MemTableSize:       uint64(cfg.MemTableSize),
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{logger.With("subsystem", "pebble")},
 	}
@@ -132,7 +134,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open pebble: %w", err)
 	}
-	s := &Service{logger: logger, db: db, cfg: cfg}
+	s := &Service{logger: logger, db: db, cfg: cfg, disk: diskGuard{fs: vfs.Default, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
+	if err := s.disk.check(); err != nil {
+		logger.Warn("the disk is below the free space reserve: writes that add data are refused until space is freed", "err", err)
+	}
 	if s.fsm, err = newFSM(db, cfg.HistoryRevisions, logger); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -342,6 +347,9 @@ func (s *Service) apply(ctx context.Context, cmd *command) (any, error) {
 		return nil, err
 	}
 	s.mu.RUnlock()
+	if err := s.checkDisk(cmd); err != nil {
+		return nil, err
+	}
 	resp, err := s.node.Apply(ctx, cmd.appendTo(nil))
 	return resp, s.mapRaftErr(err)
 }

@@ -49,6 +49,10 @@ const (
 	ErrorReason_ERROR_REASON_INVALID_TXN ErrorReason = 9
 	// metadata.ErrInvalidTTL (code INVALID_ARGUMENT).
 	ErrorReason_ERROR_REASON_INVALID_TTL ErrorReason = 10
+	// metadata.ErrDiskFull: the leader's disk is below its free space
+	// reserve, so it refused a write that adds data; reads, deletes and
+	// lease keep-alives still work (code RESOURCE_EXHAUSTED).
+	ErrorReason_ERROR_REASON_DISK_FULL ErrorReason = 11
 )
 
 // Enum value maps for ErrorReason.
@@ -65,6 +69,7 @@ var (
 		8:  "ERROR_REASON_LEASE_NOT_FOUND",
 		9:  "ERROR_REASON_INVALID_TXN",
 		10: "ERROR_REASON_INVALID_TTL",
+		11: "ERROR_REASON_DISK_FULL",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":      0,
@@ -78,6 +83,7 @@ var (
 		"ERROR_REASON_LEASE_NOT_FOUND":  8,
 		"ERROR_REASON_INVALID_TXN":      9,
 		"ERROR_REASON_INVALID_TTL":      10,
+		"ERROR_REASON_DISK_FULL":        11,
 	}
 )
 
@@ -1855,7 +1861,7 @@ const file_metadata_metadatapb_metadata_proto_rawDesc = "" +
 	"\x06ttl_ms\x18\x01 \x01(\x03R\x05ttlMs\"\x1f\n" +
 	"\rRevokeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x10\n" +
-	"\x0eRevokeResponse*\xda\x02\n" +
+	"\x0eRevokeResponse*\xf6\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_VERSION_MISMATCH\x10\x01\x12\x1a\n" +
@@ -1868,7 +1874,8 @@ const file_metadata_metadatapb_metadata_proto_rawDesc = "" +
 	"\x1cERROR_REASON_LEASE_NOT_FOUND\x10\b\x12\x1c\n" +
 	"\x18ERROR_REASON_INVALID_TXN\x10\t\x12\x1c\n" +
 	"\x18ERROR_REASON_INVALID_TTL\x10\n" +
-	"*R\n" +
+	"\x12\x1a\n" +
+	"\x16ERROR_REASON_DISK_FULL\x10\v*R\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eEVENT_TYPE_PUT\x10\x01\x12\x15\n" +

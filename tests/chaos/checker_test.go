@@ -72,7 +72,8 @@ func TestCheckerReportsEachViolation(t *testing.T) {
 }
 
 // A stall is the longest a partition went without an acknowledgement from
-// the fault on, the gap that began in the fault's window counted whole.
+// the fault on, up to the next fault: a gap still open then is clipped
+// and marked open.
 func TestStallIsTheLongestGapFromTheFault(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(ms ...int) []time.Time {
@@ -82,18 +83,30 @@ func TestStallIsTheLongestGapFromTheFault(t *testing.T) {
 		}
 		return out
 	}
-	h := newHistory()
 	k1, k2 := partKey{nativeTopic, 0}, partKey{nativeTopic, 1}
-	h.mu.ackTimes[k1] = at(0, 900, 1000, 4000, 4100) // fault at 950: 3 s gap from 1000
-	h.mu.ackTimes[k2] = at(0, 950, 2500)             // 1.55 s to the first ack
 	f := &fault{start: t0.Add(950 * time.Millisecond)}
-	s := stallOf(h, f, t0.Add(2*time.Second))
-	if s.d != 3*time.Second || s.partition != k1 || s.open {
-		t.Errorf("stall %+v, want 3s on %v", s, k1)
+	tests := []struct {
+		name   string
+		k1, k2 []time.Time
+		end    int // ms: the next fault
+		want   stall
+	}{
+		{"the longest gap between acks after the fault", at(0, 900, 1000, 4000, 4100), at(0, 950, 2500), 5000,
+			stall{d: 3 * time.Second, partition: k1}},
+		{"the fault to the first ack", at(0, 900, 1000, 2000, 3000, 4000, 5000), at(0, 900, 2500, 3500, 4500, 5500), 5000,
+			stall{d: 1550 * time.Millisecond, partition: k2}},
+		{"a gap open at the next fault is clipped there", at(0, 900, 1000, 2000, 3000, 4000, 5000), at(0, 900, 1000, 2000, 9000), 5000,
+			stall{d: 3 * time.Second, partition: k2, open: true}},
+		{"no ack after the fault at all", at(0, 900, 1000, 1100), at(0, 900), 10000,
+			stall{d: 9050 * time.Millisecond, partition: k2, open: true}},
 	}
-	h.mu.ackTimes[k2] = at(0, 900) // nothing after the fault, ever
-	s = stallOf(h, f, t0.Add(10*time.Second))
-	if s.d != 9050*time.Millisecond || s.partition != k2 || !s.open {
-		t.Errorf("stall %+v, want an open 9.05s on %v", s, k2)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHistory()
+			h.mu.ackTimes[k1], h.mu.ackTimes[k2] = tt.k1, tt.k2
+			if got := stallOf(h, f, t0.Add(time.Duration(tt.end)*time.Millisecond)); got != tt.want {
+				t.Errorf("stall %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

@@ -16,11 +16,11 @@ type stall struct {
 	open      bool // no acknowledgement at all until the window ended: d is a lower bound
 }
 
-// stallOf returns the longest stall on any partition that began within
-// the window [f.start, end): from the fault to the partition's first
-// acknowledgement, or between two acknowledgements (the second may come
-// after the window). A partition with no acknowledgement after the window
-// began stalls until the end (a lower bound).
+// stallOf returns the longest stall on any partition within the window
+// [f.start, end) (end: the next fault): from the fault to the partition's
+// first acknowledgement, or between two acknowledgements, clipped at the
+// end of the window. A stall still going on when the window ends is open:
+// its length is a lower bound, and the next fault's window sees the rest.
 func stallOf(h *history, f *fault, end time.Time) stall {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -29,15 +29,17 @@ func stallOf(h *history, f *fault, end time.Time) stall {
 		s := stall{partition: k}
 		prev := f.start
 		i, _ := slices.BinarySearchFunc(times, f.start, time.Time.Compare)
-		for ; i < len(times); i++ {
+		for ; i < len(times) && times[i].Before(end); i++ {
 			s.d = max(s.d, times[i].Sub(prev))
 			prev = times[i]
-			if !times[i].Before(end) {
-				break
-			}
 		}
-		if i == len(times) && end.Sub(prev) > s.d {
-			s.d, s.open = end.Sub(prev), true
+		// The gap from the last acknowledgement to the next one (or none).
+		next := end
+		if i < len(times) {
+			next = times[i]
+		}
+		if gap := next.Sub(prev); gap > s.d {
+			s.d, s.open = min(gap, end.Sub(prev)), !next.Before(end)
 		}
 		if s.d > worst.d {
 			worst = s
@@ -97,7 +99,7 @@ func (r *result) render(h *history) string {
 		}
 		fmt.Fprintf(&b, "  #%-2d %s  %-9s %-4s %-36s hold %-7v undone %s  %s  longest stall %v on %v%s\n",
 			f.n, rel(f.start), f.kind, f.target.name, "("+string(f.class)+": "+f.detail+")", f.hold.Round(time.Millisecond),
-			rel(f.healed), rec, s.d.Round(time.Millisecond), s.partition, map[bool]string{true: " (no ack since: a lower bound)"}[s.open])
+			rel(f.healed), rec, s.d.Round(time.Millisecond), s.partition, map[bool]string{true: " (still stalled at the window's end: a lower bound)"}[s.open])
 		for _, n := range f.notes {
 			fmt.Fprintf(&b, "      %s: %s\n", strings.ToUpper(n.kind), strings.ReplaceAll(n.detail, "\n", "\n      "))
 		}

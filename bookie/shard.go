@@ -98,17 +98,25 @@ type ShardConfig struct {
 func (c *ShardConfig) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, prefix+"dir", "", "Directory of the bookie shard's data.")
 	fs.Int64Var(&c.CacheSize, prefix+"cache-size", DefaultCacheSize, "Pebble block cache size in bytes.")
-	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes.")
-	fs.Int64Var(&c.WALSegmentSize, prefix+"wal-segment-size", DefaultWALSegmentSize, "Size in bytes of the Raft log's segment files (each preallocated; must fit in --"+prefix+"min-free-bytes).")
+	c.RegisterDiskFlags(prefix, fs)
 	fs.Int64Var(&c.MaxHeldLogBytes, prefix+"max-held-log-bytes", DefaultMaxHeldLogBytes, "Bytes of Raft log kept only for the entries it holds (entries are written once, to the log) before the oldest entries still in use are copied into the state so the log can be truncated (negative: never copy).")
 	fs.Int64Var(&c.MaxInflightBytes, prefix+"max-inflight-bytes", DefaultMaxInflightBytes, "Bytes of appends in flight (taken in, not yet answered) past which new appends wait: a slow disk slows writers instead of growing memory.")
-	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space below which appends and segment creations fail with a disk-full error (negative: no check).")
 	fs.StringVar(&c.NodeID, prefix+"node-id", "", "Raft server ID of this replica; must be one of --"+prefix+"peers (empty: --"+prefix+"raft.id).")
 	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6671 (empty with no peers: single replica, no network).")
 	fs.StringVar(&c.RaftAdvertiseAddr, prefix+"raft-advertise-addr", "", "Raft address the other replicas reach this one at (default: its --"+prefix+"peers entry).")
 	fs.Var(&c.Peers, prefix+"peers", "Replicas of the shard, this one included, the same list on every replica: id=raftaddr=grpcaddr,... e.g. b1=10.0.0.1:6671=10.0.0.1:6670,b2=10.0.0.2:6671=10.0.0.2:6670,b3=10.0.0.3:6671=10.0.0.3:6670.")
 	fs.DurationVar(&c.ElectionTimeout, prefix+"election-timeout", DefaultElectionTimeout, "Raft heartbeat and election timeout of a replicated shard; a dead leader is replaced after about this long.")
 	c.Raft.RegisterFlags(prefix+"raft.", fs)
+}
+
+// RegisterDiskFlags registers the flags of the shard's use of its disk
+// (the Raft log's preallocated segment size, the free space reserve and
+// the state's memtable size), which RegisterFlags includes; a standalone
+// server registers only these.
+func (c *ShardConfig) RegisterDiskFlags(prefix string, fs *flag.FlagSet) {
+	fs.Uint64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes of the bookie's state.")
+	fs.Int64Var(&c.WALSegmentSize, prefix+"wal-segment-size", DefaultWALSegmentSize, "Size in bytes of the bookie's Raft log segment files, each preallocated whole when the log moves to it (1 MiB to 1 GiB; must fit in --"+prefix+"min-free-bytes).")
+	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space in bytes below which the bookie's appends and segment creations fail with a disk-full error; reads and deletes go on (negative: no check).")
 }
 
 // EnsureDefaults fills in unset fields.

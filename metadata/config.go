@@ -83,8 +83,15 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.RaftAddr, prefix+"raft-addr", "", "TCP address Raft listens on, e.g. :6661 (empty with no peers: single node, no network).")
 	fs.Var(&c.Peers, prefix+"peers", "Initial voters, this node included, the same list on every node: id=raftaddr=clientaddr,... e.g. meta-1=10.0.0.1:6661=10.0.0.1:6660,meta-2=10.0.0.2:6661=10.0.0.2:6660,meta-3=10.0.0.3:6661=10.0.0.3:6660.")
 	fs.DurationVar(&c.ElectionTimeout, prefix+"election-timeout", DefaultElectionTimeout, "Raft heartbeat and election timeout of a cluster; a dead leader is replaced after about this long.")
-	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space in bytes below which writes that add data (puts, grants, txns with a put) fail with a disk-full error; reads, deletes and lease keep-alives go on (must hold --"+prefix+"memtable-size; negative: no check).")
-	fs.Int64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes (at least 1 MiB).")
+	c.RegisterDiskFlags(prefix, fs)
+}
+
+// RegisterDiskFlags registers the flags of the service's use of its disk
+// (the free space reserve and the memtable size), which RegisterFlags
+// includes; a standalone server registers only these.
+func (c *Config) RegisterDiskFlags(prefix string, fs *flag.FlagSet) {
+	fs.Int64Var(&c.MinFreeBytes, prefix+"min-free-bytes", DefaultMinFreeBytes, "Free disk space in bytes below which the metadata service refuses writes that add data (puts, grants, txns with a put) with a disk-full error; reads, deletes and lease keep-alives go on (must hold --"+prefix+"memtable-size; negative: no check).")
+	fs.Int64Var(&c.MemTableSize, prefix+"memtable-size", DefaultMemTableSize, "Pebble memtable size in bytes of the metadata service (at least 1 MiB).")
 }
 
 // EnsureDefaults replaces zero values by the defaults.

@@ -35,6 +35,11 @@ Settings come from flags, then MAGNETAR_* environment variables (the flag
 name upper-cased, '.' and '-' as '_'), then the YAML file of --config (keys
 are flag names; nested maps join with '.').
 
+On a small disk (under about 1 GiB) lower the free space reserves and the
+bookie's preallocated log segments, e.g. on 64 MiB:
+  magnetar standalone --bookie.wal-segment-size 4194304 --bookie.min-free-bytes 8388608 \
+    --bookie.memtable-size 4194304 --meta.memtable-size 4194304 --meta.min-free-bytes 8388608
+
 Flags:
 `
 
@@ -78,6 +83,10 @@ func runServer(role, usage string, args []string) error {
 	cfg.RegisterFlags(fs)
 	if role == "broker" {
 		fs.StringVar(&cfg.MetaAddrs, "meta-addrs", "", "metadata service gRPC addresses, host:port,... (required)")
+	} else {
+		// The disk settings of the roles a standalone runs in process.
+		cfg.Meta.RegisterDiskFlags("meta.", fs)
+		cfg.Bookie.RegisterDiskFlags("bookie.", fs)
 	}
 	log, err := sf.parse(fs, usage, args)
 	if err != nil || log == nil { // nil, nil: --help

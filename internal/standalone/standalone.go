@@ -43,6 +43,12 @@ type Config struct {
 	// (comma-separated) and the bookie shards registered there, and keeps
 	// nothing under DataDir.
 	MetaAddrs string `yaml:"meta-addrs"`
+	// Meta and Bookie configure the metadata service and the bookie shard
+	// run in process (without MetaAddrs); Dir and Logger are set by Start.
+	// `magnetar standalone` sets only their disk settings
+	// (RegisterDiskFlags): free space reserves, memtables, log segments.
+	Meta   metadata.Config    `yaml:"meta"`
+	Bookie bookie.ShardConfig `yaml:"bookie"`
 	// BookieClient sets the deadlines and keepalive of the calls to the
 	// bookie shards (with MetaAddrs).
 	BookieClient bookie.ClientConfig `yaml:"bookie-client"`
@@ -79,7 +85,27 @@ func (c *Config) Validate() error {
 	if err := c.BookieClient.Validate(); err != nil {
 		return err
 	}
+	if c.MetaAddrs == "" {
+		meta, shard := c.inProcess(nil)
+		meta.EnsureDefaults()
+		if err := meta.Validate(); err != nil {
+			return err
+		}
+		shard.EnsureDefaults()
+		if err := shard.Validate(); err != nil {
+			return err
+		}
+	}
 	return c.Broker.Validate()
+}
+
+// inProcess returns the configs of the metadata service and the bookie
+// shard a standalone runs, under DataDir.
+func (c *Config) inProcess(log *slog.Logger) (metadata.Config, bookie.ShardConfig) {
+	meta, shard := c.Meta, c.Bookie
+	meta.Dir, meta.Logger = filepath.Join(c.DataDir, "meta"), log
+	shard.Dir, shard.Logger = filepath.Join(c.DataDir, "bookie"), log
+	return meta, shard
 }
 
 // standaloneID is the bookie ID and shard ID of the standalone's one shard.
@@ -194,12 +220,13 @@ func (s *Server) openStores(ctx context.Context, cfg Config, log *slog.Logger) (
 		s.closers = append(s.closers, conns.Close)
 		return meta, registry.NewDirectory(catalog.New(meta), conns, 0, log), nil
 	}
-	meta, err := metadata.Open(ctx, metadata.Config{Dir: filepath.Join(cfg.DataDir, "meta"), Logger: log})
+	metaCfg, shardCfg := cfg.inProcess(log)
+	meta, err := metadata.Open(ctx, metaCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata service: %w", err)
 	}
 	s.closers = append(s.closers, meta.Close)
-	shard, err := bookie.OpenShard(ctx, bookie.ShardConfig{Dir: filepath.Join(cfg.DataDir, "bookie"), Logger: log})
+	shard, err := bookie.OpenShard(ctx, shardCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bookie: %w", err)
 	}

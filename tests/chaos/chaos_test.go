@@ -191,7 +191,7 @@ func TestChaos(t *testing.T) {
 	res.segments = segs
 	h.sortAckTimes()
 	h.mu.Lock()
-	res.sendErrs, res.consErrs = h.mu.errs, h.mu.consErrs
+	res.sendErrs, res.consErrs, res.clientLog = h.mu.errs, h.mu.consErrs, h.mu.clientLog
 	h.mu.Unlock()
 	t.Log(res.render(h))
 	if len(res.violations) > 0 {

@@ -73,6 +73,7 @@ type result struct {
 	violations []violation
 	sendErrs   []sendErr
 	consErrs   map[string][]string
+	clientLog  []string
 }
 
 // render writes the report.
@@ -151,6 +152,13 @@ func (r *result) render(h *history) string {
 		fmt.Fprintf(&b, "\nconsumer %s errors (%d; first 10):\n", cons, len(errs))
 		for _, e := range errs[:min(10, len(errs))] {
 			fmt.Fprintf(&b, "  %s\n", e)
+		}
+	}
+
+	if len(r.clientLog) > 0 {
+		fmt.Fprintf(&b, "\nKafka clients' warnings (%d; first 20):\n", len(r.clientLog))
+		for _, l := range r.clientLog[:min(20, len(r.clientLog))] {
+			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
 

@@ -90,13 +90,14 @@ type sendErr struct {
 type history struct {
 	mu struct {
 		sync.Mutex
-		topicOf  map[string]string       // producer -> topic
-		sends    map[string][]sendRecord // producer -> by sequence
-		ackTimes map[partKey][]time.Time // acknowledgement times, in the order they arrived
-		errs     []sendErr
-		received map[string]map[msgID]int // consumer -> id -> times received
-		consumed map[string]string        // consumer -> topic
-		consErrs map[string][]string      // consumer -> errors seen
+		topicOf   map[string]string       // producer -> topic
+		sends     map[string][]sendRecord // producer -> by sequence
+		ackTimes  map[partKey][]time.Time // acknowledgement times, in the order they arrived
+		errs      []sendErr
+		received  map[string]map[msgID]int // consumer -> id -> times received
+		consumed  map[string]string        // consumer -> topic
+		consErrs  map[string][]string      // consumer -> errors seen
+		clientLog []string                 // what the Kafka clients logged at warn, error, or about duplicates
 	}
 }
 
@@ -231,7 +232,7 @@ func startWorkload(ctx context.Context, c *cluster, h *history) (*workload, erro
 		go w.runNative(runCtx, name, p) // owned by w.wg
 	}
 	w.kp, err = kgo.NewClient(kgo.SeedBrokers(c.kafkaAddrs()...), kgo.ClientID("k1"), kgo.DefaultProduceTopic(kafkaTopic),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond), kgo.WithLogger(kgoLogger{h, "k1"}))
 	if err != nil {
 		w.close()
 		return nil, err
@@ -250,7 +251,7 @@ func startWorkload(ctx context.Context, c *cluster, h *history) (*workload, erro
 	w.consWG.Add(1)
 	go w.runNativeConsumer(runCtx, "c-native", cons) // owned by w.consWG
 	w.kc, err = kgo.NewClient(kgo.SeedBrokers(c.kafkaAddrs()...), kgo.ClientID("c-kafka"), kgo.ConsumerGroup("chaos"),
-		kgo.ConsumeTopics(kafkaTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics(kafkaTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithLogger(kgoLogger{h, "c-kafka"}))
 	if err != nil {
 		w.close()
 		return nil, err
@@ -425,4 +426,27 @@ func (h *history) partitionsSilentSince(t time.Time) []partKey {
 
 func (h *history) everyPartitionAckedSince(t time.Time) bool {
 	return len(h.partitionsSilentSince(t)) == 0
+}
+
+// kgoLogger keeps what a franz-go client logs at warn or error, and the
+// info line with which it takes a DUPLICATE_SEQUENCE_NUMBER answer for a
+// success (the broker says the batch is stored: if it is not, the checker
+// finds it lost).
+type kgoLogger struct {
+	h    *history
+	name string
+}
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if level > kgo.LogLevelWarn && !strings.Contains(msg, "duplicate sequence") {
+		return
+	}
+	line := fmt.Sprintf("%s %s %s: %s %v", time.Now().Format("15:04:05.000"), l.name, level, msg, keyvals)
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	if len(l.h.mu.clientLog) < 200 {
+		l.h.mu.clientLog = append(l.h.mu.clientLog, line)
+	}
 }

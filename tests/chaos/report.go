@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -156,8 +157,14 @@ func (r *result) render(h *history) string {
 	}
 
 	if len(r.clientLog) > 0 {
-		fmt.Fprintf(&b, "\nKafka clients' warnings (%d; first 20):\n", len(r.clientLog))
-		for _, l := range r.clientLog[:min(20, len(r.clientLog))] {
+		// The duplicate-sequence answers first: each is a batch the client
+		// now counts as stored.
+		lines := slices.Clone(r.clientLog)
+		slices.SortStableFunc(lines, func(a, b string) int {
+			return cmp.Compare(b2i(!strings.Contains(a, "duplicate sequence")), b2i(!strings.Contains(b, "duplicate sequence")))
+		})
+		fmt.Fprintf(&b, "\nKafka clients' warnings (%d; duplicate sequence answers first, then the first 20):\n", len(lines))
+		for _, l := range lines[:min(20, len(lines))] {
 			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
@@ -184,4 +191,11 @@ func (r *result) render(h *history) string {
 		fmt.Fprintf(&b, "  no violation\n")
 	}
 	return b.String()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

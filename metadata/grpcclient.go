@@ -278,7 +278,7 @@ func (c *Client) do(ctx context.Context, policy retryPolicy, fn call) error {
 			c.forget(addr)
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, c.callTimeout)
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout(ctx, policy))
 		err = fromStatus(fn(actx, addr, metadatapb.NewMetadataClient(cc)))
 		// The server may report the deadline before the client's timer
 		// fires: either way the node did not answer in time.
@@ -326,6 +326,19 @@ func (c *Client) do(ctx context.Context, policy retryPolicy, fn call) error {
 			return err
 		}
 	}
+}
+
+// attemptTimeout bounds one attempt: the call timeout, and for a call that
+// may be retried at most half the time ctx has left, so that a node that
+// does not answer leaves time to find the leader and ask it (a lease
+// renewed every third of its TTL, with that much time, still reaches the
+// new leader when the old one is paused).
+func (c *Client) attemptTimeout(ctx context.Context, policy retryPolicy) time.Duration {
+	d := c.callTimeout
+	if deadline, ok := ctx.Deadline(); ok && policy == retryAlways {
+		d = min(d, time.Until(deadline)/2)
+	}
+	return d
 }
 
 // isTransport reports whether err is a gRPC failure that carries no

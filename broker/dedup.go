@@ -86,7 +86,13 @@ func (p *partition) appendIdempotent(ctx context.Context, batch []byte, h record
 		}
 		return Future{}, err
 	}
-	f, err := p.publish(ctx, batch, int64(h.LastOffsetDelta)+1)
+	var after *appendReq // the producer's batch still being appended, if any
+	if st != nil && len(st.recent) > 0 {
+		if prev := st.recent[len(st.recent)-1].f; !isDone(prev) {
+			after = prev.req
+		}
+	}
+	f, err := p.publish(ctx, batch, int64(h.LastOffsetDelta)+1, after)
 	if err != nil {
 		if mode == increasingSeq && errors.Is(err, ErrBacklogQuotaExceeded) {
 			// Refused for good, while later batches may be stored: a
@@ -150,6 +156,15 @@ var doneChan = func() chan struct{} {
 	close(c)
 	return c
 }()
+
+func isDone(f Future) bool {
+	select {
+	case <-f.Done():
+		return true
+	default:
+		return false
+	}
+}
 
 // refusedFull reports whether f is done and failed because the segment
 // store's disk was full: nothing was stored.
@@ -216,6 +231,12 @@ func (s *producerSeqs) checkLocked(h record.BatchHeader, mode sequencing) (*prod
 			st.recent = slices.Delete(st.recent, i, i+1)
 			break
 		}
+	}
+	// The batches last queued but refused by a full disk (with those
+	// queued behind them: dropOrphans) were never stored: the next batch
+	// follows the last one that may have been.
+	for len(st.recent) > 0 && refusedFull(st.recent[len(st.recent)-1].f) {
+		st.recent = st.recent[:len(st.recent)-1]
 	}
 	if len(st.recent) == 0 {
 		return st, nil, nil

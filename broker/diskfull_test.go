@@ -9,6 +9,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/bookietest"
+	"github.com/magnetar-mq/magnetar/internal/record"
 	"github.com/magnetar-mq/magnetar/metadata/metadatatest"
 )
 
@@ -171,6 +172,67 @@ func TestARetryOfABatchRefusedByAFullDiskIsStoredOnce(t *testing.T) {
 	}
 	if base, err := send(2); err != nil || base != 2 {
 		t.Fatalf("the send repeated after it was stored: %d, %v; want the first answer, 2", base, err)
+	}
+	wantOffsets(t, readAll(t, b, n), 4)
+}
+
+// heldShard refuses the next append with bookie.ErrDiskFull, once it is
+// released, and lets the later ones through: a disk that was full for
+// one append.
+type heldShard struct {
+	bookie.Client
+	entered chan struct{} // receives once the refused append has come
+	release chan struct{} // closed to refuse it
+	refused atomic.Bool
+}
+
+func (h *heldShard) Append(ctx context.Context, req bookie.AppendRequest) (int64, error) {
+	if h.refused.CompareAndSwap(false, true) {
+		h.entered <- struct{}{}
+		<-h.release
+		return 0, fmt.Errorf("%w: appending to segment %d", bookie.ErrDiskFull, req.Segment)
+	}
+	return h.Client.Append(ctx, req)
+}
+
+// A Kafka producer pipelines batches A and B. A is refused by a full disk
+// while B waits behind it; when B's turn comes the disk has room. B must
+// not be stored before A: the producer sends A again, and with B stored A
+// would be behind the last stored sequence, answered DUPLICATE_SEQUENCE,
+// which Kafka clients take for success, and A would be lost. So B fails
+// with A's error; both are sent again, in order, and stored once each.
+func TestABatchQueuedBehindOneRefusedByAFullDiskIsRefusedToo(t *testing.T) {
+	meta := metadatatest.NewStore()
+	t.Cleanup(func() { meta.Close() })
+	shard := &heldShard{Client: bookietest.NewFake(), entered: make(chan struct{}), release: make(chan struct{})}
+	b := newBroker(t, stores{meta: meta, shards: bookie.OneShard("s1", shard)})
+	n := topic(t, b, "pipelined", 1)
+	pid, err := b.NewProducerID(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, err := b.AppendBatch(ctxT(t), n, 0, producerBatch(t, pid, 0, 0, 2, record.CodecNone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-shard.entered // A is being appended
+	fb, err := b.AppendBatch(ctxT(t), n, 0, producerBatch(t, pid, 0, 2, 2, record.CodecNone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(shard.release)
+	if _, err := fa.Wait(ctxT(t)); !errors.Is(err, bookie.ErrDiskFull) {
+		t.Fatalf("A: %v, want ErrDiskFull", err)
+	}
+	if _, err := fb.Wait(ctxT(t)); !errors.Is(err, bookie.ErrDiskFull) {
+		t.Fatalf("B, queued behind the refused A: %v, want it refused too (ErrDiskFull)", err)
+	}
+	// The producer sends both again, in order.
+	if base, err := appendWait(t, b, n, producerBatch(t, pid, 0, 0, 2, record.CodecNone)); err != nil || base != 0 {
+		t.Fatalf("A again: offset %d, %v; want stored at 0", base, err)
+	}
+	if base, err := appendWait(t, b, n, producerBatch(t, pid, 0, 2, 2, record.CodecNone)); err != nil || base != 2 {
+		t.Fatalf("B again: offset %d, %v; want stored at 2", base, err)
 	}
 	wantOffsets(t, readAll(t, b, n), 4)
 }

@@ -82,6 +82,11 @@ type partition struct {
 type appendReq struct {
 	batch []byte // RecordBatch v2; its base offset is set by the run loop
 	count int64
+	// after is the same idempotent producer's batch queued before this
+	// one, if any: should it fail, this one fails too, unstored, so a
+	// producer's batches are stored in sequence or not at all. The run
+	// loop clears it once checked, so requests do not chain in memory.
+	after *appendReq
 	done  chan struct{}
 	base  int64
 	err   error
@@ -232,8 +237,9 @@ func (b *Broker) putPartitionMeta(ctx context.Context, pn catalog.PartitionName,
 	return nv, wrapMeta("update partition", err)
 }
 
-// publish queues a batch for appending.
-func (p *partition) publish(ctx context.Context, batch []byte, count int64) (Future, error) {
+// publish queues a batch for appending, after the batch of the same
+// producer queued before it (nil: none; see appendReq.after).
+func (p *partition) publish(ctx context.Context, batch []byte, count int64, after *appendReq) (Future, error) {
 	if err := p.b.throttlePublish(ctx, p.name, len(batch), count); err != nil {
 		return Future{}, err // only when ctx ended or the broker closed while throttled
 	}
@@ -248,7 +254,7 @@ func (p *partition) publish(ctx context.Context, batch []byte, count int64) (Fut
 	if err := p.failedErr(); err != nil {
 		return Future{}, err
 	}
-	req := &appendReq{batch: batch, count: count, done: make(chan struct{})}
+	req := &appendReq{batch: batch, count: count, after: after, done: make(chan struct{})}
 	select {
 	case p.appendCh <- req:
 		return Future{req}, nil
@@ -344,6 +350,9 @@ func (p *partition) fail(err error) {
 
 func (p *partition) appendGroup(group []*appendReq, size int) error {
 	start := time.Now()
+	if group, size = p.dropOrphans(group, size); len(group) == 0 {
+		return nil
+	}
 	if p.openStore == nil {
 		if err := p.openNext(); err != nil {
 			return p.refuse(group, err)
@@ -399,6 +408,35 @@ func (p *partition) appendGroup(group []*appendReq, size int) error {
 		return p.roll()
 	}
 	return nil
+}
+
+// dropOrphans fails, unstored, every request of the group whose producer's
+// previous batch failed (it was in an earlier group, so its outcome is
+// known; one in this group shares this group's), and returns the rest and
+// their size. A producer's batches are checked against the ones it queued
+// before (dedup.go), so one stored after a refused one would leave a gap
+// in its sequence that its retry of the refused one would be taken for a
+// duplicate of.
+func (p *partition) dropOrphans(group []*appendReq, size int) ([]*appendReq, int) {
+	kept := group[:0]
+	for _, r := range group {
+		prev := r.after
+		r.after = nil
+		if prev != nil {
+			select {
+			case <-prev.done:
+				if prev.err != nil {
+					size -= len(r.batch)
+					r.err, r.batch = fmt.Errorf("%w (the producer's batch before it failed)", prev.err), nil
+					close(r.done)
+					continue
+				}
+			default:
+			}
+		}
+		kept = append(kept, r)
+	}
+	return kept, size
 }
 
 // roll seals the open segment; the next append opens the next one

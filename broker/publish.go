@@ -64,7 +64,7 @@ func (b *Broker) appendEncoded(ctx context.Context, name TopicName, partition in
 		if h.ProducerID >= 0 {
 			f, err = p.appendIdempotent(ctx, batch, h, mode)
 		} else {
-			f, err = p.publish(ctx, batch, int64(h.LastOffsetDelta)+1)
+			f, err = p.publish(ctx, batch, int64(h.LastOffsetDelta)+1, nil)
 		}
 		if errors.Is(err, ErrClosed) && !errors.Is(err, ErrPartitionFailed) {
 			// The partition closed under the publish, which was not

@@ -56,19 +56,19 @@ func (b *Broker) publishRecords(ctx context.Context, name TopicName, partition i
 // producer's sequence first (dedup.go).
 func (b *Broker) appendEncoded(ctx context.Context, name TopicName, partition int32, batch []byte, h record.BatchHeader, mode sequencing) (Future, error) {
 	for attempt := 0; ; attempt++ {
-		p, err := b.partitionFor(ctx, name, partition)
-		if err != nil {
-			return Future{}, err
-		}
 		var f Future
-		if h.ProducerID >= 0 {
+		p, err := b.partitionFor(ctx, name, partition)
+		switch {
+		case err != nil:
+		case h.ProducerID >= 0:
 			f, err = p.appendIdempotent(ctx, batch, h, mode)
-		} else {
+		default:
 			f, err = p.publish(ctx, batch, int64(h.LastOffsetDelta)+1, nil)
 		}
 		if errors.Is(err, ErrClosed) && !errors.Is(err, ErrPartitionFailed) {
 			// The partition closed under the publish, which was not
-			// stored: its bundle moved (the client should go to the new
+			// stored, or its load lost the partition to another
+			// broker's: its bundle moved (the client should go to the new
 			// owner), or it was unloaded idle (load it again).
 			if err = b.movedErr(name, partition, err); errors.Is(err, ErrClosed) && attempt < 3 {
 				continue

@@ -74,7 +74,11 @@
 // run (refused by a follower or a closing replica, or never sent) or is
 // harmless to repeat (Read, Info, Seal); an Append, CreateSegment or
 // DeleteSegment with an unknown outcome returns ErrUnknownOutcome, and the
-// writer seals the segment to learn where it ends. cmd/magnetar's `bookie`
+// writer seals the segment to learn where it ends. Every attempt on a
+// replica has a deadline (ClientConfig): a replica that misses it counts
+// as gone, which bounds how long a paused or cut-off leader stalls its
+// shard, and a Read the leader fails itself (a timeout, an unreadable log)
+// is served by the other replicas as a follower read. cmd/magnetar's `bookie`
 // command runs one replica per process; docs/bookie.md shows how to run a
 // shard.
 //

@@ -118,6 +118,7 @@ type Server struct {
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	grpcSrv  *grpc.Server
+	native   *native.Server
 	broker   *broker.Broker
 	ready    atomic.Bool
 	serving  sync.WaitGroup // the Serve goroutines
@@ -197,7 +198,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.serving.Go(func() { s.serve("http", func() error { return s.httpSrv.Serve(s.httpLn) }) })
 	s.grpcSrv = grpc.NewServer(native.GRPCServerOptions(cfg.Broker.MaxMessageBytes)...)
-	native.NewServer(s.broker, advertised, log).Register(s.grpcSrv)
+	s.native = native.NewServer(s.broker, advertised, log)
+	s.native.Register(s.grpcSrv)
 	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })
 	if err := s.serveKafka(cfg); err != nil {
 		return nil, err
@@ -284,6 +286,7 @@ func (s *Server) Close() error {
 			s.grpcSrv.Stop()
 			<-done
 		}
+		s.native.Wait()
 	} else if s.broker != nil {
 		errs = append(errs, s.broker.Close())
 	}

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,6 +32,9 @@ type Server struct {
 	b          *broker.Broker
 	advertised string
 	log        *slog.Logger
+	// streams holds the goroutines that outlive a stream's handler by a
+	// moment (Produce's receiver); Wait waits for them.
+	streams sync.WaitGroup
 }
 
 // NewServer returns the native-protocol service of b; advertised is the
@@ -45,6 +48,10 @@ func NewServer(b *broker.Broker, advertised string, log *slog.Logger) *Server {
 
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { nativepb.RegisterMagnetarServer(g, s) }
+
+// Wait waits for the goroutines of the streams served; call it once the
+// gRPC server has stopped.
+func (s *Server) Wait() { s.streams.Wait() }
 
 // Lookup implements nativepb.MagnetarServer.
 func (s *Server) Lookup(ctx context.Context, req *nativepb.LookupRequest) (*nativepb.LookupResponse, error) {
@@ -119,54 +126,81 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 		return err
 	}
 
+	// The receiver takes the producer's batches and queues them; this
+	// goroutine answers them in order (sendReceipts). It ends the stream as
+	// soon as it must, without waiting for the receiver: that one is
+	// blocked in Recv until the stream ends, and a producer waiting for
+	// this answer before it sends again never ends it itself. The receiver
+	// then returns (its Recv fails once the handler has returned), and
+	// s.streams waits for it at shutdown.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	pending := make(chan inflight, maxInFlight)
+	r := &receiver{s: s, stream: stream, name: name, partition: partition, producerID: producerID, pending: pending}
+	received := make(chan error, 1)
+	s.streams.Go(func() { received <- r.run(rctx) })
+	if err := s.sendReceipts(rctx, stream, pending); err != nil {
+		return s.status(ctx, err)
+	}
+	// pending is closed: the receiver is done.
+	if err := <-received; err != nil {
+		return s.status(ctx, err)
+	}
+	return s.status(ctx, r.end)
+}
+
+// receiver reads a producer's batches from its stream and queues them for
+// sendReceipts.
+type receiver struct {
+	s          *Server
+	stream     nativepb.Magnetar_ProduceServer
+	name       broker.TopicName
+	partition  int32
+	producerID int64
+	pending    chan<- inflight // closed when run returns
 	// end is set when the stream must end after the batches before are
 	// answered: the partition's bundle moved away (the status names the
 	// owner for the client to go to), or it is unavailable for now. The
-	// client sends the rest again, there or here.
-	var end error
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.sendReceipts(gctx, stream, pending) })
-	g.Go(func() error {
-		defer close(pending)
-		var last *broker.Future
-		for {
-			req, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			send := req.GetSend()
-			if send == nil {
-				return status.Error(codes.InvalidArgument, "native: only send requests may follow open")
-			}
-			if err := failedBefore(last); err != nil {
-				// The batch before failed: none after it may be stored
-				// before it is sent again, or the partition's order breaks.
-				return nil // sendReceipts ends the stream when it gets there
-			}
-			in := inflight{seq: send.GetSequenceId(), count: int32(len(send.GetMessages()))}
-			in.future, in.err = s.b.PublishSequencedAsync(gctx, name, partition, producerID, in.seq, toRecords(send.GetMessages()))
-			if errors.Is(in.err, broker.ErrNotOwner) || errmap.GRPCCode(in.err) == codes.Unavailable {
-				end = in.err
-				return nil
-			}
-			if in.err == nil {
-				last = &in.future
-			}
-			select {
-			case pending <- in:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
+	// client sends the rest again, there or here. Read after pending is
+	// closed.
+	end error
+}
+
+func (r *receiver) run(ctx context.Context) error {
+	defer close(r.pending)
+	var last *broker.Future
+	for {
+		req, err := r.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-	})
-	if err := g.Wait(); err != nil {
-		return s.status(ctx, err)
+		if err != nil {
+			return err
+		}
+		send := req.GetSend()
+		if send == nil {
+			return status.Error(codes.InvalidArgument, "native: only send requests may follow open")
+		}
+		if err := failedBefore(last); err != nil {
+			// The batch before failed: none after it may be stored
+			// before it is sent again, or the partition's order breaks.
+			return nil // sendReceipts ends the stream when it gets there
+		}
+		in := inflight{seq: send.GetSequenceId(), count: int32(len(send.GetMessages()))}
+		in.future, in.err = r.s.b.PublishSequencedAsync(ctx, r.name, r.partition, r.producerID, in.seq, toRecords(send.GetMessages()))
+		if errors.Is(in.err, broker.ErrNotOwner) || errmap.GRPCCode(in.err) == codes.Unavailable {
+			r.end = in.err
+			return nil
+		}
+		if in.err == nil {
+			last = &in.future
+		}
+		select {
+		case r.pending <- in:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return s.status(ctx, end)
 }
 
 // failedBefore returns the error of a batch already completed with an

@@ -3,8 +3,10 @@ package native
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,12 +28,18 @@ import (
 // in-memory connection and returns a client stub for it.
 func newService(t testing.TB, mutate ...func(*broker.Config)) nativepb.MagnetarClient {
 	t.Helper()
+	return newServiceOn(t, bookietest.NewFake(), mutate...)
+}
+
+// newServiceOn is newService with the segment store shard.
+func newServiceOn(t testing.TB, shard bookie.Client, mutate ...func(*broker.Config)) nativepb.MagnetarClient {
+	t.Helper()
 	cfg := broker.DefaultConfig()
 	for _, m := range mutate {
 		m(&cfg)
 	}
 	meta := metadatatest.NewStore()
-	b, err := broker.New(cfg, meta, bookie.OneShard("s1", bookietest.NewFake()), nil, nil)
+	b, err := broker.New(cfg, meta, bookie.OneShard("s1", shard), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +124,36 @@ func TestProduceAnswersEachSendInOrderAndKeepsTheStreamAfterARefusal(t *testing.
 	if got := r3.GetReceipt(); got.GetSequenceId() != 3 || got.GetBaseOffset() != 2 {
 		t.Fatalf("third answer = %v, want receipt 3 at offset 2", r3)
 	}
+}
+
+// failingShard fails its first append with an unknown outcome, as a shard
+// whose leader stopped answering does.
+type failingShard struct {
+	bookie.Client
+	failed atomic.Bool
+}
+
+func (f *failingShard) Append(ctx context.Context, req bookie.AppendRequest) (int64, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return 0, fmt.Errorf("%w: the leader did not answer", bookie.ErrUnknownOutcome)
+	}
+	return f.Client.Append(ctx, req)
+}
+
+// A producer that sends one batch and waits for its answer before the
+// next: the append fails with an unknown outcome, and the stream ends
+// with UNAVAILABLE at once, so the producer sends the batch again (on a
+// new stream). It wedged: the stream waited for the producer's next
+// request before it ended, and the producer waited for the answer.
+func TestAProduceStreamEndsAtOnceWhenAnAppendFails(t *testing.T) {
+	c := newServiceOn(t, &failingShard{Client: bookietest.NewFake()})
+	s := openProducer(t, c, "orders", 0)
+	if _, err := s.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, 1, "a")
+	_, err := s.Recv()
+	wantCode(t, err, codes.Unavailable)
 }
 
 // A batch sent again on a new stream under the producer's ID is answered

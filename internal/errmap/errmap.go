@@ -66,6 +66,9 @@ var table = []row{
 	// No shard to place a segment on (none registered with a live leader
 	// yet), or a segment's shard unknown: storage is starting or gone.
 	{bookie.ErrUnknownShard, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
+	// No replica of a shard answered in time (its leader is paused or cut
+	// off, an election is under way): try again.
+	{bookie.ErrTimeout, codes.Unavailable, http.StatusServiceUnavailable, kerr.RequestTimedOut},
 	{bookie.ErrDiskFull, codes.ResourceExhausted, http.StatusInsufficientStorage, kerr.KafkaStorageError},
 	{metadata.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{context.Canceled, codes.Canceled, 499, kerr.RequestTimedOut},

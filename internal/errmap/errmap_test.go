@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"google.golang.org/grpc/codes"
 
+	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/broker"
 )
 
@@ -24,6 +26,7 @@ func TestKafkaCodesOfWrappedBrokerErrors(t *testing.T) {
 		{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 		{broker.ErrPartitionFailed, kerr.NotLeaderForPartition},
 		{context.DeadlineExceeded, kerr.RequestTimedOut},
+		{bookie.ErrTimeout, kerr.RequestTimedOut},
 		{errors.New("something else"), kerr.UnknownServerError},
 	} {
 		err := fmt.Errorf("wrapped: %w", tc.err)
@@ -33,5 +36,14 @@ func TestKafkaCodesOfWrappedBrokerErrors(t *testing.T) {
 	}
 	if KafkaCode(nil) != 0 {
 		t.Error("nil is not code 0")
+	}
+}
+
+// A read that no replica of a shard answered in time is worth another try
+// (UNAVAILABLE), not an internal error.
+func TestAShardThatDidNotAnswerInTimeIsUnavailable(t *testing.T) {
+	err := fmt.Errorf("broker: reading segment 3: %w", bookie.ErrTimeout)
+	if got := GRPCCode(err); got != codes.Unavailable {
+		t.Fatalf("gRPC code %v, want Unavailable", got)
 	}
 }

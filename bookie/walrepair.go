@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft-wal/segment"
@@ -28,9 +29,10 @@ import (
 // raft-wal's own segment writer and sealed by it with an index; then the
 // metadata names the new file in the old one's place (one atomic
 // CommitState), and the old file is deleted. A crash before the commit
-// leaves the old metadata and an unnamed new file, which raft-wal's Open
-// deletes, so the repair simply runs again; a crash after it leaves an
-// unnamed old file, deleted the same way.
+// leaves the old metadata and a new file it does not name: a repair first
+// deletes every segment file the metadata does not name (as raft-wal's
+// Open would), so it starts again cleanly. A crash after the commit leaves
+// the old file unnamed, deleted by raft-wal's Open.
 //
 // The entries after MaxIndex that the truncation dropped are still in the
 // old file; they are not copied, as Raft required.
@@ -39,12 +41,15 @@ func repairWAL(meta *walMeta, filer *segment.Filer, dir string, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	var (
-		replaced []types.SegmentInfo // the files repaired
-		kept     []types.SegmentInfo
-	)
+	if !slices.ContainsFunc(ps.Segments, unindexed) {
+		return nil
+	}
+	if err := deleteUnnamedSegments(filer, ps); err != nil {
+		return fmt.Errorf("bookie: deleting raft log segments left by an interrupted repair: %w", err)
+	}
+	var replaced, kept []types.SegmentInfo // the files repaired; the log's segments after
 	for _, si := range ps.Segments {
-		if si.SealTime.IsZero() || si.IndexStart != 0 {
+		if !unindexed(si) {
 			kept = append(kept, si)
 			continue
 		}
@@ -59,9 +64,6 @@ func repairWAL(meta *walMeta, filer *segment.Filer, dir string, log *slog.Logger
 			"segment", segment.FileName(si), "replacement", segment.FileName(fixed),
 			"first_index", fixed.MinIndex, "last_index", fixed.MaxIndex)
 	}
-	if len(replaced) == 0 {
-		return nil
-	}
 	ps.Segments = kept
 	if err := meta.CommitState(ps); err != nil {
 		return fmt.Errorf("bookie: recording repaired raft log segments: %w", err)
@@ -69,6 +71,26 @@ func repairWAL(meta *walMeta, filer *segment.Filer, dir string, log *slog.Logger
 	var errs []error
 	for _, si := range replaced {
 		errs = append(errs, filer.Delete(si.BaseIndex, si.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// unindexed reports whether a segment is sealed without an index: a real
+// index never starts at the file's first byte.
+func unindexed(si types.SegmentInfo) bool { return !si.SealTime.IsZero() && si.IndexStart == 0 }
+
+// deleteUnnamedSegments deletes the segment files that ps does not name.
+func deleteUnnamedSegments(filer *segment.Filer, ps types.PersistentState) error {
+	files, err := filer.List()
+	if err != nil {
+		return err
+	}
+	for _, si := range ps.Segments {
+		delete(files, si.ID)
+	}
+	var errs []error
+	for id, base := range files {
+		errs = append(errs, filer.Delete(base, id))
 	}
 	return errors.Join(errs...)
 }

@@ -2,13 +2,17 @@ package bookie
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
 )
 
 // A follower that held entries a new leader lacked drops them (Raft's
@@ -108,7 +112,33 @@ func TestALogWhoseTailWasTruncatedOpensAgain(t *testing.T) {
 				t.Fatalf("the log has %d segments, want several", n)
 			}
 
-			st = reopen(st)
+			// Reopen as after a crash in the middle of a first repair, which
+			// left its copy behind, not yet named in the metadata: the
+			// repair starts again.
+			if err := st.close(); err != nil {
+				t.Fatal(err)
+			}
+			ps, err := newWALMeta(fs, "shard/wal").Load("shard/wal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(ps.Segments, unindexed)
+			if i < 0 {
+				t.Fatal("the truncation left no segment without an index: the test no longer reproduces raft-wal#31")
+			}
+			left := segment.FileName(types.SegmentInfo{BaseIndex: ps.Segments[i].MinIndex, ID: ps.NextSegmentID})
+			f, err := fs.Create("shard/wal/"+left, vfs.WriteCategoryUnspecified)
+			if err == nil {
+				_, err = f.Write([]byte("half a copy"))
+				err = errors.Join(err, f.Close())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err = openStorage("shard", fs, testStorageOptions(), log)
+			if err != nil {
+				t.Fatalf("reopening the log: %v", err)
+			}
 			check(st, tc.leaderTo)
 			store(st, 2, tc.leaderTo+1, tc.leaderTo+5)
 			st = reopen(st)

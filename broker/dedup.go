@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 
-	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
 
@@ -166,16 +164,14 @@ func isDone(f Future) bool {
 	}
 }
 
-// refusedFull reports whether f is done and failed because the segment
-// store's disk was full: nothing was stored.
+// refusedFull reports whether f is done and failed for want of disk
+// space (RefusedFull): nothing was stored.
 func refusedFull(f Future) bool {
-	select {
-	case <-f.Done():
-		_, err := f.Result()
-		return errors.Is(err, bookie.ErrDiskFull)
-	default:
+	if !isDone(f) {
 		return false
 	}
+	_, err := f.Result()
+	return RefusedFull(err)
 }
 
 // storedFuture is the Future of a batch found in the log at base.
@@ -227,16 +223,24 @@ func (s *producerSeqs) checkLocked(h record.BatchHeader, mode sequencing) (*prod
 				return nil, &r.f, nil
 			}
 			// Refused by a full disk, so never stored: this retry is
-			// appended in its place.
-			st.recent = slices.Delete(st.recent, i, i+1)
+			// appended in its place. The batches queued after it are
+			// refused too, if not yet (dropOrphans): forget them.
+			st.recent = st.recent[:i]
 			break
 		}
 	}
-	// The batches last queued but refused by a full disk (with those
-	// queued behind them: dropOrphans) were never stored: the next batch
-	// follows the last one that may have been.
-	for len(st.recent) > 0 && refusedFull(st.recent[len(st.recent)-1].f) {
-		st.recent = st.recent[:len(st.recent)-1]
+	if n := len(st.recent); n > 0 && refusedFull(st.recent[n-1].f) {
+		// The producer's last batches were refused for want of space
+		// (with those queued behind them: dropOrphans), and this one is
+		// no retry of theirs: it came before the producer learnt of the
+		// refusal. It may not be stored before them: it is refused too,
+		// and they are forgotten, so that they are stored when sent again
+		// (or not at all, should the producer give up on them).
+		_, ferr := st.recent[n-1].f.Result()
+		for len(st.recent) > 0 && refusedFull(st.recent[len(st.recent)-1].f) {
+			st.recent = st.recent[:len(st.recent)-1]
+		}
+		return nil, nil, fmt.Errorf("%w (producer %d's batch before sequence %d was refused; send it first)", ferr, h.ProducerID, h.BaseSequence)
 	}
 	if len(st.recent) == 0 {
 		return st, nil, nil

@@ -236,3 +236,65 @@ func TestABatchQueuedBehindOneRefusedByAFullDiskIsRefusedToo(t *testing.T) {
 	}
 	wantOffsets(t, readAll(t, b, n), 4)
 }
+
+// A producer's batch A is refused by a full disk; its next batch B was
+// sent before the producer learnt of it. B is refused too (not stored
+// after the gap A left), and both, sent again in order once there is
+// room, are stored once each, in order. A producer that gives up on A
+// instead goes on with its next batch.
+func TestABatchSentAfterARefusedOneIsRefusedUntilThatOneIsSentAgain(t *testing.T) {
+	for _, mode := range []string{"kafka", "native"} {
+		t.Run(mode, func(t *testing.T) {
+			s, shard := newFullableStores(t)
+			b := newBroker(t, s)
+			n := topic(t, b, "after-refusal", 1)
+			pid, err := b.NewProducerID(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			send := func(seq int32) (int64, error) {
+				var f Future
+				var err error
+				if mode == "kafka" {
+					f, err = b.AppendBatch(ctxT(t), n, 0, producerBatch(t, pid, 0, seq, 2, record.CodecNone))
+				} else {
+					f, err = b.PublishSequencedAsync(ctxT(t), n, 0, pid, uint64(seq), values("s", int(seq), 2))
+				}
+				if err != nil {
+					return 0, err
+				}
+				return f.Wait(ctxT(t))
+			}
+			if base, err := send(0); err != nil || base != 0 {
+				t.Fatalf("first send: %d, %v", base, err)
+			}
+			shard.full.Store(true)
+			if _, err := send(2); !errors.Is(err, bookie.ErrDiskFull) {
+				t.Fatalf("A on a full disk: %v, want ErrDiskFull", err)
+			}
+			shard.full.Store(false)
+			if _, err := send(4); !errors.Is(err, bookie.ErrDiskFull) {
+				t.Fatalf("B, sent before the producer learnt that A was refused: %v, want refused (ErrDiskFull) until A is sent again", err)
+			}
+			if base, err := send(2); err != nil || base != 2 {
+				t.Fatalf("A again: %d, %v; want stored at 2", base, err)
+			}
+			if base, err := send(4); err != nil || base != 4 {
+				t.Fatalf("B again: %d, %v; want stored at 4", base, err)
+			}
+			shard.full.Store(true)
+			if _, err := send(6); !errors.Is(err, bookie.ErrDiskFull) {
+				t.Fatalf("C on a full disk: %v, want ErrDiskFull", err)
+			}
+			shard.full.Store(false)
+			if mode == "native" { // a native producer gives up on C and goes on
+				if _, err := send(8); !errors.Is(err, bookie.ErrDiskFull) {
+					t.Fatalf("D right after C was refused: %v, want refused", err)
+				}
+				if base, err := send(8); err != nil || base != 6 {
+					t.Fatalf("D sent again, C given up: %d, %v; want stored at 6", base, err)
+				}
+			}
+		})
+	}
+}

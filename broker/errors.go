@@ -1,6 +1,11 @@
 package broker
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/magnetar-mq/magnetar/bookie"
+	"github.com/magnetar-mq/magnetar/metadata"
+)
 
 // Sentinel errors of the broker. Protocol adapters map them to their own
 // error codes (see internal/errmap).
@@ -29,3 +34,11 @@ var (
 	ErrOutOfOrderSequence   = errors.New("broker: out of order producer sequence number")
 	ErrInvalidProducerEpoch = errors.New("broker: producer epoch is older than the current one")
 )
+
+// RefusedFull reports whether err is a refusal for want of disk space, by
+// the segment store (bookie.ErrDiskFull) or the metadata service, which
+// would not record the next segment (metadata.ErrDiskFull): nothing was
+// stored, and the same batch may be stored once there is room.
+func RefusedFull(err error) bool {
+	return errors.Is(err, bookie.ErrDiskFull) || errors.Is(err, metadata.ErrDiskFull)
+}

@@ -97,12 +97,13 @@ func (p *partition) deleteEmpty(seg *catalogpb.Segment) {
 }
 
 // refuse answers a group that failed with err. A full shard stored
-// nothing: the group fails with that error and the partition goes on. Any
-// other failure may have stored the group, or means the partition moved:
-// the partition fails (the caller returns err to run), and the next owner's
-// seal decides what was stored.
+// nothing, nor did a full metadata service, which refused to record the
+// next segment: the group fails with that error and the partition goes
+// on. Any other failure may have stored the group, or means the partition
+// moved: the partition fails (the caller returns err to run), and the next
+// owner's seal decides what was stored.
 func (p *partition) refuse(group []*appendReq, err error) error {
-	if errors.Is(err, bookie.ErrDiskFull) {
+	if RefusedFull(err) {
 		rerr := fmt.Errorf("broker: appending to %s-%d: %w", p.name, p.index, err)
 		for _, r := range group {
 			r.err, r.batch = rerr, nil
@@ -111,7 +112,7 @@ func (p *partition) refuse(group []*appendReq, err error) error {
 		p.b.metrics.appendsRefusedFull.Add(float64(len(group)))
 		if !p.storeFull {
 			p.storeFull = true
-			p.log.Warn("appends refused until the segment store has room again", "err", err)
+			p.log.Warn("appends refused until there is room again", "err", err)
 		}
 		return nil
 	}

@@ -70,6 +70,7 @@ var table = []row{
 	// off, an election is under way): try again.
 	{bookie.ErrTimeout, codes.Unavailable, http.StatusServiceUnavailable, kerr.RequestTimedOut},
 	{bookie.ErrDiskFull, codes.ResourceExhausted, http.StatusInsufficientStorage, kerr.KafkaStorageError},
+	{metadata.ErrDiskFull, codes.ResourceExhausted, http.StatusInsufficientStorage, kerr.KafkaStorageError},
 	{metadata.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{context.Canceled, codes.Canceled, 499, kerr.RequestTimedOut},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, http.StatusGatewayTimeout, kerr.RequestTimedOut},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/metadata"
 )
 
 func TestKafkaCodesOfWrappedBrokerErrors(t *testing.T) {
@@ -27,6 +28,8 @@ func TestKafkaCodesOfWrappedBrokerErrors(t *testing.T) {
 		{broker.ErrPartitionFailed, kerr.NotLeaderForPartition},
 		{context.DeadlineExceeded, kerr.RequestTimedOut},
 		{bookie.ErrTimeout, kerr.RequestTimedOut},
+		{bookie.ErrDiskFull, kerr.KafkaStorageError},
+		{metadata.ErrDiskFull, kerr.KafkaStorageError},
 		{errors.New("something else"), kerr.UnknownServerError},
 	} {
 		err := fmt.Errorf("wrapped: %w", tc.err)

@@ -188,8 +188,12 @@ func (r *receiver) run(ctx context.Context) error {
 		}
 		in := inflight{seq: send.GetSequenceId(), count: int32(len(send.GetMessages()))}
 		in.future, in.err = r.s.b.PublishSequencedAsync(ctx, r.name, r.partition, r.producerID, in.seq, toRecords(send.GetMessages()))
-		if errors.Is(in.err, broker.ErrNotOwner) || errmap.GRPCCode(in.err) == codes.Unavailable {
+		switch {
+		case errors.Is(in.err, broker.ErrNotOwner) || errmap.GRPCCode(in.err) == codes.Unavailable:
 			r.end = in.err
+			return nil
+		case broker.RefusedFull(in.err):
+			r.end = status.Errorf(codes.Unavailable, "native: batch %d refused, send it again: %v", in.seq, in.err)
 			return nil
 		}
 		if in.err == nil {
@@ -203,15 +207,24 @@ func (r *receiver) run(ctx context.Context) error {
 	}
 }
 
+// sendAgain reports whether a batch that failed with err is to be sent
+// again, with the ones after it, rather than answered with err: its
+// outcome is unknown (the partition failed), or it was refused for want of
+// space (nothing stored, and the producer's next batches may not be
+// stored before it).
+func sendAgain(err error) bool {
+	return errors.Is(err, broker.ErrPartitionFailed) || broker.RefusedFull(err)
+}
+
 // failedBefore returns the error of a batch already completed with an
-// unknown outcome.
+// error that makes the producer send it again (sendAgain).
 func failedBefore(f *broker.Future) error {
 	if f == nil {
 		return nil
 	}
 	select {
 	case <-f.Done():
-		if _, err := f.Result(); errors.Is(err, broker.ErrPartitionFailed) {
+		if _, err := f.Result(); sendAgain(err) {
 			return err
 		}
 	default:
@@ -221,8 +234,9 @@ func failedBefore(f *broker.Future) error {
 
 // sendReceipts answers the producer's batches in the order they came. A
 // batch whose append failed with an unknown outcome (the partition failed)
-// ends the stream (Unavailable) instead: it may or may not have been stored, and the client sends it and the ones after
-// it again, which the producer's sequence numbers make safe.
+// or for want of space ends the stream (Unavailable) instead: it may or
+// may not have been stored, or was not, and the client sends it and the
+// ones after it again, which the producer's sequence numbers make safe.
 func (s *Server) sendReceipts(ctx context.Context, stream nativepb.Magnetar_ProduceServer, pending <-chan inflight) error {
 	for in := range pending {
 		err := in.err
@@ -232,7 +246,7 @@ func (s *Server) sendReceipts(ctx context.Context, stream nativepb.Magnetar_Prod
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, broker.ErrPartitionFailed) {
+			if sendAgain(err) {
 				return status.Errorf(codes.Unavailable, "native: storing batch %d failed, send it again: %v", in.seq, err)
 			}
 		}

@@ -126,34 +126,43 @@ func TestProduceAnswersEachSendInOrderAndKeepsTheStreamAfterARefusal(t *testing.
 	}
 }
 
-// failingShard fails its first append with an unknown outcome, as a shard
-// whose leader stopped answering does.
+// failingShard fails its first append with err.
 type failingShard struct {
 	bookie.Client
+	err    error
 	failed atomic.Bool
 }
 
 func (f *failingShard) Append(ctx context.Context, req bookie.AppendRequest) (int64, error) {
 	if f.failed.CompareAndSwap(false, true) {
-		return 0, fmt.Errorf("%w: the leader did not answer", bookie.ErrUnknownOutcome)
+		return 0, f.err
 	}
 	return f.Client.Append(ctx, req)
 }
 
 // A producer that sends one batch and waits for its answer before the
-// next: the append fails with an unknown outcome, and the stream ends
-// with UNAVAILABLE at once, so the producer sends the batch again (on a
-// new stream). It wedged: the stream waited for the producer's next
-// request before it ended, and the producer waited for the answer.
+// next: the append fails with an unknown outcome (the shard's leader did
+// not answer), or is refused for want of space, and the stream ends with
+// UNAVAILABLE at once, so the producer sends the batch again, and the ones
+// after it, in order (on a new stream). It wedged: the stream waited for
+// the producer's next request before it ended, and the producer waited for
+// the answer.
 func TestAProduceStreamEndsAtOnceWhenAnAppendFails(t *testing.T) {
-	c := newServiceOn(t, &failingShard{Client: bookietest.NewFake()})
-	s := openProducer(t, c, "orders", 0)
-	if _, err := s.Recv(); err != nil {
-		t.Fatal(err)
+	for _, err := range []error{
+		fmt.Errorf("%w: the leader did not answer", bookie.ErrUnknownOutcome),
+		fmt.Errorf("%w: 1 byte available", bookie.ErrDiskFull),
+	} {
+		t.Run(err.Error(), func(t *testing.T) {
+			c := newServiceOn(t, &failingShard{Client: bookietest.NewFake(), err: err})
+			s := openProducer(t, c, "orders", 0)
+			if _, err := s.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			send(t, s, 1, "a")
+			_, err := s.Recv()
+			wantCode(t, err, codes.Unavailable)
+		})
 	}
-	send(t, s, 1, "a")
-	_, err := s.Recv()
-	wantCode(t, err, codes.Unavailable)
 }
 
 // A batch sent again on a new stream under the producer's ID is answered

@@ -631,16 +631,10 @@ func (b *Broker) movedErr(name TopicName, index int32, err error) error {
 	if o == nil || !errors.Is(err, ErrClosed) {
 		return err
 	}
-	n, ok := func() (int, bool) {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		n, ok := o.mu.layouts[name.NamespaceKey()]
-		return n, ok
-	}()
+	bd, ok := o.bundleOf(name, index)
 	if !ok {
 		return err
 	}
-	bd := BundleFor(name.NamespaceKey(), n, PartitionHash(name, index))
 	o.mu.Lock()
 	st, mine := o.mu.owned[bd]
 	draining := o.mu.draining
@@ -649,6 +643,34 @@ func (b *Broker) movedErr(name TopicName, index int32, err error) error {
 		return &NotOwnerError{Bundle: bd}
 	}
 	return err
+}
+
+// bundleOf returns the bundle of a partition, if its namespace's layout
+// is known.
+func (o *ownership) bundleOf(name TopicName, index int32) (Bundle, bool) {
+	o.mu.Lock()
+	n, ok := o.mu.layouts[name.NamespaceKey()]
+	o.mu.Unlock()
+	if !ok {
+		return Bundle{}, false
+	}
+	return BundleFor(name.NamespaceKey(), n, PartitionHash(name, index)), true
+}
+
+// claimedErr is the error of a load that lost the partition's row to
+// another broker's load (err: the metadata's conflict). With ownership it
+// is a *NotOwnerError, whatever this broker believes of the bundle: the
+// other broker holds it now, or this one woke from a pause and has yet to
+// learn that its lease expired; loading again would take the partition
+// back from its owner (both fenced in turn). Clients look it up again.
+// Without ownership (one broker) it is ErrClosed: load it again.
+func (b *Broker) claimedErr(name TopicName, index int32, err error) error {
+	if o := b.ownership(); o != nil {
+		if bd, ok := o.bundleOf(name, index); ok {
+			return &NotOwnerError{Bundle: bd}
+		}
+	}
+	return fmt.Errorf("%w: %s-%d was claimed by another load: %w", ErrClosed, name, index, err)
 }
 
 // UnloadBundle moves a bundle this broker owns: it stops serving it,

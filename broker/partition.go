@@ -155,10 +155,8 @@ func (b *Broker) loadPartition(ctx context.Context, name TopicName, index int32)
 		}
 		if version, err = b.putPartitionMeta(ctx, pn, pm, version); err != nil {
 			if errors.Is(err, catalog.ErrConflict) {
-				// Another broker claimed the partition since (a broker that
-				// woke from a pause, or a load racing this one): not ours
-				// to serve now; the caller looks again.
-				return nil, fmt.Errorf("%w: %s-%d was claimed by another load: %w", ErrClosed, name, index, err)
+				// Another broker claimed the partition since.
+				return nil, b.claimedErr(name, index, err)
 			}
 			return nil, err
 		}

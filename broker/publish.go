@@ -69,8 +69,13 @@ func (b *Broker) appendEncoded(ctx context.Context, name TopicName, partition in
 			// The partition closed under the publish, which was not
 			// stored, or its load lost the partition to another
 			// broker's: its bundle moved (the client should go to the new
-			// owner), or it was unloaded idle (load it again).
-			if err = b.movedErr(name, partition, err); errors.Is(err, ErrClosed) && attempt < 3 {
+			// owner), or it was unloaded idle (load it again). An
+			// idempotent producer's batch is not loaded again here: its
+			// batches before it may still be undecided on the closed
+			// partition, and it may not be stored before them. The
+			// producer sends it again after them (ErrClosed is
+			// UNAVAILABLE, LEADER_NOT_AVAILABLE).
+			if err = b.movedErr(name, partition, err); errors.Is(err, ErrClosed) && h.ProducerID < 0 && attempt < 3 {
 				continue
 			}
 		}

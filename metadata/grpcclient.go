@@ -278,12 +278,18 @@ func (c *Client) do(ctx context.Context, policy retryPolicy, fn call) error {
 			c.forget(addr)
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout(ctx, policy))
+		d := c.attemptTimeout(ctx, policy)
+		actx, cancel := context.WithTimeout(ctx, d)
 		err = fromStatus(fn(actx, addr, metadatapb.NewMetadataClient(cc)))
 		// The server may report the deadline before the client's timer
 		// fires: either way the node did not answer in time.
 		timedOut := err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(actx.Err(), context.DeadlineExceeded))
 		cancel()
+		// A node is forgotten as the leader for not answering only
+		// within a fair time: a caller's short deadline says nothing of
+		// the node, and forgetting it makes every call look for the
+		// leader again.
+		slow := timedOut && d >= c.callTimeout/4
 		var nl *NotLeaderError
 		switch {
 		case err == nil:
@@ -300,19 +306,21 @@ func (c *Client) do(ctx context.Context, policy retryPolicy, fn call) error {
 			}
 			continue
 		case ctx.Err() != nil:
-			if timedOut {
+			if slow {
 				// The node kept the call until the caller gave up: make
 				// the next call find out who leads rather than wait on it.
 				c.forget(addr)
 			}
 			return ctx.Err()
 		case timedOut:
-			c.forget(addr)
-			c.logger.Warn("a metadata node did not answer in time; looking for the leader elsewhere", "addr", addr, "timeout", c.callTimeout)
+			if slow {
+				c.forget(addr)
+				c.logger.Warn("a metadata node did not answer in time; looking for the leader elsewhere", "addr", addr, "timeout", d)
+			}
 			if policy == retryAlways {
 				continue
 			}
-			return fmt.Errorf("%w: %s did not answer within %v", ErrUnknownOutcome, addr, c.callTimeout)
+			return fmt.Errorf("%w: %s did not answer within %v", ErrUnknownOutcome, addr, d)
 		case errors.Is(err, ErrClosed) || errors.Is(err, ErrUnknownOutcome) || isTransport(err):
 			c.forget(addr)
 			if policy == retryAlways {

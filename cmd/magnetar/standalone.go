@@ -83,6 +83,7 @@ func runServer(role, usage string, args []string) error {
 	cfg.RegisterFlags(fs)
 	if role == "broker" {
 		fs.StringVar(&cfg.MetaAddrs, "meta-addrs", "", "metadata service gRPC addresses, host:port,... (required)")
+		cfg.BookieClient.RegisterFlags("bookie-client.", fs)
 	} else {
 		// The disk settings of the roles a standalone runs in process.
 		cfg.Meta.RegisterDiskFlags("meta.", fs)

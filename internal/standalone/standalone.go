@@ -50,7 +50,8 @@ type Config struct {
 	Meta   metadata.Config    `yaml:"meta"`
 	Bookie bookie.ShardConfig `yaml:"bookie"`
 	// BookieClient sets the deadlines and keepalive of the calls to the
-	// bookie shards (with MetaAddrs).
+	// bookie shards (with MetaAddrs; `magnetar broker` registers its
+	// flags, and its zero value means the defaults).
 	BookieClient bookie.ClientConfig `yaml:"bookie-client"`
 	Broker       broker.Config       `yaml:"broker"`
 	Kafka        kafka.Config        `yaml:"kafka"`
@@ -62,7 +63,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NativeAddr, "native-addr", ":6650", "listen address of the native gRPC protocol")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address of the admin REST API, /metrics, /healthz and /readyz")
 	fs.StringVar(&c.AdvertisedAddr, "advertised-addr", "", "native address clients are told to use (default: 127.0.0.1 and the native port)")
-	c.BookieClient.RegisterFlags("bookie-client.", fs)
 	c.Broker.RegisterFlags("broker.", fs)
 	c.Kafka.RegisterFlags("kafka.", fs)
 }

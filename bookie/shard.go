@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
+	"github.com/magnetar-mq/magnetar/internal/diskspace"
 	"github.com/magnetar-mq/magnetar/internal/raftnode"
 	"github.com/magnetar-mq/magnetar/internal/record"
 )
@@ -220,7 +221,7 @@ type Shard struct {
 	compactor *logCompactor
 	node      *raftnode.Node
 	cfg       ShardConfig // after EnsureDefaults
-	disk      diskGuard
+	disk      diskspace.Reserve
 	// inflight bounds the appends being proposed.
 	inflight *inflight
 
@@ -287,10 +288,10 @@ func openShard(ctx context.Context, cfg ShardConfig, fs vfs.FS) (*Shard, error) 
 		store.close()
 		return nil, fmt.Errorf("bookie: starting raft: %w", err)
 	}
-	s := &Shard{log: log, db: db, fsm: f, store: store, compactor: compactor, node: node, cfg: cfg, disk: diskGuard{fs: fs, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))},
+	s := &Shard{log: log, db: db, fsm: f, store: store, compactor: compactor, node: node, cfg: cfg, disk: diskspace.Reserve{FS: fs, Dir: cfg.Dir, Min: uint64(max(cfg.MinFreeBytes, 0))},
 		inflight: newInflight(cfg.MaxInflightBytes)}
 	if fs == nil {
-		s.disk.fs = vfs.Default
+		s.disk.FS = vfs.Default
 	}
 	st := s.Status()
 	log.Info("shard open", "node_id", st.NodeID, "leader", st.LeaderID, "replicas", max(len(cfg.Peers), 1))

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+
+	"github.com/magnetar-mq/magnetar/internal/diskspace"
 )
 
 // ErrDiskFull means the leader refused a write that adds data because its
@@ -17,35 +18,22 @@ var ErrDiskFull = errors.New("metadata: disk full")
 // DefaultMinFreeBytes is Config.MinFreeBytes's default.
 const DefaultMinFreeBytes = 256 << 20
 
-// diskGuard refuses new data while the service's disk has less than min
-// bytes available. Pebble cannot survive a failed write: a WAL write or
-// MANIFEST creation that fails (ENOSPC included) is fatal, which crashes
-// the process, and the Raft log lives in that Pebble; a node that crashed
-// so could not even start again (opening writes a new MANIFEST and
-// flushes the WAL) until space was freed. So a full disk must be avoided,
-// not handled: writes that add data (Put, Grant, a Txn with a put) check
-// the free space first and fail with ErrDiskFull below the reserve,
-// leaving room for what is already in flight, deletes and revokes (which
-// shrink the state once compacted and are how space is given back), Raft's
-// own entries, and Pebble's flushes and compactions. Reads and lease
+// The service keeps a free space reserve (internal/diskspace): Pebble
+// holds its Raft log and state, and a node that crashed on a full disk
+// could not even start again (opening writes a new MANIFEST and flushes
+// the WAL) until space was freed. Writes that add data (Put, Grant, a Txn
+// with a put) check it first and fail with ErrDiskFull below it, leaving
+// room for what is already in flight, deletes and revokes (which shrink
+// the state once compacted and are how space is given back), Raft's own
+// entries, and Pebble's flushes and compactions. Reads and lease
 // keep-alives write nothing.
-type diskGuard struct {
-	fs  vfs.FS
-	dir string
-	min uint64 // 0: no check
-}
 
-// check returns ErrDiskFull if the disk is below the reserve. A file
-// system that cannot report its usage passes.
-func (g diskGuard) check() error {
-	if g.min == 0 || g.fs == nil {
-		return nil
+// checkReserve is the reserve's check, with what still works below it.
+func checkReserve(r diskspace.Reserve) error {
+	if err := r.Check(ErrDiskFull); err != nil {
+		return fmt.Errorf("%w (--min-free-bytes); reads, deletes and lease keep-alives still work", err)
 	}
-	u, err := g.fs.GetDiskUsage(g.dir)
-	if err != nil || u.AvailBytes >= g.min {
-		return nil
-	}
-	return fmt.Errorf("%w: %d bytes available in %s, under the %d-byte reserve (--min-free-bytes); reads, deletes and lease keep-alives still work", ErrDiskFull, u.AvailBytes, g.dir, g.min)
+	return nil
 }
 
 // addsData reports whether the command may grow the state: a put, a
@@ -74,7 +62,7 @@ func (s *Service) checkDisk(cmd *command) error {
 	if !cmd.addsData() {
 		return nil
 	}
-	err := s.disk.check()
+	err := checkReserve(s.disk)
 	if err != nil && s.node.State() != raft.Leader {
 		return nil
 	}

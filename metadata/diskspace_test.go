@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/magnetar-mq/magnetar/internal/diskspace"
 )
 
 // fakeDisk reports the free space the test sets; everything else is the
@@ -35,7 +37,7 @@ func TestWritesThatAddDataAreRefusedBelowTheFreeSpaceReserveAndResumeAboveIt(t *
 	s := openSmall(t, defaultRingSize, 1000)
 	disk := &fakeDisk{FS: vfs.Default}
 	disk.avail.Store(1 << 30)
-	s.disk = diskGuard{fs: disk, dir: s.cfg.Dir, min: 64 << 20}
+	s.disk = diskspace.Reserve{FS: disk, Dir: s.cfg.Dir, Min: 64 << 20}
 	ctx := context.Background()
 	c := dialInternal(t, s)
 

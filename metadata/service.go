@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
+	"github.com/magnetar-mq/magnetar/internal/diskspace"
 	"github.com/magnetar-mq/magnetar/internal/raftnode"
 )
 
@@ -86,8 +87,8 @@ type Service struct {
 	hub    *hub
 	node   *raftnode.Node
 	cfg    Config
-	leases *lessor   // lease deadlines and expiry (lease.go)
-	disk   diskGuard // the free space reserve (diskspace.go)
+	leases *lessor           // lease deadlines and expiry (lease.go)
+	disk   diskspace.Reserve // the free space reserve (diskspace.go)
 
 	// mu guards closed; reads hold it shared so Close cannot close the DB
 	// under them.
@@ -134,8 +135,8 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open pebble: %w", err)
 	}
-	s := &Service{logger: logger, db: db, cfg: cfg, disk: diskGuard{fs: vfs.Default, dir: cfg.Dir, min: uint64(max(cfg.MinFreeBytes, 0))}}
-	if err := s.disk.check(); err != nil {
+	s := &Service{logger: logger, db: db, cfg: cfg, disk: diskspace.Reserve{FS: vfs.Default, Dir: cfg.Dir, Min: uint64(max(cfg.MinFreeBytes, 0))}}
+	if err := checkReserve(s.disk); err != nil {
 		logger.Warn("the disk is below the free space reserve: writes that add data are refused until space is freed", "err", err)
 	}
 	if s.fsm, err = newFSM(db, cfg.HistoryRevisions, logger); err != nil {

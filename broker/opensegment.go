@@ -65,14 +65,9 @@ func (p *partition) openNext() error {
 	// Recorded before it is created: a next owner seals whatever the row
 	// names, so a segment created by an owner that then died is fenced.
 	pm.Segments = append(pm.Segments, seg)
-	version, err = p.b.putPartitionMeta(p.ctx, p.pname, pm, version)
-	if err != nil {
+	if err := p.putMeta(pm, version); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.mu.meta = pm
-	p.mu.metaVersion = version
-	p.mu.Unlock()
 	if dropped != nil {
 		p.deleteEmpty(dropped)
 	}

@@ -227,6 +227,20 @@ func (b *Broker) claimPartition(ctx context.Context, pn catalog.PartitionName) (
 	}
 }
 
+// putMeta writes pm as the partition's row, if the row is still at
+// version (compare-and-swap), and keeps it as the loaded partition's.
+func (p *partition) putMeta(pm *catalogpb.Partition, version int64) error {
+	version, err := p.b.putPartitionMeta(p.ctx, p.pname, pm, version)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.mu.meta = pm
+	p.mu.metaVersion = version
+	p.mu.Unlock()
+	return nil
+}
+
 // putPartitionMeta writes the partition row with compare-and-swap: creates
 // it when version is 0, else updates it from that version. It returns the
 // new version.
@@ -464,14 +478,11 @@ func (p *partition) roll() error {
 	if !p.lastAppend.IsZero() {
 		last.LastAppendUnixMs = p.lastAppend.UnixMilli()
 	}
-	version, err = p.b.putPartitionMeta(p.ctx, p.pname, pm, version)
-	if err != nil {
+	if err := p.putMeta(pm, version); err != nil {
 		return err
 	}
 	p.openStore = nil
 	p.mu.Lock()
-	p.mu.meta = pm
-	p.mu.metaVersion = version
 	p.mu.openBytes = 0
 	p.mu.Unlock()
 	p.log.Debug("segment rolled", "sealed", last.Id, "end_offset", last.EndOffset)

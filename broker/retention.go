@@ -371,13 +371,5 @@ func (p *partition) trimSegments(victims []*catalogpb.Segment) error {
 		}
 	}
 	pm.Segments = pm.Segments[len(victims):]
-	version, err := p.b.putPartitionMeta(p.ctx, p.pname, pm, version)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.mu.meta = pm
-	p.mu.metaVersion = version
-	p.mu.Unlock()
-	return nil
+	return p.putMeta(pm, version)
 }

@@ -24,30 +24,10 @@ import (
 // every acknowledged message once, in order.
 func TestAPausedOwnerLosesItsTopicsAndTheClientFollows(t *testing.T) {
 	skipIfShort(t)
-	meta, _ := startRoleCluster(t, "meta", "m", 1)
-	metaAddr := meta[0].grpcAddr
-	startRoleCluster(t, "bookie", "b", 1, "--shards", "s1", "--meta-addrs", metaAddr)
-	brokerArgs := []string{"--broker.lease-ttl", "2s"}
-	b1 := startBroker(t, metaAddr, brokerArgs...)
-	b2 := startBroker(t, metaAddr, brokerArgs...)
-	brokers := []*server{b1, b2}
-
-	ctx := testContext(t, 3*time.Minute)
-	c, err := client.New(client.Options{Address: b1.nativeAddr + "," + b2.nativeAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	const topic = "public/default/paused-owner"
-	waitFor(t, 30*time.Second, "the bookie's shard to take segments", func() bool {
-		_, err := client.NewAdmin(b1.adminURL()).CreateTopic(testContext(t, 5*time.Second), topic, 1)
-		return err == nil
-	})
-	owners, err := c.PartitionOwners(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := brokerOf(t, brokers, owners[0])
+	bc := startTwoBrokers(t, topic)
+	c, owner := bc.client, bc.owner
+	ctx := testContext(t, 3*time.Minute)
 	p, err := c.CreateProducer(ctx, client.ProducerOptions{Topic: topic})
 	if err != nil {
 		t.Fatal(err)

@@ -96,34 +96,10 @@ func (r *receiver) values(ms []*client.ConsumerMessage) map[string]bool {
 // It logs the failover, unload and shutdown times it measured.
 func TestBrokerFailoverMovesTopicsWithoutLosingAcknowledgedProgress(t *testing.T) {
 	skipIfShort(t)
-	meta, _ := startRoleCluster(t, "meta", "m", 1)
-	metaAddr := meta[0].grpcAddr
-	startRoleCluster(t, "bookie", "b", 1, "--shards", "s1", "--meta-addrs", metaAddr)
-	brokerArgs := []string{"--broker.lease-ttl", "2s"}
-	b1 := startBroker(t, metaAddr, brokerArgs...)
-	b2 := startBroker(t, metaAddr, brokerArgs...)
-	brokers := []*server{b1, b2}
-
-	ctx := testContext(t, 3*time.Minute)
-	c, err := client.New(client.Options{Address: b1.nativeAddr + "," + b2.nativeAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	const topic = "public/default/failover"
-	waitFor(t, 30*time.Second, "the bookie's shard to take segments", func() bool {
-		_, err := client.NewAdmin(b1.adminURL()).CreateTopic(testContext(t, 5*time.Second), topic, 1)
-		return err == nil
-	})
-	owners, err := c.PartitionOwners(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := brokerOf(t, brokers, owners[0])
-	survivor := b1
-	if owner == b1 {
-		survivor = b2
-	}
+	bc := startTwoBrokers(t, topic)
+	metaAddr, brokerArgs, c, owner, survivor := bc.metaAddr, bc.brokerArgs, bc.client, bc.owner, bc.other
+	ctx := testContext(t, 3*time.Minute)
 	t.Logf("the topic is owned by %s", owner.nativeAddr)
 
 	p, err := c.CreateProducer(ctx, client.ProducerOptions{Topic: topic})
@@ -236,7 +212,7 @@ func TestBrokerFailoverMovesTopicsWithoutLosingAcknowledgedProgress(t *testing.T
 	rcv.mu.Lock()
 	firstReceive := rcv.firstAt.Sub(killed)
 	rcv.mu.Unlock()
-	owners, err = c.PartitionOwners(ctx, topic)
+	owners, err := c.PartitionOwners(ctx, topic)
 	if err != nil || owners[0] != survivor.nativeAddr {
 		t.Fatalf("owner after the kill: %v, %v; want %s", owners, err, survivor.nativeAddr)
 	}
@@ -334,6 +310,44 @@ func TestBrokerFailoverMovesTopicsWithoutLosingAcknowledgedProgress(t *testing.T
 			t.Fatalf("offset %d holds %q, want %q: a message was stored twice, lost or reordered", m.ID.Offset, got, strconv.Itoa(want))
 		}
 	}
+}
+
+// twoBrokers is one metadata node, one bookie (shard s1) and two brokers
+// (--broker.lease-ttl 2s) as real processes, a client that knows both
+// brokers, and a topic of one partition, owned by owner.
+type twoBrokers struct {
+	metaAddr     string
+	brokerArgs   []string
+	client       *client.Client
+	owner, other *server
+}
+
+func startTwoBrokers(t *testing.T, topic string) twoBrokers {
+	t.Helper()
+	meta, _ := startRoleCluster(t, "meta", "m", 1)
+	bc := twoBrokers{metaAddr: meta[0].grpcAddr, brokerArgs: []string{"--broker.lease-ttl", "2s"}}
+	startRoleCluster(t, "bookie", "b", 1, "--shards", "s1", "--meta-addrs", bc.metaAddr)
+	b1 := startBroker(t, bc.metaAddr, bc.brokerArgs...)
+	b2 := startBroker(t, bc.metaAddr, bc.brokerArgs...)
+	c, err := client.New(client.Options{Address: b1.nativeAddr + "," + b2.nativeAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	bc.client = c
+	waitFor(t, 30*time.Second, "the bookie's shard to take segments", func() bool {
+		_, err := client.NewAdmin(b1.adminURL()).CreateTopic(testContext(t, 5*time.Second), topic, 1)
+		return err == nil
+	})
+	owners, err := c.PartitionOwners(testContext(t, 10*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc.owner, bc.other = brokerOf(t, []*server{b1, b2}, owners[0]), b1
+	if bc.owner == b1 {
+		bc.other = b2
+	}
+	return bc
 }
 
 func (r *receiver) all() []*client.ConsumerMessage {

@@ -263,29 +263,26 @@ func startWorkload(ctx context.Context, c *cluster, h *history) (*workload, erro
 }
 
 func (w *workload) runNative(ctx context.Context, name string, p *client.Producer) {
-	defer w.wg.Done()
-	tick := time.NewTicker(sendInterval)
-	defer tick.Stop()
-	for seq := 0; ; seq++ {
-		select {
-		case <-w.stopCh:
-			return
-		case <-tick.C:
-		}
-		w.h.sent(name, seq)
+	w.produce(name, func(value []byte, done func(partition int32, offset int64, err error)) {
 		// SendAsync blocks while MaxPendingMessages are unanswered; ctx
 		// ends that wait only at teardown.
-		p.SendAsync(ctx, &client.Message{Value: encodeValue(msgID{name, seq})}, func(id client.MessageID, _ *client.Message, err error) {
-			if err != nil {
-				w.h.failed(name, seq, err)
-				return
-			}
-			w.h.acked(name, seq, id.Partition, id.Offset)
+		p.SendAsync(ctx, &client.Message{Value: value}, func(id client.MessageID, _ *client.Message, err error) {
+			done(id.Partition, id.Offset, err)
 		})
-	}
+	})
 }
 
 func (w *workload) runKafka(ctx context.Context, name string) {
+	w.produce(name, func(value []byte, done func(partition int32, offset int64, err error)) {
+		w.kp.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+			done(r.Partition, r.Offset, err)
+		})
+	})
+}
+
+// produce sends producer name's messages, one every sendInterval, with
+// send, until the workload stops, and records each one's outcome.
+func (w *workload) produce(name string, send func(value []byte, done func(partition int32, offset int64, err error))) {
 	defer w.wg.Done()
 	tick := time.NewTicker(sendInterval)
 	defer tick.Stop()
@@ -296,12 +293,12 @@ func (w *workload) runKafka(ctx context.Context, name string) {
 		case <-tick.C:
 		}
 		w.h.sent(name, seq)
-		w.kp.Produce(ctx, &kgo.Record{Value: encodeValue(msgID{name, seq})}, func(r *kgo.Record, err error) {
+		send(encodeValue(msgID{name, seq}), func(partition int32, offset int64, err error) {
 			if err != nil {
 				w.h.failed(name, seq, err)
 				return
 			}
-			w.h.acked(name, seq, r.Partition, r.Offset)
+			w.h.acked(name, seq, partition, offset)
 		})
 	}
 }

@@ -71,16 +71,20 @@ func (sc *shardCluster) leader(t *testing.T) *roleNode {
 
 // ackLog is what a producer had acknowledged, in order, and when.
 type ackLog struct {
-	mu   sync.Mutex
-	vals []string
-	at   []time.Time
-	errs int
+	mu       sync.Mutex
+	vals     []string
+	at       []time.Time
+	errs     int
+	firstErr error
 }
 
 func (l *ackLog) add(v string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
+		if l.errs == 0 {
+			l.firstErr = fmt.Errorf("send %s: %w", v, err)
+		}
 		l.errs++
 		return
 	}
@@ -105,19 +109,21 @@ func (l *ackLog) values() []string {
 }
 
 // produceUntil sends "0", "1", ... every millisecond or so, as a
-// pipelining producer does, until ctx ends, then waits for the answers;
+// pipelining producer does, until stop ends, then waits for the answers;
 // acks records them.
-func produceUntil(ctx context.Context, p *client.Producer, acks *ackLog) {
+func produceUntil(ctx, stop context.Context, p *client.Producer, acks *ackLog) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for i := 0; ; i++ {
 		select {
-		case <-ctx.Done():
-			_ = p.Flush(context.Background())
+		case <-stop.Done():
+			_ = p.Flush(ctx)
 			return
 		case <-tick.C:
 		}
 		v := strconv.Itoa(i)
+		// Under ctx, not stop: a send made as the loop stops is still a
+		// send (SendAsync fails it at once with a ctx that has ended).
 		p.SendAsync(ctx, &client.Message{Value: []byte(v)}, func(_ client.MessageID, _ *client.Message, err error) { acks.add(v, err) })
 	}
 }
@@ -167,7 +173,7 @@ func TestAPausedShardLeaderStallsSendsOnlyUntilTheNextLeaderTakesOver(t *testing
 	var acks ackLog
 	pctx, stopProducing := context.WithCancel(ctx)
 	var producing sync.WaitGroup
-	producing.Go(func() { produceUntil(pctx, p, &acks) })
+	producing.Go(func() { produceUntil(ctx, pctx, p, &acks) })
 	stop := func() {
 		stopProducing()
 		producing.Wait()
@@ -202,7 +208,7 @@ func TestAPausedShardLeaderStallsSendsOnlyUntilTheNextLeaderTakesOver(t *testing
 
 	want := acks.values()
 	if acks.errs > 0 {
-		t.Fatalf("%d sends failed: the producer's resends should have stored them", acks.errs)
+		t.Fatalf("%d sends failed: the producer's resends should have stored them; the first: %v", acks.errs, acks.firstErr)
 	}
 	if got := receiveValues(ctx, t, c, topic, len(want)); !slices.Equal(got, want) {
 		t.Fatalf("the log does not hold the %d acknowledged messages once each, in order", len(want))

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,18 +39,9 @@ func TestAPausedOwnerLosesItsTopicsAndTheClientFollows(t *testing.T) {
 		}
 	}
 
-	if err := owner.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	resume := owner.pause()
+	defer resume() // before the clients close, should the test fail while it is paused
 	paused := time.Now()
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = owner.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
-	defer resume()
 	// The owner stays paused until this send is acknowledged: by the other
 	// broker, as the paused one cannot answer.
 	done := make(chan error, 1)

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,6 +115,27 @@ func (p *process) kill() {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
+}
+
+// pause stops the process (SIGSTOP: its connections stay open, nothing
+// answers) and returns resume (SIGCONT). The test resumes it when it ends
+// in any case, so a failure leaves no process stopped; resume may be
+// called more than once.
+func (p *process) pause() (resume func()) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		p.t.Fatalf("pausing %s: %v", p.label, err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				p.t.Errorf("resuming %s: %v", p.label, err)
+			}
+		})
+	}
+	p.t.Cleanup(resume)
+	return resume
 }
 
 // logContains reports whether the process's log holds s.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,18 +93,13 @@ func TestPausingTheMetadataLeaderKeepsTheBrokersLeasesAndSends(t *testing.T) {
 
 	leader := leaderOf(t, mc, metas)
 	fault := time.Now()
-	if err := leader.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	// Resumed before the producers close if the test fails while paused.
-	defer func() { _ = leader.cmd.Process.Signal(syscall.SIGCONT) }()
+	resume := leader.pause()
+	defer resume() // before the clients close, should the test fail while it is paused
 	// Sends go on for longer than a TTL of the pause: a broker whose
 	// renewals were stuck on the paused leader has lost its lease by then.
 	waitFor(t, 30*time.Second, "sends more than a TTL into the pause", func() bool { return sentAfter(fault.Add(ttl + 2*time.Second)) })
 	resumed := time.Now()
-	if err := leader.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	resume()
 	// A broker that lost its lease learns it at its first renewal on the
 	// new leader, about a third of a TTL after the resume; wait for more.
 	waitFor(t, 30*time.Second, "sends a TTL after the resume", func() bool { return sentAfter(resumed.Add(ttl)) })

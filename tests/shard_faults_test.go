@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -182,18 +181,9 @@ func TestAPausedShardLeaderStallsSendsOnlyUntilTheNextLeaderTakesOver(t *testing
 	waitFor(t, 30*time.Second, "the first acknowledgements", func() bool { return len(acks.values()) >= 50 })
 
 	leader := sc.leader(t)
-	if err := leader.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	resume := leader.pause()
+	defer resume() // before the clients close, should the test fail while it is paused
 	paused := time.Now()
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = leader.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
-	defer resume()
 	// The sends in flight when it stopped may be acknowledged by then;
 	// the ones after them need the new leader.
 	n := len(acks.values())

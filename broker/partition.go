@@ -14,6 +14,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/internal/record"
+	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
 	"github.com/magnetar-mq/magnetar/metadata/catalog/catalogpb"
 )
@@ -219,6 +220,12 @@ func (b *Broker) claimPartition(ctx context.Context, pn catalog.PartitionName) (
 		nv, err := b.putPartitionMeta(ctx, pn, pm, version)
 		if errors.Is(err, catalog.ErrConflict) || errors.Is(err, catalog.ErrExists) || errors.Is(err, catalog.ErrNotFound) {
 			continue // another broker moved it (or deleted it) since we read it
+		}
+		if errors.Is(err, metadata.ErrUnknownOutcome) && ctx.Err() == nil {
+			// The metadata leader did not answer in time (paused, or an
+			// election): read the row again, with whatever the write did,
+			// and claim it again; the client has found the next leader.
+			continue
 		}
 		if err != nil {
 			return nil, 0, err

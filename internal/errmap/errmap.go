@@ -71,6 +71,11 @@ var table = []row{
 	{bookie.ErrTimeout, codes.Unavailable, http.StatusServiceUnavailable, kerr.RequestTimedOut},
 	{bookie.ErrDiskFull, codes.ResourceExhausted, http.StatusInsufficientStorage, kerr.KafkaStorageError},
 	{metadata.ErrDiskFull, codes.ResourceExhausted, http.StatusInsufficientStorage, kerr.KafkaStorageError},
+	// A metadata write whose node did not answer in time (its leader is
+	// paused, or an election is under way): it may or may not have been
+	// made, and the broker's operations that make it (loading a partition,
+	// opening a segment) are safe to try again.
+	{metadata.ErrUnknownOutcome, codes.Unavailable, http.StatusServiceUnavailable, kerr.RequestTimedOut},
 	{metadata.ErrClosed, codes.Unavailable, http.StatusServiceUnavailable, kerr.LeaderNotAvailable},
 	{context.Canceled, codes.Canceled, 499, kerr.RequestTimedOut},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, http.StatusGatewayTimeout, kerr.RequestTimedOut},

@@ -50,3 +50,13 @@ func TestAShardThatDidNotAnswerInTimeIsUnavailable(t *testing.T) {
 		t.Fatalf("gRPC code %v, want Unavailable", got)
 	}
 }
+
+// A metadata write that got no answer in time (a paused metadata leader)
+// is worth another try: UNAVAILABLE, which clients retry, not INTERNAL
+// (a producer failed to open on it while the metadata leader was paused).
+func TestAMetadataWriteWithAnUnknownOutcomeIsUnavailable(t *testing.T) {
+	err := fmt.Errorf("broker: update partition: %w", metadata.ErrUnknownOutcome)
+	if got := GRPCCode(err); got != codes.Unavailable {
+		t.Fatalf("gRPC code %v, want Unavailable", got)
+	}
+}

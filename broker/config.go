@@ -50,6 +50,10 @@ type Config struct {
 	// IdleTimeout unloads a partition with no consumer attached and no
 	// produce, fetch or other use for this long (0: never).
 	IdleTimeout time.Duration `yaml:"idle-timeout"`
+
+	// Authorization (authz.go). Its flags span every listener, so the
+	// server registers them (as authorization.*), not RegisterFlags.
+	Authorization AuthzConfig `yaml:"authorization"`
 }
 
 // RegisterFlags registers the broker's flags under prefix (e.g. "broker.")
@@ -94,6 +98,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: lease-ttl must be at least 100ms")
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("broker: idle-timeout must not be negative")
+	}
+	if err := c.Authorization.Validate(); err != nil {
+		return err
 	}
 	return c.Policies.Validate()
 }

@@ -40,6 +40,9 @@ type polEntry struct {
 	rev    int64 // ModRevision of the row read (0: absent)
 	exists bool
 	pol    *catalogpb.Policies
+	// grants are the permissions stored on the row: role -> Action bits
+	// (a tenant's admin roles hold every action).
+	grants map[string]uint32
 	err    error
 }
 
@@ -62,6 +65,16 @@ func newPolTable[K comparable](max int, load func(context.Context, K) (polEntry,
 // get returns the stored policies of k (exists is false when the row does
 // not exist), loading them on first use. Concurrent callers share a load.
 func (t *polTable[K]) get(ctx context.Context, k K) (pol *catalogpb.Policies, exists bool, err error) {
+	e, err := t.entry(ctx, k)
+	if err != nil {
+		return nil, false, err
+	}
+	return e.pol, e.exists, nil
+}
+
+// entry returns the cached entry of k, loading it on first use.
+// Concurrent callers share a load.
+func (t *polTable[K]) entry(ctx context.Context, k K) (*polEntry, error) {
 	t.mu.RLock()
 	e := t.mu.m[k]
 	t.mu.RUnlock()
@@ -80,9 +93,12 @@ func (t *polTable[K]) get(ctx context.Context, k K) (pol *catalogpb.Policies, ex
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
-		return nil, false, ctx.Err()
+		return nil, ctx.Err()
 	}
-	return e.pol, e.exists, e.err
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e, nil
 }
 
 // fill loads a placeholder entry. The load does not end with the caller's
@@ -92,7 +108,7 @@ func (t *polTable[K]) fill(ctx context.Context, k K, e *polEntry) {
 	v, err := t.load(lctx, k)
 	cancel()
 	t.mu.Lock()
-	e.rev, e.exists, e.pol, e.err = v.rev, v.exists, v.pol, err
+	e.rev, e.exists, e.pol, e.grants, e.err = v.rev, v.exists, v.pol, v.grants, err
 	if err != nil && t.mu.m[k] == e {
 		delete(t.mu.m, k) // the next caller tries again
 	}
@@ -155,11 +171,14 @@ func (t *polTable[K]) evictLocked() {
 	}
 }
 
-// policyCache holds the namespace and topic tables and their watches.
+// policyCache holds the namespace, topic and tenant tables and their
+// watches. Tenant rows are cached for their admin roles only
+// (authorization, authz.go).
 type policyCache struct {
-	b      *Broker
-	ns     *polTable[catalog.NamespaceName]
-	topics *polTable[catalog.TopicName]
+	b       *Broker
+	ns      *polTable[catalog.NamespaceName]
+	topics  *polTable[catalog.TopicName]
+	tenants *polTable[string]
 }
 
 func newPolicyCache(b *Broker) *policyCache {
@@ -169,23 +188,46 @@ func newPolicyCache(b *Broker) *policyCache {
 		if err != nil || !ok {
 			return polEntry{}, wrapMeta("load namespace policies", err)
 		}
-		return polEntry{rev: e.ModRevision, exists: true, pol: e.Value.Policies}, nil
+		return namespaceEntry(e.ModRevision, e.Value), nil
 	})
 	c.topics = newPolTable(maxCachedTopicPolicies, func(ctx context.Context, n catalog.TopicName) (polEntry, error) {
 		e, ok, err := b.cat.Topics.Get(ctx, n)
 		if err != nil || !ok {
 			return polEntry{}, wrapMeta("load topic policies", err)
 		}
-		return polEntry{rev: e.ModRevision, exists: true, pol: e.Value.Policies}, nil
+		return topicEntry(e.ModRevision, e.Value), nil
+	})
+	c.tenants = newPolTable(1<<30, func(ctx context.Context, n string) (polEntry, error) {
+		e, ok, err := b.cat.Tenants.Get(ctx, n)
+		if err != nil || !ok {
+			return polEntry{}, wrapMeta("load tenant", err)
+		}
+		return tenantEntry(e.ModRevision, e.Value), nil
 	})
 	return c
+}
+
+func namespaceEntry(rev int64, v *catalogpb.Namespace) polEntry {
+	return polEntry{rev: rev, exists: true, pol: v.Policies, grants: v.Permissions}
+}
+
+func topicEntry(rev int64, v *catalogpb.Topic) polEntry {
+	return polEntry{rev: rev, exists: true, pol: v.Policies, grants: v.Permissions}
+}
+
+func tenantEntry(rev int64, v *catalogpb.Tenant) polEntry {
+	grants := make(map[string]uint32, len(v.AdminRoles))
+	for _, r := range v.AdminRoles {
+		grants[r] = uint32(ActionAll)
+	}
+	return polEntry{rev: rev, exists: true, grants: grants}
 }
 
 // start runs the two watches until the broker stops.
 func (c *policyCache) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := c.b
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go func() {
 		defer b.wg.Done()
 		defer cancel()
@@ -201,12 +243,12 @@ func (c *policyCache) start() {
 			if !ok {
 				return
 			}
-			c.ns.update(n, c.entryOf(ev, func(kv metadata.KV) (*catalogpb.Policies, error) {
+			c.ns.update(n, c.entryOf(ev, func(kv metadata.KV) (polEntry, error) {
 				e, _, err := b.cat.Namespaces.Decode(kv)
 				if err != nil {
-					return nil, err
+					return polEntry{}, err
 				}
-				return e.Value.Policies, nil
+				return namespaceEntry(kv.ModRevision, e.Value), nil
 			}))
 		})
 	}()
@@ -217,12 +259,28 @@ func (c *policyCache) start() {
 			if !ok {
 				return
 			}
-			c.topics.update(n, c.entryOf(ev, func(kv metadata.KV) (*catalogpb.Policies, error) {
+			c.topics.update(n, c.entryOf(ev, func(kv metadata.KV) (polEntry, error) {
 				e, _, err := b.cat.Topics.Decode(kv)
 				if err != nil {
-					return nil, err
+					return polEntry{}, err
 				}
-				return e.Value.Policies, nil
+				return topicEntry(kv.ModRevision, e.Value), nil
+			}))
+		})
+	}()
+	go func() {
+		defer b.wg.Done()
+		c.watch(ctx, b.cat.Tenants.Prefix(), c.tenants.reset, func(ev metadata.Event) {
+			n, ok := b.cat.Tenants.ParseKey(ev.KV.Key)
+			if !ok {
+				return
+			}
+			c.tenants.update(n, c.entryOf(ev, func(kv metadata.KV) (polEntry, error) {
+				e, _, err := b.cat.Tenants.Decode(kv)
+				if err != nil {
+					return polEntry{}, err
+				}
+				return tenantEntry(kv.ModRevision, e.Value), nil
 			}))
 		})
 	}()
@@ -230,16 +288,16 @@ func (c *policyCache) start() {
 
 // entryOf turns a watch event into a cache entry. A row that does not
 // decode is cached as an error, so its next use reloads it.
-func (c *policyCache) entryOf(ev metadata.Event, decode func(metadata.KV) (*catalogpb.Policies, error)) polEntry {
+func (c *policyCache) entryOf(ev metadata.Event, decode func(metadata.KV) (polEntry, error)) polEntry {
 	if ev.Type == metadata.EventDelete {
 		return polEntry{rev: ev.KV.ModRevision}
 	}
-	pol, err := decode(ev.KV)
+	e, err := decode(ev.KV)
 	if err != nil {
 		c.b.log.Warn("policy cache: undecodable row", "key", ev.KV.Key, "err", err)
 		return polEntry{rev: ev.KV.ModRevision, err: err}
 	}
-	return polEntry{rev: ev.KV.ModRevision, exists: true, pol: pol}
+	return e
 }
 
 // watch follows the rows under prefix until ctx ends, resuming a broken

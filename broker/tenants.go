@@ -87,6 +87,11 @@ func (b *Broker) CreateTenant(ctx context.Context, name string, adminRoles []str
 	if err := validNamePart(name); err != nil {
 		return fmt.Errorf("%w: tenant %q: %v", ErrInvalidArgument, name, err)
 	}
+	for _, r := range adminRoles {
+		if err := ValidateRole(r); err != nil {
+			return fmt.Errorf("tenant %s admin roles: %w", name, err)
+		}
+	}
 	_, err := b.cat.Tenants.Create(ctx, name, &catalogpb.Tenant{CreatedUnixMs: time.Now().UnixMilli(), AdminRoles: adminRoles})
 	if errors.Is(err, catalog.ErrExists) {
 		return fmt.Errorf("%w: %s", ErrTenantExists, name)

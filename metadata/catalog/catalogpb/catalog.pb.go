@@ -439,7 +439,10 @@ type Namespace struct {
 	Policies      *Policies              `protobuf:"bytes,2,opt,name=policies,proto3" json:"policies,omitempty"`
 	// Number of bundles the topic-name hash space is cut into (0: the
 	// broker's default).
-	Bundles       uint32 `protobuf:"varint,3,opt,name=bundles,proto3" json:"bundles,omitempty"`
+	Bundles uint32 `protobuf:"varint,3,opt,name=bundles,proto3" json:"bundles,omitempty"`
+	// Permissions granted on every topic of the namespace: role -> action
+	// bits (broker.Action: produce 1, consume 2, admin 4).
+	Permissions   map[string]uint32 `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,13 +498,23 @@ func (x *Namespace) GetBundles() uint32 {
 	return 0
 }
 
+func (x *Namespace) GetPermissions() map[string]uint32 {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
 // Topic is the row that makes a topic exist.
 type Topic struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Partitions    int32                  `protobuf:"varint,1,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	CreatedUnixMs int64                  `protobuf:"varint,2,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
 	// Per-topic overrides of the namespace's policies; usually unset.
-	Policies      *Policies `protobuf:"bytes,3,opt,name=policies,proto3" json:"policies,omitempty"`
+	Policies *Policies `protobuf:"bytes,3,opt,name=policies,proto3" json:"policies,omitempty"`
+	// Permissions granted on this topic, beside its namespace's: role ->
+	// action bits (broker.Action).
+	Permissions   map[string]uint32 `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -553,6 +566,13 @@ func (x *Topic) GetCreatedUnixMs() int64 {
 func (x *Topic) GetPolicies() *Policies {
 	if x != nil {
 		return x.Policies
+	}
+	return nil
+}
+
+func (x *Topic) GetPermissions() map[string]uint32 {
+	if x != nil {
+		return x.Permissions
 	}
 	return nil
 }
@@ -1419,17 +1439,25 @@ const file_metadata_catalog_catalogpb_catalog_proto_rawDesc = "" +
 	"\x12_publish_rate_msgsB\x15\n" +
 	"\x13_publish_rate_bytesB\x18\n" +
 	"\x16_auto_topic_partitionsB\x1a\n" +
-	"\x18_offload_threshold_bytes\"\x88\x01\n" +
+	"\x18_offload_threshold_bytes\"\x9b\x02\n" +
 	"\tNamespace\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x01 \x01(\x03R\rcreatedUnixMs\x129\n" +
 	"\bpolicies\x18\x02 \x01(\v2\x1d.magnetar.catalog.v1.PoliciesR\bpolicies\x12\x18\n" +
-	"\abundles\x18\x03 \x01(\rR\abundles\"\x8a\x01\n" +
+	"\abundles\x18\x03 \x01(\rR\abundles\x12Q\n" +
+	"\vpermissions\x18\x04 \x03(\v2/.magnetar.catalog.v1.Namespace.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x10PermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x99\x02\n" +
 	"\x05Topic\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\x05R\n" +
 	"partitions\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x129\n" +
-	"\bpolicies\x18\x03 \x01(\v2\x1d.magnetar.catalog.v1.PoliciesR\bpolicies\"\xd3\x02\n" +
+	"\bpolicies\x18\x03 \x01(\v2\x1d.magnetar.catalog.v1.PoliciesR\bpolicies\x12M\n" +
+	"\vpermissions\x18\x04 \x03(\v2+.magnetar.catalog.v1.Topic.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x10PermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xd3\x02\n" +
 	"\aSegment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x127\n" +
 	"\x05state\x18\x02 \x01(\x0e2!.magnetar.catalog.v1.SegmentStateR\x05state\x12!\n" +
@@ -1534,7 +1562,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_metadata_catalog_catalogpb_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_metadata_catalog_catalogpb_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(BacklogQuotaAction)(0), // 0: magnetar.catalog.v1.BacklogQuotaAction
 	(AutoTopicCreation)(0),  // 1: magnetar.catalog.v1.AutoTopicCreation
@@ -1555,24 +1583,28 @@ var file_metadata_catalog_catalogpb_catalog_proto_goTypes = []any{
 	(*ShardReplica)(nil),    // 16: magnetar.catalog.v1.ShardReplica
 	(*Shard)(nil),           // 17: magnetar.catalog.v1.Shard
 	(*BundleOwner)(nil),     // 18: magnetar.catalog.v1.BundleOwner
-	nil,                     // 19: magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	nil,                     // 19: magnetar.catalog.v1.Namespace.PermissionsEntry
+	nil,                     // 20: magnetar.catalog.v1.Topic.PermissionsEntry
+	nil,                     // 21: magnetar.catalog.v1.Shard.GrpcAddrsEntry
 }
 var file_metadata_catalog_catalogpb_catalog_proto_depIdxs = []int32{
 	0,  // 0: magnetar.catalog.v1.Policies.backlog_quota_action:type_name -> magnetar.catalog.v1.BacklogQuotaAction
 	1,  // 1: magnetar.catalog.v1.Policies.auto_topic_creation:type_name -> magnetar.catalog.v1.AutoTopicCreation
 	5,  // 2: magnetar.catalog.v1.Namespace.policies:type_name -> magnetar.catalog.v1.Policies
-	5,  // 3: magnetar.catalog.v1.Topic.policies:type_name -> magnetar.catalog.v1.Policies
-	2,  // 4: magnetar.catalog.v1.Segment.state:type_name -> magnetar.catalog.v1.SegmentState
-	8,  // 5: magnetar.catalog.v1.Partition.segments:type_name -> magnetar.catalog.v1.Segment
-	10, // 6: magnetar.catalog.v1.Cursor.acked:type_name -> magnetar.catalog.v1.OffsetRange
-	16, // 7: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
-	3,  // 8: magnetar.catalog.v1.Shard.state:type_name -> magnetar.catalog.v1.ShardState
-	19, // 9: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	19, // 3: magnetar.catalog.v1.Namespace.permissions:type_name -> magnetar.catalog.v1.Namespace.PermissionsEntry
+	5,  // 4: magnetar.catalog.v1.Topic.policies:type_name -> magnetar.catalog.v1.Policies
+	20, // 5: magnetar.catalog.v1.Topic.permissions:type_name -> magnetar.catalog.v1.Topic.PermissionsEntry
+	2,  // 6: magnetar.catalog.v1.Segment.state:type_name -> magnetar.catalog.v1.SegmentState
+	8,  // 7: magnetar.catalog.v1.Partition.segments:type_name -> magnetar.catalog.v1.Segment
+	10, // 8: magnetar.catalog.v1.Cursor.acked:type_name -> magnetar.catalog.v1.OffsetRange
+	16, // 9: magnetar.catalog.v1.Bookie.shards:type_name -> magnetar.catalog.v1.ShardReplica
+	3,  // 10: magnetar.catalog.v1.Shard.state:type_name -> magnetar.catalog.v1.ShardState
+	21, // 11: magnetar.catalog.v1.Shard.grpc_addrs:type_name -> magnetar.catalog.v1.Shard.GrpcAddrsEntry
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_metadata_catalog_catalogpb_catalog_proto_init() }
@@ -1587,7 +1619,7 @@ func file_metadata_catalog_catalogpb_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metadata_catalog_catalogpb_catalog_proto_rawDesc), len(file_metadata_catalog_catalogpb_catalog_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

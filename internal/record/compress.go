@@ -103,9 +103,13 @@ func zstdCoders() (*zstd.Encoder, *zstd.Decoder, error) {
 		if zstdErr != nil {
 			return
 		}
+		// DecodeAll decodes into the capacity of the buffer it is given
+		// and no further (decodeZstd sizes it); the window may be as large
+		// as a batch, as it is only the output decoded so far.
 		zstdDec, zstdErr = zstd.NewReader(nil,
 			zstd.WithDecoderMaxMemory(MaxUncompressedSize),
-			zstd.WithDecoderMaxWindow(MaxUncompressedSize))
+			zstd.WithDecoderMaxWindow(MaxUncompressedSize),
+			zstd.WithDecodeAllCapLimit(true))
 	})
 	return zstdEnc, zstdDec, zstdErr
 }
@@ -201,30 +205,26 @@ func decompress(dst []byte, codec Codec, src []byte) ([]byte, error) {
 	return decompressLimit(dst, codec, src, MaxUncompressedSize)
 }
 
-// decompressLimit is decompress with a limit at most MaxUncompressedSize.
+// decompressLimit is decompress with a limit, itself at most
+// MaxUncompressedSize: past limit bytes of output it stops with
+// ErrTooLarge. It never holds more than limit+1 bytes of output (zstd:
+// limit plus one block), and it sizes its first buffer on the input (or
+// the size a frame states, at most limit), never on the limit: output
+// grows as it is produced, so a small batch costs little and a bomb stops
+// at the limit.
 func decompressLimit(dst []byte, codec Codec, src []byte, limit int) ([]byte, error) {
+	limit = max(min(limit, MaxUncompressedSize), 0)
 	dst = dst[:0]
 	switch codec {
 	case CodecNone:
+		if len(src) > limit {
+			return dst, fmt.Errorf("%w: %d bytes, over %d", ErrTooLarge, len(src), limit)
+		}
 		return append(dst, src...), nil
 	case CodecSnappy:
 		return decodeSnappy(dst, src, limit)
 	case CodecZstd:
-		_, dec, err := zstdCoders()
-		if err != nil {
-			return dst, err
-		}
-		out, err := dec.DecodeAll(src, dst)
-		if err != nil {
-			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-				return dst, fmt.Errorf("%w: zstd: %v", ErrTooLarge, err)
-			}
-			return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
-		}
-		if len(out) > limit {
-			return dst, fmt.Errorf("%w: zstd output over %d bytes", ErrTooLarge, limit)
-		}
-		return out, nil
+		return decodeZstd(dst, src, limit)
 	case CodecGzip, CodecLZ4:
 	default:
 		return dst, fmt.Errorf("%w: %d", ErrCodec, codec)
@@ -253,13 +253,9 @@ func decompressLimit(dst []byte, codec Codec, src []byte, limit int) ([]byte, er
 		}
 		r = d.lz
 	}
-	if cap(dst) < 4*len(src) {
-		// Compressed text usually shrinks 2-5x: start near the final size.
-		dst = make([]byte, 0, min(max(4*len(src), 4096), limit+1))
-	}
-	out, err := readAllLimit(dst, r, limit)
+	out, err := readAllLimit(dst[:0:min(cap(dst), limit+1)], r, firstSize(len(src), limit+1), limit)
 	if errors.Is(err, errLimit) {
-		return dst, fmt.Errorf("%w: %s: %v", ErrTooLarge, codec, err)
+		return dst, fmt.Errorf("%w: %s output over %d bytes", ErrTooLarge, codec, limit)
 	}
 	if err != nil {
 		return dst, fmt.Errorf("%w: %s: %v", ErrCorrupt, codec, err)
@@ -267,16 +263,28 @@ func decompressLimit(dst []byte, codec Codec, src []byte, limit int) ([]byte, er
 	return out, nil
 }
 
-var errLimit = errors.New("output over MaxUncompressedSize")
+// firstSize is the first buffer for the decompression of n bytes: four
+// times them (compressed records usually shrink 2-5x), at most limit.
+func firstSize(n, limit int) int { return min(max(4*n, 4096), limit) }
+
+var errLimit = errors.New("output over the limit")
 
 // readAllLimit appends everything r yields to dst, failing past limit.
-func readAllLimit(dst []byte, r io.Reader, limit int) ([]byte, error) {
-	if cap(dst) < 512 {
-		dst = make([]byte, 0, 4096)
+// The buffer starts at first bytes (or dst's capacity) and doubles as it
+// fills, never beyond limit+1 bytes: one byte past the limit shows the
+// output is over it, without reading further.
+func readAllLimit(dst []byte, r io.Reader, first, limit int) ([]byte, error) {
+	if cap(dst) < first {
+		dst = make([]byte, 0, first)
 	}
 	for {
 		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
+			if len(dst) > limit {
+				return dst, errLimit
+			}
+			nb := make([]byte, len(dst), min(2*cap(dst), limit+1))
+			copy(nb, dst)
+			dst = nb
 		}
 		n, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
@@ -289,6 +297,54 @@ func readAllLimit(dst []byte, r io.Reader, limit int) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
+	}
+}
+
+// zstdBlockSlack is room for one more zstd block (at most 128 KiB) and its
+// decoder's overrun: a decode that failed closer than this to the end of
+// its buffer may have failed for want of room.
+const zstdBlockSlack = 128<<10 + 64
+
+// decodeZstd decodes zstd frames into a buffer that grows with the output.
+// The shared decoder decodes into dst's capacity only (it is built with
+// WithDecodeAllCapLimit): when the output does not fit, the buffer doubles,
+// up to limit, and the frames are decoded again from the start. That
+// costs at most twice the decoding of the final size, and never holds more
+// than limit bytes plus one block. A decode that fails with room to spare
+// failed on bad input, and is not tried again.
+func decodeZstd(dst, src []byte, limit int) ([]byte, error) {
+	_, dec, err := zstdCoders()
+	if err != nil {
+		return dst, err
+	}
+	size := firstSize(len(src), limit)
+	var h zstd.Header
+	if h.Decode(src) == nil && h.HasFCS {
+		// The first frame states its size: refuse it or start there.
+		if h.FrameContentSize > uint64(limit) {
+			return dst, fmt.Errorf("%w: zstd frame of %d bytes, over %d", ErrTooLarge, h.FrameContentSize, limit)
+		}
+		size = max(size, int(h.FrameContentSize))
+	}
+	dst = dst[:0:min(cap(dst), limit)]
+	for {
+		if cap(dst) < size {
+			dst = make([]byte, 0, size)
+		}
+		out, err := dec.DecodeAll(src, dst)
+		if err == nil {
+			return out, nil
+		}
+		full := errors.Is(err, zstd.ErrDecoderSizeExceeded) || cap(dst)-len(out) < zstdBlockSlack
+		switch {
+		case errors.Is(err, zstd.ErrWindowSizeExceeded):
+			return dst, fmt.Errorf("%w: zstd: %v", ErrTooLarge, err)
+		case !full:
+			return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		case cap(dst) >= limit:
+			return dst, fmt.Errorf("%w: zstd output over %d bytes", ErrTooLarge, limit)
+		}
+		size = min(2*cap(dst), limit)
 	}
 }
 
@@ -322,11 +378,18 @@ func snappyBlock(dst, src []byte, limit int) ([]byte, error) {
 	if err != nil {
 		return dst, fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
 	}
-	if len(dst)+n > limit {
+	if n > limit-len(dst) {
 		return dst, fmt.Errorf("%w: snappy output over %d bytes", ErrTooLarge, limit)
 	}
 	start := len(dst)
-	dst = growLen(dst, n)
+	if cap(dst)-start < n {
+		// Double, but never past the limit: a stream of many chunks grows
+		// to at most limit bytes.
+		nb := make([]byte, start, min(max(2*cap(dst), start+n), limit))
+		copy(nb, dst)
+		dst = nb
+	}
+	dst = dst[:start+n]
 	if _, err := s2.Decode(dst[start:], src); err != nil {
 		return dst[:start], fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
 	}

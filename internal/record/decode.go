@@ -39,8 +39,13 @@ type Reader struct {
 }
 
 // Reset starts reading the batch at the start of b: it validates the
-// header, verifies the CRC and decompresses the records.
-func (r *Reader) Reset(b []byte) error {
+// header, verifies the CRC and decompresses the records (at most
+// MaxUncompressedSize bytes of them).
+func (r *Reader) Reset(b []byte) error { return r.reset(b, MaxUncompressedSize, false) }
+
+// reset is Reset with a limit on the records section once decompressed;
+// with plainToo the limit applies to uncompressed batches as well.
+func (r *Reader) reset(b []byte, limit int, plainToo bool) error {
 	*r = Reader{buf: r.buf[:0], headers: r.headers[:0]}
 	h, err := VerifyCRC(b)
 	if err != nil {
@@ -51,9 +56,13 @@ func (r *Reader) Reset(b []byte) error {
 	body := b[HeaderSize:h.Size()]
 	switch c := h.Codec(); c {
 	case CodecNone:
+		if plainToo && len(body) > limit {
+			r.err = fmt.Errorf("%w: %d bytes of records, over %d", ErrTooLarge, len(body), limit)
+			return r.err
+		}
 		r.data = body
 	default:
-		r.buf, err = decompress(r.buf, c, body)
+		r.buf, err = decompressLimit(r.buf, c, body, limit)
 		if err != nil {
 			r.err = err
 			return err
@@ -168,10 +177,26 @@ func DecodeRecords(b []byte, fn func(Record) error) error {
 // Validate checks everything a partition owner must check on a batch a
 // producer sent before storing it: the header, the CRC, that every record
 // decodes, that the record count matches lastOffsetDelta and that offset
-// deltas run 0, 1, 2, ... It returns the header.
+// deltas run 0, 1, 2, ... It returns the header. The records of a
+// compressed batch may take up to MaxUncompressedSize bytes once
+// decompressed; ValidateLimit sets a lower limit.
 func Validate(b []byte) (BatchHeader, error) {
+	return validate(b, MaxUncompressedSize, false)
+}
+
+// ValidateLimit is Validate for a batch that may take at most maxBytes
+// once decompressed (its header and its decompressed records): the limit
+// a broker sets on produced batches applies to what they hold, not only to
+// what they weigh on the wire. Decompression stops at the limit (the error
+// wraps ErrTooLarge), so a small batch that would decompress to gigabytes
+// costs at most about maxBytes of memory.
+func ValidateLimit(b []byte, maxBytes int) (BatchHeader, error) {
+	return validate(b, maxBytes-HeaderSize, true)
+}
+
+func validate(b []byte, limit int, plainToo bool) (BatchHeader, error) {
 	var r Reader
-	if err := r.Reset(b); err != nil {
+	if err := r.reset(b, limit, plainToo); err != nil {
 		return r.h, err
 	}
 	h := r.h

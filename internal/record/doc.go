@@ -35,8 +35,15 @@
 // Reader's decompression buffer) or the convenience [DecodeRecords]. Batches
 // are checked before use: [ParseHeader] validates size, magic and length,
 // [VerifyCRC] the checksum, and [Validate] everything a broker must check
-// on a produced batch. Decoding never panics on bad input; it returns one of
-// the package's sentinel errors, wrapped with detail.
+// on a produced batch ([ValidateLimit] with a bound on its decompressed
+// size). Decoding never panics on bad input; it returns one of the
+// package's sentinel errors, wrapped with detail.
+//
+// Decompression is bounded: it stops with ErrTooLarge once the output
+// passes a limit (MaxUncompressedSize, or ValidateLimit's), holding at most
+// about the limit, and its buffers grow with the output rather than being
+// sized on the limit, so a small bomb costs little more than the limit and
+// a small batch little more than itself.
 //
 // Snappy is read both as a raw block (librdkafka, franz-go, sarama) and in
 // the xerial framing Kafka's Java client writes; it is written xerial-framed,

@@ -101,9 +101,14 @@ func (r *reader) nullableString(what string) string {
 }
 
 // skipTags skips a tagged-fields section; no request-header tags are
-// defined that we need.
+// defined that we need. A count larger than the bytes left could hold
+// (each tag is at least two bytes) is refused at once.
 func (r *reader) skipTags() {
 	n := r.uvarint("tag count")
+	if r.err == nil && n > uint64(len(r.b))/2 {
+		r.err = fmt.Errorf("%w: %d tagged fields claimed with %d bytes left", ErrMalformed, n, len(r.b))
+		return
+	}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		r.uvarint("tag")
 		r.skip(r.uvarint("tag size"), "tag value")
@@ -139,6 +144,9 @@ func parseRequest(frame []byte) (request, error) {
 		r.skipTags()
 		if r.err != nil {
 			return q, r.err
+		}
+		if err := checkTags(q.key, q.version, r.b); err != nil {
+			return q, err // before kmsg, which would loop on a huge tag count
 		}
 	}
 	if err := req.ReadFrom(r.b); err != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -49,6 +50,24 @@ type Options struct {
 	KeepAlive time.Duration
 	// KeepAliveTimeout: see KeepAlive. Default 5s.
 	KeepAliveTimeout time.Duration
+
+	// Token is a JWT the client authenticates with: every call and
+	// stream carries it as the gRPC metadata "authorization: Bearer
+	// <token>", and the broker takes its "sub" claim as the role. It is
+	// sent over plaintext connections too (TLS nil), where anyone on the
+	// path can read and replay it: fine on a development machine; set TLS
+	// everywhere else.
+	Token string
+	// TokenSource, instead of Token, returns the token of each call and
+	// stream, e.g. to renew one before it expires. An error it returns
+	// fails the call with codes.Unauthenticated.
+	TokenSource func(ctx context.Context) (string, error)
+	// TLS, when set, secures the connections to the brokers (nil:
+	// plaintext). The server name checked is TLS.ServerName, else each
+	// broker's host. Certificates in it are presented to brokers that ask
+	// for one (mTLS): a broker that verifies a client certificate takes its
+	// subject common name as the role.
+	TLS *tls.Config
 }
 
 // Defaults of Options.
@@ -62,8 +81,9 @@ const (
 // broker it talks to. It is safe for concurrent use; create producers and
 // consumers from it and Close it last.
 type Client struct {
-	log  *slog.Logger
-	opts Options // with defaults
+	log      *slog.Logger
+	opts     Options           // with defaults
+	security []grpc.DialOption // transport and per-call credentials (credentials.go)
 
 	mu struct {
 		sync.Mutex
@@ -88,7 +108,11 @@ func New(opts Options) (*Client, error) {
 	opts.LookupTimeout = cmp.Or(opts.LookupTimeout, DefaultLookupTimeout)
 	opts.KeepAlive = cmp.Or(opts.KeepAlive, DefaultKeepAlive)
 	opts.KeepAliveTimeout = cmp.Or(opts.KeepAliveTimeout, DefaultKeepAliveTimeout)
-	c := &Client{log: opts.Logger.With("component", "client"), opts: opts}
+	security, err := securityOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{log: opts.Logger.With("component", "client"), opts: opts, security: security}
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.routes = make(map[string]*topicRoute)
 	c.mu.lookupAddrs = addrs

@@ -39,18 +39,19 @@ func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{b: b, log: log.With("component", "admin")}
-	mux.HandleFunc("GET /admin/v1/topics", h.listTopics)
-	mux.HandleFunc("PUT /admin/v1/topics/{name...}", h.createTopic)
-	mux.HandleFunc("GET /admin/v1/topics/{name...}", h.getTopic)
-	mux.HandleFunc("DELETE /admin/v1/topics/{name...}", h.deleteTopic)
-	mux.HandleFunc("GET /admin/v1/stats/topics/{name...}", h.topicStats)
-	mux.HandleFunc("GET /admin/v1/bookies", h.listBookies)
-	mux.HandleFunc("GET /admin/v1/shards", h.listShards)
-	mux.HandleFunc("GET /admin/v1/brokers", h.listBrokers)
-	mux.HandleFunc("GET /admin/v1/bundles/{tenant}/{ns}", h.listBundles)
-	mux.HandleFunc("POST /admin/v1/bundles/{tenant}/{ns}/{range}/unload", h.unloadBundle)
+	h.handle(mux, "GET /admin/v1/topics", filtered, h.listTopics)
+	h.handle(mux, "PUT /admin/v1/topics/{name...}", onTopic(broker.ActionAdmin), h.createTopic)
+	h.handle(mux, "GET /admin/v1/topics/{name...}", onTopic(anyAction), h.getTopic)
+	h.handle(mux, "DELETE /admin/v1/topics/{name...}", onTopic(broker.ActionAdmin), h.deleteTopic)
+	h.handle(mux, "GET /admin/v1/stats/topics/{name...}", onTopic(anyAction), h.topicStats)
+	h.handle(mux, "GET /admin/v1/bookies", cluster, h.listBookies)
+	h.handle(mux, "GET /admin/v1/shards", cluster, h.listShards)
+	h.handle(mux, "GET /admin/v1/brokers", cluster, h.listBrokers)
+	h.handle(mux, "GET /admin/v1/bundles/{tenant}/{ns}", tenantAdmin, h.listBundles)
+	h.handle(mux, "POST /admin/v1/bundles/{tenant}/{ns}/{range}/unload", cluster, h.unloadBundle)
 	registerTenants(mux, h)
 	registerSubscriptions(mux, h)
+	registerPermissions(mux, h)
 }
 
 // listBookies answers with the registered bookies (registry.BookieInfo).
@@ -79,9 +80,16 @@ func (h *handler) listTopics(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	out := make([]Topic, len(ts))
-	for i, t := range ts {
-		out[i] = Topic{Name: t.Name.String(), Partitions: t.Partitions}
+	out := make([]Topic, 0, len(ts))
+	for _, t := range ts {
+		ok, err := allowed(h.b.AuthorizeTopic(r.Context(), t.Name, anyAction))
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		if ok {
+			out = append(out, Topic{Name: t.Name.String(), Partitions: t.Partitions})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -55,11 +55,11 @@ type CursorPosition struct {
 }
 
 func registerSubscriptions(mux *http.ServeMux, h *handler) {
-	mux.HandleFunc("GET /admin/v1/subscriptions/{name...}", h.listSubscriptions)
-	mux.HandleFunc("PUT /admin/v1/subscriptions/{name...}", h.createSubscription)
-	mux.HandleFunc("DELETE /admin/v1/subscriptions/{name...}", h.deleteSubscription)
-	mux.HandleFunc("POST /admin/v1/subscriptions/{name...}", h.subscriptionAction)
-	mux.HandleFunc("GET /admin/v1/internal-stats/topics/{name...}", h.internalStats)
+	h.handle(mux, "GET /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.listSubscriptions)
+	h.handle(mux, "PUT /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.createSubscription)
+	h.handle(mux, "DELETE /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.deleteSubscription)
+	h.handle(mux, "POST /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.subscriptionAction)
+	h.handle(mux, "GET /admin/v1/internal-stats/topics/{name...}", onTopic(broker.ActionAdmin), h.internalStats)
 }
 
 func (h *handler) listSubscriptions(w http.ResponseWriter, r *http.Request) {

@@ -68,22 +68,22 @@ type PoliciesDoc struct {
 }
 
 func registerTenants(mux *http.ServeMux, h *handler) {
-	mux.HandleFunc("GET /admin/v1/tenants", h.listTenants)
-	mux.HandleFunc("PUT /admin/v1/tenants/{tenant}", h.createTenant)
-	mux.HandleFunc("GET /admin/v1/tenants/{tenant}", h.getTenant)
-	mux.HandleFunc("DELETE /admin/v1/tenants/{tenant}", h.deleteTenant)
-	mux.HandleFunc("GET /admin/v1/namespaces/{tenant}", h.listNamespaces)
-	mux.HandleFunc("PUT /admin/v1/namespaces/{tenant}/{ns}", h.createNamespace)
-	mux.HandleFunc("GET /admin/v1/namespaces/{tenant}/{ns}", h.getNamespace)
-	mux.HandleFunc("DELETE /admin/v1/namespaces/{tenant}/{ns}", h.deleteNamespace)
-	mux.HandleFunc("GET /admin/v1/namespaces/{tenant}/{ns}/policies", h.namespacePolicies)
-	mux.HandleFunc("PUT /admin/v1/namespaces/{tenant}/{ns}/policies", h.setNamespacePolicies)
-	mux.HandleFunc("PATCH /admin/v1/namespaces/{tenant}/{ns}/policies", h.setNamespacePolicies)
-	mux.HandleFunc("DELETE /admin/v1/namespaces/{tenant}/{ns}/policies", h.setNamespacePolicies)
-	mux.HandleFunc("GET /admin/v1/policies/topics/{name...}", h.topicPolicies)
-	mux.HandleFunc("PUT /admin/v1/policies/topics/{name...}", h.setTopicPolicies)
-	mux.HandleFunc("PATCH /admin/v1/policies/topics/{name...}", h.setTopicPolicies)
-	mux.HandleFunc("DELETE /admin/v1/policies/topics/{name...}", h.setTopicPolicies)
+	h.handle(mux, "GET /admin/v1/tenants", filtered, h.listTenants)
+	h.handle(mux, "PUT /admin/v1/tenants/{tenant}", cluster, h.createTenant)
+	h.handle(mux, "GET /admin/v1/tenants/{tenant}", tenantAdmin, h.getTenant)
+	h.handle(mux, "DELETE /admin/v1/tenants/{tenant}", cluster, h.deleteTenant)
+	h.handle(mux, "GET /admin/v1/namespaces/{tenant}", filtered, h.listNamespaces)
+	h.handle(mux, "PUT /admin/v1/namespaces/{tenant}/{ns}", tenantAdmin, h.createNamespace)
+	h.handle(mux, "GET /admin/v1/namespaces/{tenant}/{ns}", onNamespace(anyAction), h.getNamespace)
+	h.handle(mux, "DELETE /admin/v1/namespaces/{tenant}/{ns}", tenantAdmin, h.deleteNamespace)
+	h.handle(mux, "GET /admin/v1/namespaces/{tenant}/{ns}/policies", onNamespace(anyAction), h.namespacePolicies)
+	h.handle(mux, "PUT /admin/v1/namespaces/{tenant}/{ns}/policies", tenantAdmin, h.setNamespacePolicies)
+	h.handle(mux, "PATCH /admin/v1/namespaces/{tenant}/{ns}/policies", tenantAdmin, h.setNamespacePolicies)
+	h.handle(mux, "DELETE /admin/v1/namespaces/{tenant}/{ns}/policies", tenantAdmin, h.setNamespacePolicies)
+	h.handle(mux, "GET /admin/v1/policies/topics/{name...}", onTopic(anyAction), h.topicPolicies)
+	h.handle(mux, "PUT /admin/v1/policies/topics/{name...}", onTopic(broker.ActionAdmin), h.setTopicPolicies)
+	h.handle(mux, "PATCH /admin/v1/policies/topics/{name...}", onTopic(broker.ActionAdmin), h.setTopicPolicies)
+	h.handle(mux, "DELETE /admin/v1/policies/topics/{name...}", onTopic(broker.ActionAdmin), h.setTopicPolicies)
 }
 
 func (h *handler) listTenants(w http.ResponseWriter, r *http.Request) {
@@ -92,9 +92,16 @@ func (h *handler) listTenants(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	out := make([]Tenant, len(ts))
-	for i, t := range ts {
-		out[i] = tenantJSON(t)
+	out := make([]Tenant, 0, len(ts))
+	for _, t := range ts {
+		ok, err := allowed(h.b.AuthorizeTenant(r.Context(), t.Name))
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		if ok {
+			out = append(out, tenantJSON(t))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -145,9 +152,16 @@ func (h *handler) listNamespaces(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	out := make([]Namespace, len(ns))
-	for i, n := range ns {
-		out[i] = namespaceJSON(n)
+	out := make([]Namespace, 0, len(ns))
+	for _, n := range ns {
+		ok, err := allowed(h.b.AuthorizeNamespace(r.Context(), n.Name, anyAction))
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		if ok {
+			out = append(out, namespaceJSON(n))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

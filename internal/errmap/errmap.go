@@ -12,6 +12,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/internal/auth"
 	"github.com/magnetar-mq/magnetar/metadata"
 )
 
@@ -46,6 +47,12 @@ var table = []row{
 	{broker.ErrOutOfOrderSequence, codes.FailedPrecondition, http.StatusConflict, kerr.OutOfOrderSequenceNumber},
 	{broker.ErrInvalidProducerEpoch, codes.FailedPrecondition, http.StatusConflict, kerr.InvalidProducerEpoch},
 	{broker.ErrConsumerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
+	// Authentication and authorization: a Kafka handler answers a refused
+	// group or cluster operation with its own code (GROUP_/CLUSTER_
+	// AUTHORIZATION_FAILED); this row is for topics.
+	{broker.ErrPermissionDenied, codes.PermissionDenied, http.StatusForbidden, kerr.TopicAuthorizationFailed},
+	{auth.ErrUnauthenticated, codes.Unauthenticated, http.StatusUnauthorized, kerr.SaslAuthenticationFailed},
+	{auth.ErrInvalidToken, codes.Unauthenticated, http.StatusUnauthorized, kerr.SaslAuthenticationFailed},
 	// Another broker owns the partition's bundle (or it is moving): the
 	// client looks it up again. 421 Misdirected Request for the admin API.
 	{broker.ErrNotOwner, codes.FailedPrecondition, http.StatusMisdirectedRequest, kerr.NotLeaderForPartition},

@@ -2,13 +2,13 @@ package standalone
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/registry"
@@ -55,6 +56,9 @@ type Config struct {
 	BookieClient bookie.ClientConfig `yaml:"bookie-client"`
 	Broker       broker.Config       `yaml:"broker"`
 	Kafka        kafka.Config        `yaml:"kafka"`
+	// Security: authentication, TLS and pprof of the native and admin
+	// listeners (security.go); authorization is Broker.Authorization.
+	Security SecurityConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the server's flags with their defaults.
@@ -65,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdvertisedAddr, "advertised-addr", "", "native address clients are told to use (default: 127.0.0.1 and the native port)")
 	c.Broker.RegisterFlags("broker.", fs)
 	c.Kafka.RegisterFlags("kafka.", fs)
+	c.Security.RegisterFlags(fs, &c.Broker.Authorization)
 }
 
 // DefaultConfig returns the defaults RegisterFlags sets.
@@ -80,6 +85,9 @@ func (c *Config) Validate() error {
 		return errors.New("standalone: data-dir must not be empty")
 	}
 	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Security.Validate(c.Broker.Authorization, c.Kafka.SASLMechanisms != ""); err != nil {
 		return err
 	}
 	if err := c.BookieClient.Validate(); err != nil {
@@ -147,6 +155,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			s.Close()
 		}
 	}()
+	sec, err := newSecurity(cfg.Security)
+	if err != nil {
+		return nil, err
+	}
 	// Listen first: a port in use should fail before any state is opened.
 	if s.nativeLn, err = net.Listen("tcp", cfg.NativeAddr); err != nil {
 		return nil, fmt.Errorf("native listener: %w", err)
@@ -169,9 +181,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
@@ -188,16 +197,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if s.broker, err = broker.New(cfg.Broker, meta, shards, log, reg); err != nil {
 		return nil, err
 	}
-	admin.Register(mux, s.broker, log)
+	sec.registerAdmin(mux, s.broker, cfg.Security, func(api *http.ServeMux) { admin.Register(api, s.broker, log) })
 	// Register before serving: a broker that serves before it takes part
 	// in ownership would serve partitions other brokers own.
 	if err := s.startOwnership(ctx, cfg, advertised); err != nil {
 		return nil, err
 	}
 
+	if sec.tls != nil {
+		s.httpLn = tls.NewListener(s.httpLn, sec.tls)
+	}
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.serving.Go(func() { s.serve("http", func() error { return s.httpSrv.Serve(s.httpLn) }) })
-	s.grpcSrv = grpc.NewServer(native.GRPCServerOptions(cfg.Broker.MaxMessageBytes)...)
+	grpcOpts := native.GRPCServerOptions(cfg.Broker.MaxMessageBytes)
+	if sec.tls != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(sec.tls)))
+	}
+	if sec.authn.Required() {
+		grpcOpts = append(grpcOpts, native.AuthOptions(sec.authn)...)
+	}
+	s.grpcSrv = grpc.NewServer(grpcOpts...)
 	s.native = native.NewServer(s.broker, advertised, log)
 	s.native.Register(s.grpcSrv)
 	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })

@@ -59,6 +59,9 @@ func (s *Server) Lookup(ctx context.Context, req *nativepb.LookupRequest) (*nati
 	if err != nil {
 		return nil, errmap.GRPCStatus(err)
 	}
+	if err := s.b.AuthorizeTopic(ctx, name, broker.ActionProduce|broker.ActionConsume); err != nil {
+		return nil, errmap.GRPCStatus(err)
+	}
 	info, err := s.b.Topic(ctx, name, req.GetAutoCreate())
 	if err != nil {
 		return nil, errmap.GRPCStatus(err)
@@ -93,6 +96,9 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 	}
 	name, err := s.b.ParseTopic(open.GetTopic())
 	if err != nil {
+		return errmap.GRPCStatus(err)
+	}
+	if err := s.b.AuthorizeTopic(ctx, name, broker.ActionProduce); err != nil {
 		return errmap.GRPCStatus(err)
 	}
 	info, err := s.b.Topic(ctx, name, true)
@@ -309,6 +315,9 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 		return err
 	}
 	name := opts.Topic
+	if err := s.b.AuthorizeTopic(ctx, name, broker.ActionConsume); err != nil {
+		return errmap.GRPCStatus(err)
+	}
 	c, err := s.b.Subscribe(ctx, opts)
 	if err != nil {
 		return s.status(ctx, err)

@@ -28,7 +28,7 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				t, err := client.NewAdmin(e.adminURL).CreateTopic(ctx, args[0], int32(partitions))
+				t, err := e.admin().CreateTopic(ctx, args[0], int32(partitions))
 				if err != nil {
 					return err
 				}
@@ -47,7 +47,7 @@ func init() {
 			run: func(ctx context.Context, e *env, _ []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				ts, err := client.NewAdmin(e.adminURL).ListTopics(ctx, namespace)
+				ts, err := e.admin().ListTopics(ctx, namespace)
 				if err != nil {
 					return err
 				}
@@ -69,7 +69,7 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				if err := client.NewAdmin(e.adminURL).DeleteTopic(ctx, args[0]); err != nil {
+				if err := e.admin().DeleteTopic(ctx, args[0]); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "deleted %s\n", args[0])
@@ -84,7 +84,7 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				st, err := client.NewAdmin(e.adminURL).TopicStats(ctx, args[0])
+				st, err := e.admin().TopicStats(ctx, args[0])
 				if err != nil {
 					return err
 				}
@@ -102,7 +102,7 @@ func init() {
 			run: func(ctx context.Context, e *env, _ []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				bs, err := client.NewAdmin(e.adminURL).ListBookies(ctx)
+				bs, err := e.admin().ListBookies(ctx)
 				if err != nil {
 					return err
 				}
@@ -126,7 +126,7 @@ func init() {
 			run: func(ctx context.Context, e *env, _ []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				ss, err := client.NewAdmin(e.adminURL).ListShards(ctx)
+				ss, err := e.admin().ListShards(ctx)
 				if err != nil {
 					return err
 				}
@@ -209,7 +209,7 @@ func writeStats(out io.Writer, st client.TopicStats) error {
 }
 
 func produce(ctx context.Context, e *env, topic, message, key string) error {
-	c, err := client.New(client.Options{Address: e.serviceAddr})
+	c, err := client.New(e.clientOptions())
 	if err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func consume(ctx context.Context, e *env, topic, subscription, initial string, c
 	default:
 		return fmt.Errorf("--initial-position: want earliest or latest, got %q", initial)
 	}
-	c, err := client.New(client.Options{Address: e.serviceAddr})
+	c, err := client.New(e.clientOptions())
 	if err != nil {
 		return err
 	}

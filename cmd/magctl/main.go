@@ -44,13 +44,24 @@ Commands:
   namespaces remove-policy TENANT/NS P  unset policies (comma-separated names, or all)
   bookies list [-o table|json]          registered bookies and the shards they host
   shards list [-o table|json]           storage shards: leader, replicas, usage
+  tokens create-secret-key              a new secret key for HS256 tokens
+  tokens create-key-pair                a new RS256 or ES256 key pair
+  tokens create --subject ROLE          a token for a role, signed with a key file
+  tokens show TOKEN                     a token's header and claims, unverified
+  tokens validate TOKEN                 verify a token with a key file; prints its role
 
 TOPIC is tenant/namespace/topic, persistent://tenant/namespace/topic, or a
 bare name in the broker's default namespace (public/default).
 
-Every command takes --admin-url (default http://127.0.0.1:8080, env
-MAGNETAR_ADMIN_URL) and --service-addr (default 127.0.0.1:6650, env
-MAGNETAR_SERVICE_ADDR). Run 'magctl <command> --help' for its flags.
+Every command that talks to a broker takes --admin-url (default
+http://127.0.0.1:8080, env MAGNETAR_ADMIN_URL) and --service-addr (default
+127.0.0.1:6650, env MAGNETAR_SERVICE_ADDR). To authenticate: --token (env
+MAGNETAR_TOKEN) or --token-file, and/or a client certificate. For TLS:
+--tls-ca-file, --tls-cert-file and --tls-key-file, --tls-server-name,
+--tls-insecure (or --tls alone to trust the system's CAs); an https://
+--admin-url uses them too. Every flag can be set as MAGNETAR_<FLAG> in the
+environment, e.g. MAGNETAR_TLS_CA_FILE. Run 'magctl <command> --help' for
+its flags.
 
 Examples:
   magctl topics create orders -p 4
@@ -61,19 +72,36 @@ Examples:
   magctl tenants create acme
   magctl namespaces create acme/iot --retention-time 7d --retention-size 10GiB
   magctl namespaces set-policy acme/iot --publish-rate-msgs 1000
+  magctl tokens create --secret-key-file my-secret.key --subject alice
+  MAGNETAR_TOKEN=$(cat alice.jwt) magctl topics list --admin-url https://broker:8443 --tls-ca-file ca.pem
 `
 
-// globals are the connection settings every command takes.
+// globals are the connection settings every command that talks to a
+// broker takes.
 type globals struct {
 	adminURL    string
 	serviceAddr string
 	timeout     time.Duration
+
+	token, tokenFile         string
+	useTLS, tlsInsecure      bool
+	tlsCAFile, tlsServerName string
+	tlsCertFile, tlsKeyFile  string
+	conn                     connection // resolved from the above (connect.go)
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.adminURL, "admin-url", "http://127.0.0.1:8080", "admin REST API of a broker")
+	fs.StringVar(&g.adminURL, "admin-url", "http://127.0.0.1:8080", "admin REST API of a broker (https:// for TLS)")
 	fs.StringVar(&g.serviceAddr, "service-addr", "127.0.0.1:6650", "native protocol address of a broker")
 	fs.DurationVar(&g.timeout, "timeout", 30*time.Second, "time limit of admin calls and of connecting")
+	fs.StringVar(&g.token, "token", "", "JWT to authenticate with (prefer MAGNETAR_TOKEN or --token-file: flags show in ps)")
+	fs.StringVar(&g.tokenFile, "token-file", "", "file holding the JWT to authenticate with")
+	fs.BoolVar(&g.useTLS, "tls", false, "use TLS to the native port, trusting the system's CAs (implied by every other --tls-* flag)")
+	fs.StringVar(&g.tlsCAFile, "tls-ca-file", "", "PEM CA certificates that sign the brokers' certificates (default: the system's)")
+	fs.StringVar(&g.tlsCertFile, "tls-cert-file", "", "PEM client certificate to present (its common name is the role), with --tls-key-file")
+	fs.StringVar(&g.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.StringVar(&g.tlsServerName, "tls-server-name", "", "name the brokers' certificates must hold (default: the host connected to)")
+	fs.BoolVar(&g.tlsInsecure, "tls-insecure", false, "do not verify the brokers' certificates (tests only: anyone on the path can read everything)")
 }
 
 // command is one magctl command: its flags, usage text and action.
@@ -84,7 +112,9 @@ type command struct {
 	examples string
 	flags    func(fs *flag.FlagSet)
 	nargs    int // positional arguments required
-	run      func(ctx context.Context, e *env, args []string) error
+	// local commands talk to no broker: they take no connection flags.
+	local bool
+	run   func(ctx context.Context, e *env, args []string) error
 }
 
 var commands []*command
@@ -121,6 +151,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	if !cmd.local {
+		if err := e.connect(); err != nil {
+			fmt.Fprintf(stderr, "magctl %s: %v\n", cmd.name, err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.run(ctx, e, positional); err != nil {
@@ -138,7 +174,9 @@ func newFlagSetFor(cmd *command, e *env) *flag.FlagSet {
 		e.stderr = io.Discard
 	}
 	fs.SetOutput(e.stderr)
-	e.register(fs)
+	if !cmd.local {
+		e.register(fs)
+	}
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
-
-	"github.com/magnetar-mq/magnetar/client"
 )
 
 // The bundle and broker commands. This file's init must run after
@@ -26,7 +24,7 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				bs, err := client.NewAdmin(e.adminURL).ListBundles(ctx, args[0])
+				bs, err := e.admin().ListBundles(ctx, args[0])
 				if err != nil {
 					return err
 				}
@@ -54,7 +52,7 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				res, err := client.NewAdmin(e.adminURL).UnloadBundle(ctx, args[0], args[1])
+				res, err := e.admin().UnloadBundle(ctx, args[0], args[1])
 				if err != nil {
 					return err
 				}
@@ -77,7 +75,7 @@ func init() {
 			run: func(ctx context.Context, e *env, _ []string) error {
 				ctx, cancel := context.WithTimeout(ctx, e.timeout)
 				defer cancel()
-				bs, err := client.NewAdmin(e.adminURL).ListBrokers(ctx)
+				bs, err := e.admin().ListBrokers(ctx)
 				if err != nil {
 					return err
 				}

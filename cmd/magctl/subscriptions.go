@@ -23,7 +23,7 @@ func init() {
 	partitionFlag := func(fs *flag.FlagSet) {
 		fs.IntVar(&partition, "partition", -1, "only this partition (default: every partition of the topic)")
 	}
-	admin := func(e *env) *client.Admin { return client.NewAdmin(e.adminURL) }
+	admin := func(e *env) *client.Admin { return e.admin() }
 	positions := func(e *env, verb string, args []string, ps []client.CursorPosition) error {
 		if output == "json" {
 			return writeJSON(e.stdout, ps)

@@ -204,7 +204,7 @@ func init() {
 	var pf policyFlags
 	admin := func(ctx context.Context, e *env) (*client.Admin, context.Context, context.CancelFunc) {
 		ctx, cancel := context.WithTimeout(ctx, e.timeout)
-		return client.NewAdmin(e.adminURL), ctx, cancel
+		return e.admin(), ctx, cancel
 	}
 	outputFlag := func(fs *flag.FlagSet) { fs.StringVar(&output, "o", "table", "output: table or json") }
 	showPolicies := func(e *env, info client.PoliciesInfo, topic bool) error {

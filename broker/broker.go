@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/metadata"
@@ -28,7 +29,11 @@ type Broker struct {
 	cat     *catalog.Catalog // the metadata store's typed view
 	shards  bookie.Router    // the segment store's shards
 	metrics *metrics
-	pol     *policyState // policy cache and publish rate limiters
+	pol     *policyState  // policy cache and publish rate limiters
+	pidKey  producerIDKey // signs producer IDs (producerid.go)
+	// decompressing is the budget of bytes that validating compressed
+	// batches may hold at once (Config.DecompressBudgetBytes).
+	decompressing *semaphore.Weighted
 
 	stop chan struct{} // closed by Close
 	wg   sync.WaitGroup
@@ -71,6 +76,8 @@ func New(cfg Config, meta metadata.Store, shards bookie.Router, log *slog.Logger
 		shards:  shards,
 		metrics: newMetrics(reg),
 		stop:    make(chan struct{}),
+
+		decompressing: semaphore.NewWeighted(cfg.DecompressBudgetBytes),
 	}
 	b.mu.partitions = make(map[partitionKey]*partitionSlot)
 	b.startPolicies()

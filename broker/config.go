@@ -14,8 +14,14 @@ type Config struct {
 	// AutoCreateTopics creates a one-partition topic on first produce or
 	// lookup when it does not exist.
 	AutoCreateTopics bool `yaml:"auto-create-topics"`
-	// MaxMessageBytes caps one produced batch.
+	// MaxMessageBytes caps one produced batch, and what a compressed one
+	// holds once decompressed (its header and records).
 	MaxMessageBytes int `yaml:"max-message-bytes"`
+	// DecompressBudgetBytes bounds the memory that validating compressed
+	// produced batches takes at once: each validation holds
+	// MaxMessageBytes of it while it decompresses, and waits while the
+	// budget is spent. At least MaxMessageBytes.
+	DecompressBudgetBytes int64 `yaml:"decompress-budget-bytes"`
 	// SegmentMaxBytes rolls a partition to a new segment past this size.
 	SegmentMaxBytes int64 `yaml:"segment-max-bytes"`
 	// SegmentMaxAge rolls a partition's open segment once it is this old
@@ -61,7 +67,8 @@ type Config struct {
 func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.DefaultNamespace, prefix+"default-namespace", "public/default", "namespace (tenant/namespace) of bare topic names")
 	fs.BoolVar(&c.AutoCreateTopics, prefix+"auto-create-topics", true, "create a one-partition topic on first use")
-	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 5<<20, "largest produced batch in bytes")
+	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 5<<20, "largest produced batch in bytes, compressed or once decompressed")
+	fs.Int64Var(&c.DecompressBudgetBytes, prefix+"decompress-budget-bytes", 64<<20, "memory for validating compressed produced batches at once; each takes max-message-bytes of it (at least max-message-bytes)")
 	fs.Int64Var(&c.SegmentMaxBytes, prefix+"segment-max-bytes", 256<<20, "roll a partition to a new segment past this many bytes")
 	fs.DurationVar(&c.SegmentMaxAge, prefix+"segment-max-age", 4*time.Hour, "roll a partition to a new segment once the open one is this old and not empty (0: never)")
 	fs.DurationVar(&c.PolicyCheckInterval, prefix+"policy-check-interval", time.Minute, "how often retention, message TTL, backlog-quota eviction and roll by age are applied")
@@ -82,6 +89,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxMessageBytes <= 0:
 		return fmt.Errorf("broker: max-message-bytes must be positive")
+	case c.DecompressBudgetBytes < int64(c.MaxMessageBytes):
+		return fmt.Errorf("broker: decompress-budget-bytes (%d) must be at least max-message-bytes (%d)", c.DecompressBudgetBytes, c.MaxMessageBytes)
 	case c.SegmentMaxBytes <= 0:
 		return fmt.Errorf("broker: segment-max-bytes must be positive")
 	case c.SegmentMaxAge < 0:

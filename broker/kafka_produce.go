@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/magnetar-mq/magnetar/internal/record"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
@@ -17,10 +16,12 @@ import (
 // afterwards.
 //
 // The batch is validated here, once: it must be a single batch no larger
-// than MaxMessageBytes (else ErrMessageTooLarge) with a good CRC, magic 2,
-// records that decode and dense offset deltas (else ErrCorruptBatch).
-// Control and transactional batches are refused (ErrInvalidArgument):
-// transactions are not supported.
+// than MaxMessageBytes, compressed or once decompressed (else
+// ErrMessageTooLarge), with a good CRC, magic 2, records that decode and
+// dense offset deltas (else ErrCorruptBatch). Control and transactional
+// batches are refused (ErrInvalidArgument): transactions are not
+// supported. Validating a compressed batch waits for its share of the
+// decompression budget (validateBatch).
 //
 // A batch from an idempotent producer (producer ID >= 0) is checked against
 // the producer's sequence on this partition: a retry of one of its last
@@ -34,12 +35,10 @@ func (b *Broker) AppendBatch(ctx context.Context, name TopicName, partition int3
 	if len(batch) > b.cfg.MaxMessageBytes {
 		return Future{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(batch), b.cfg.MaxMessageBytes)
 	}
-	h, err := record.Validate(batch)
+	h, err := b.validateBatch(ctx, batch)
 	switch {
-	case errors.Is(err, record.ErrTooLarge):
-		return Future{}, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
 	case err != nil:
-		return Future{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+		return Future{}, err
 	case h.Size() != len(batch):
 		return Future{}, fmt.Errorf("%w: %d bytes after the batch", ErrCorruptBatch, len(batch)-h.Size())
 	case h.IsControl():
@@ -47,22 +46,40 @@ func (b *Broker) AppendBatch(ctx context.Context, name TopicName, partition int3
 	case h.IsTransactional():
 		return Future{}, fmt.Errorf("%w: transactions are not supported", ErrInvalidArgument)
 	}
+	if h.ProducerID >= 0 {
+		if err := b.CheckProducerID(ctx, h.ProducerID); err != nil {
+			return Future{}, err
+		}
+	}
 	return b.appendEncoded(ctx, name, partition, batch, h, contiguousSeq)
 }
 
-// NewProducerID returns a cluster-unique producer ID for an idempotent
-// producer (Kafka or native). IDs come from the metadata store's segment-ID counter,
-// which is durable and never hands out a value twice; sharing it costs
-// nothing but gaps in both sequences.
-func (b *Broker) NewProducerID(ctx context.Context) (int64, error) {
-	id, err := b.cat.NextSegmentID(ctx)
+// validateBatch checks a produced batch (record.ValidateLimit), its
+// records limited to MaxMessageBytes once decompressed. A compressed batch
+// first takes MaxMessageBytes of the decompression budget, which bounds
+// what every validation under way holds (a batch of a few kilobytes may
+// hold megabytes): a burst of compressed batches, or of bombs, waits for
+// its turn instead of taking the memory of the process.
+func (b *Broker) validateBatch(ctx context.Context, batch []byte) (record.BatchHeader, error) {
+	h, err := record.ParseHeader(batch)
 	if err != nil {
-		return 0, wrapMeta("allocate producer id", err)
+		return h, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 	}
-	if id > math.MaxInt64 {
-		return 0, fmt.Errorf("broker: producer id counter exhausted")
+	if h.Codec() != record.CodecNone {
+		n := int64(b.cfg.MaxMessageBytes)
+		if err := b.decompressing.Acquire(ctx, n); err != nil {
+			return h, err
+		}
+		defer b.decompressing.Release(n)
 	}
-	return int64(id), nil
+	h, err = record.ValidateLimit(batch, b.cfg.MaxMessageBytes)
+	switch {
+	case errors.Is(err, record.ErrTooLarge):
+		return h, fmt.Errorf("%w: the limit is %d bytes once decompressed: %w", ErrMessageTooLarge, b.cfg.MaxMessageBytes, err)
+	case err != nil:
+		return h, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+	}
+	return h, nil
 }
 
 // AddPartitions raises a topic's partition count to total. Partitions are

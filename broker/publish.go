@@ -37,6 +37,10 @@ func (b *Broker) publishRecords(ctx context.Context, name TopicName, partition i
 	if len(records) == 0 {
 		return Future{}, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
+	// Refuse what cannot fit before encoding it: the records' bytes alone.
+	if n := recordBytes(records); n > b.cfg.MaxMessageBytes {
+		return Future{}, fmt.Errorf("%w: %d bytes of records, the limit is %d", ErrMessageTooLarge, n, b.cfg.MaxMessageBytes)
+	}
 	batch, err := record.AppendBatch(nil, record.BatchOptions{Producer: producer}, records)
 	if err != nil {
 		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
@@ -49,6 +53,19 @@ func (b *Broker) publishRecords(ctx context.Context, name TopicName, partition i
 		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	return b.appendEncoded(ctx, name, partition, batch, h, increasingSeq)
+}
+
+// recordBytes is the size of the keys, values and headers of records, a
+// lower bound of their encoded size.
+func recordBytes(records []record.Record) int {
+	n := 0
+	for _, r := range records {
+		n += len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+	}
+	return n
 }
 
 // appendEncoded queues a validated batch for the partition. A batch of an

@@ -22,6 +22,9 @@ type Config struct {
 	// MaxMessageBytes of it while it decompresses, and waits while the
 	// budget is spent. At least MaxMessageBytes.
 	DecompressBudgetBytes int64 `yaml:"decompress-budget-bytes"`
+	// MaxNameBytes caps the names of subscriptions, consumers, producers
+	// and Kafka groups (names.go).
+	MaxNameBytes int `yaml:"max-name-bytes"`
 	// SegmentMaxBytes rolls a partition to a new segment past this size.
 	SegmentMaxBytes int64 `yaml:"segment-max-bytes"`
 	// SegmentMaxAge rolls a partition's open segment once it is this old
@@ -69,6 +72,7 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.BoolVar(&c.AutoCreateTopics, prefix+"auto-create-topics", true, "create a one-partition topic on first use")
 	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 5<<20, "largest produced batch in bytes, compressed or once decompressed")
 	fs.Int64Var(&c.DecompressBudgetBytes, prefix+"decompress-budget-bytes", 64<<20, "memory for validating compressed produced batches at once; each takes max-message-bytes of it (at least max-message-bytes)")
+	fs.IntVar(&c.MaxNameBytes, prefix+"max-name-bytes", 255, fmt.Sprintf("longest subscription, consumer, producer or group name in bytes (at most %d)", MaxNameBytesLimit))
 	fs.Int64Var(&c.SegmentMaxBytes, prefix+"segment-max-bytes", 256<<20, "roll a partition to a new segment past this many bytes")
 	fs.DurationVar(&c.SegmentMaxAge, prefix+"segment-max-age", 4*time.Hour, "roll a partition to a new segment once the open one is this old and not empty (0: never)")
 	fs.DurationVar(&c.PolicyCheckInterval, prefix+"policy-check-interval", time.Minute, "how often retention, message TTL, backlog-quota eviction and roll by age are applied")
@@ -91,6 +95,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker: max-message-bytes must be positive")
 	case c.DecompressBudgetBytes < int64(c.MaxMessageBytes):
 		return fmt.Errorf("broker: decompress-budget-bytes (%d) must be at least max-message-bytes (%d)", c.DecompressBudgetBytes, c.MaxMessageBytes)
+	case c.MaxNameBytes < 1 || c.MaxNameBytes > MaxNameBytesLimit:
+		return fmt.Errorf("broker: max-name-bytes must be between 1 and %d", MaxNameBytesLimit)
 	case c.SegmentMaxBytes <= 0:
 		return fmt.Errorf("broker: segment-max-bytes must be positive")
 	case c.SegmentMaxAge < 0:

@@ -26,7 +26,8 @@ type SubscribeOptions struct {
 	// Type is the subscription type; every consumer attached at once must
 	// ask for the same one.
 	Type SubscriptionType
-	// ConsumerName orders Failover consumers; optional.
+	// ConsumerName orders Failover consumers; optional. Both names follow
+	// the rule of names.go.
 	ConsumerName string
 	// AckTimeout, when positive, hands a message out again if it is
 	// neither acknowledged nor negatively acknowledged that long after its
@@ -81,8 +82,13 @@ type Consumer struct {
 // subscription at opts.Initial (or opts.Start) if it does not exist.
 // Delivery resumes at the subscription's first unacknowledged message.
 func (b *Broker) Subscribe(ctx context.Context, opts SubscribeOptions) (*Consumer, error) {
-	if opts.Subscription == "" {
-		return nil, fmt.Errorf("%w: subscription name is empty", ErrInvalidArgument)
+	if err := b.CheckName(SubscriptionName, opts.Subscription); err != nil {
+		return nil, err
+	}
+	if opts.ConsumerName != "" {
+		if err := b.CheckName(ConsumerName, opts.ConsumerName); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Type < Exclusive || opts.Type > KeyShared {
 		return nil, fmt.Errorf("%w: unknown subscription type %d", ErrInvalidArgument, opts.Type)
@@ -161,7 +167,7 @@ func (c *Consumer) close(cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), defaultFlushTimeout)
 	defer cancel()
 	if err := s.flush(ctx); err != nil {
-		s.p.log.Warn("persisting cursor on consumer close", "subscription", s.name, "err", err)
+		s.p.log.Warn("persisting cursor on consumer close", "subscription", QuoteName(s.name), "err", err)
 	}
 }
 

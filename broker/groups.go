@@ -38,9 +38,10 @@ type Committed struct {
 // next offset to consume), creating the subscription if needed, and
 // returns once the position is durable.
 func (b *Broker) CommitOffset(ctx context.Context, name TopicName, partition int32, sub string, c Committed) error {
+	if err := b.CheckName(SubscriptionName, sub); err != nil {
+		return err
+	}
 	switch {
-	case sub == "":
-		return fmt.Errorf("%w: subscription name is empty", ErrInvalidArgument)
 	case c.Offset < 0:
 		return fmt.Errorf("%w: committed offset %d is negative", ErrInvalidArgument, c.Offset)
 	case len(c.Metadata) > MaxCommitMetadata:
@@ -73,8 +74,11 @@ func (b *Broker) CommitOffset(ctx context.Context, name TopicName, partition int
 
 // CommittedOffset returns the position of subscription sub on a partition;
 // false if the subscription does not exist there. It does not load the
-// partition.
+// partition. Any name stored may be read, even one names.go refuses now.
 func (b *Broker) CommittedOffset(ctx context.Context, name TopicName, partition int32, sub string) (Committed, bool, error) {
+	if sub == "" {
+		return Committed{}, false, fmt.Errorf("%w: empty %s", ErrInvalidName, SubscriptionName)
+	}
 	if s := b.loadedSubscription(name, partition, sub); s != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -111,8 +115,12 @@ func (b *Broker) loadedSubscription(name TopicName, partition int32, sub string)
 
 // DeleteSubscription removes subscription sub from a partition: its
 // consumer is disconnected and its cursor deleted. Deleting one that does
-// not exist is not an error.
+// not exist is not an error. Any name stored may be deleted, even one
+// names.go refuses now: the names created before the rule stay removable.
 func (b *Broker) DeleteSubscription(ctx context.Context, name TopicName, partition int32, sub string) error {
+	if sub == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalidName, SubscriptionName)
+	}
 	if s := b.loadedSubscription(name, partition, sub); s != nil {
 		s.flushMu.Lock() // no flush in progress can write the cursor back
 		s.mu.Lock()
@@ -141,8 +149,12 @@ type GroupInfo struct {
 }
 
 // AddGroupTopics records that group has (or is about to have) cursors on
-// topics, creating the group row if needed.
+// topics, creating the group row if needed. The group's name follows the
+// rule of names.go.
 func (b *Broker) AddGroupTopics(ctx context.Context, group, protocolType string, topics []TopicName) error {
+	if err := b.CheckName(GroupName, group); err != nil {
+		return err
+	}
 	for {
 		e, ok, err := b.cat.Groups.Get(ctx, group)
 		if err != nil {
@@ -178,8 +190,12 @@ func (b *Broker) AddGroupTopics(ctx context.Context, group, protocolType string,
 	}
 }
 
-// Group returns a group's row; false if there is none.
+// Group returns a group's row; false if there is none. Any name stored
+// may be read (and DeleteGroup deletes it), even one names.go refuses now.
 func (b *Broker) Group(ctx context.Context, group string) (GroupInfo, bool, error) {
+	if group == "" {
+		return GroupInfo{}, false, fmt.Errorf("%w: empty %s", ErrInvalidName, GroupName)
+	}
 	e, ok, err := b.cat.Groups.Get(ctx, group)
 	if err != nil || !ok {
 		return GroupInfo{}, false, wrapMeta("load group", err)

@@ -66,17 +66,17 @@ func TestDeleteGroupRemovesItsCursors(t *testing.T) {
 	b := newBroker(t, newStores(t))
 	ctx := ctxT(t)
 	a, c := topic(t, b, "a", 2), topic(t, b, "c", 1)
-	if err := b.AddGroupTopics(ctx, "team/etl", "consumer", []TopicName{c, a}); err != nil {
+	if err := b.AddGroupTopics(ctx, "team.etl", "consumer", []TopicName{c, a}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AddGroupTopics(ctx, "team/etl", "consumer", []TopicName{a}); err != nil {
+	if err := b.AddGroupTopics(ctx, "team.etl", "consumer", []TopicName{a}); err != nil {
 		t.Fatal(err)
 	}
-	info, ok, err := b.Group(ctx, "team/etl")
+	info, ok, err := b.Group(ctx, "team.etl")
 	if err != nil || !ok || len(info.Topics) != 2 || info.Topics[0] != a || info.Topics[1] != c || info.ProtocolType != "consumer" {
 		t.Fatalf("group row: %+v ok=%v err=%v", info, ok, err)
 	}
-	for _, sub := range []string{"team/etl", "other"} {
+	for _, sub := range []string{"team.etl", "other"} {
 		for _, tp := range []struct {
 			n TopicName
 			p int32
@@ -88,11 +88,11 @@ func TestDeleteGroupRemovesItsCursors(t *testing.T) {
 	}
 	// A flush that runs after the delete (one racing it, or a consumer's
 	// acknowledgement marking the cursor dirty) must not write it back.
-	held := b.loadedSubscription(a, 1, "team/etl")
+	held := b.loadedSubscription(a, 1, "team.etl")
 	if held == nil {
 		t.Fatal("the group's subscription on a-1 is not loaded")
 	}
-	if err := b.DeleteGroup(ctx, "team/etl"); err != nil {
+	if err := b.DeleteGroup(ctx, "team.etl"); err != nil {
 		t.Fatal(err)
 	}
 	held.mu.Lock()
@@ -101,10 +101,10 @@ func TestDeleteGroupRemovesItsCursors(t *testing.T) {
 	if err := held.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := b.Group(ctx, "team/etl"); ok {
+	if _, ok, _ := b.Group(ctx, "team.etl"); ok {
 		t.Fatal("group row left after delete")
 	}
-	if _, ok, err := b.CommittedOffset(ctx, a, 1, "team/etl"); ok || err != nil {
+	if _, ok, err := b.CommittedOffset(ctx, a, 1, "team.etl"); ok || err != nil {
 		t.Fatalf("group cursor left: ok=%v err=%v", ok, err)
 	}
 	if _, ok, err := b.CommittedOffset(ctx, a, 1, "other"); !ok || err != nil {
@@ -114,7 +114,7 @@ func TestDeleteGroupRemovesItsCursors(t *testing.T) {
 		if err := p.flushCursors(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, _ := b.cat.Cursors.Get(ctx, catalog.CursorName{Partition: p.pname, Subscription: "team/etl"}); ok {
+		if _, ok, _ := b.cat.Cursors.Get(ctx, catalog.CursorName{Partition: p.pname, Subscription: "team.etl"}); ok {
 			t.Fatalf("cursor of %s-%d written back after delete", p.name, p.index)
 		}
 	}

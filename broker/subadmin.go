@@ -21,8 +21,8 @@ var ErrSubscriptionExists = errors.New("broker: subscription already exists")
 // starting at initial, or at *at when at is not nil (an offset, or the
 // first message published at or after a time), and returns its cursor.
 func (b *Broker) CreateSubscription(ctx context.Context, name TopicName, partition int32, sub string, initial InitialPosition, at *Position) (int64, error) {
-	if sub == "" {
-		return 0, fmt.Errorf("%w: empty subscription name", ErrInvalidArgument)
+	if err := b.CheckName(SubscriptionName, sub); err != nil {
+		return 0, err
 	}
 	p, err := b.partitionFor(ctx, name, partition)
 	if err != nil {

@@ -57,7 +57,7 @@ func (p *partition) subscription(ctx context.Context, name string, nonDurable bo
 	if s, ok := p.mu.subs[name]; ok {
 		p.mu.Unlock()
 		if s.nonDurable != nonDurable {
-			return nil, fmt.Errorf("%w: subscription %s exists and is %s", ErrInvalidArgument, name, durability(s.nonDurable))
+			return nil, fmt.Errorf("%w: subscription %s exists and is %s", ErrInvalidArgument, QuoteName(name), durability(s.nonDurable))
 		}
 		return s, nil
 	}
@@ -70,12 +70,17 @@ func (p *partition) subscription(ctx context.Context, name string, nonDurable bo
 	}
 	switch {
 	case ok && nonDurable:
-		return nil, fmt.Errorf("%w: subscription %s exists and is durable", ErrInvalidArgument, name)
+		return nil, fmt.Errorf("%w: subscription %s exists and is durable", ErrInvalidArgument, QuoteName(name))
 	case ok:
 		if err := s.loadLocked(ctx, e.Value); err != nil {
 			return nil, err
 		}
 	default:
+		// A new cursor: its name ends its metadata key (names.go). A
+		// stored one is loaded whatever its name.
+		if err := p.b.CheckName(SubscriptionName, name); err != nil {
+			return nil, err
+		}
 		if s.mu.next, err = start(ctx); err != nil {
 			return nil, err
 		}
@@ -89,7 +94,7 @@ func (p *partition) subscription(ctx context.Context, name string, nonDurable bo
 	defer p.mu.Unlock()
 	if existing, ok := p.mu.subs[name]; ok {
 		if existing.nonDurable != nonDurable {
-			return nil, fmt.Errorf("%w: subscription %s exists and is %s", ErrInvalidArgument, name, durability(existing.nonDurable))
+			return nil, fmt.Errorf("%w: subscription %s exists and is %s", ErrInvalidArgument, QuoteName(name), durability(existing.nonDurable))
 		}
 		return existing, nil // lost a race with another loader
 	}

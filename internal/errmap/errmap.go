@@ -31,6 +31,9 @@ type row struct {
 var table = []row{
 	{broker.ErrInvalidTopicName, codes.InvalidArgument, http.StatusBadRequest, kerr.InvalidTopicException},
 	{broker.ErrInvalidArgument, codes.InvalidArgument, http.StatusBadRequest, kerr.InvalidRequest},
+	// A subscription, consumer, producer or group name the broker refuses
+	// (broker/names.go); over Kafka the only such name is a group ID.
+	{broker.ErrInvalidName, codes.InvalidArgument, http.StatusBadRequest, kerr.InvalidGroupID},
 	{broker.ErrTopicNotFound, codes.NotFound, http.StatusNotFound, kerr.UnknownTopicOrPartition},
 	{broker.ErrTopicExists, codes.AlreadyExists, http.StatusConflict, kerr.TopicAlreadyExists},
 	{broker.ErrPartitionNotFound, codes.OutOfRange, http.StatusNotFound, kerr.UnknownTopicOrPartition},

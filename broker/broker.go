@@ -29,7 +29,8 @@ type Broker struct {
 	cat     *catalog.Catalog // the metadata store's typed view
 	shards  bookie.Router    // the segment store's shards
 	metrics *metrics
-	pol     *policyState // policy cache and publish rate limiters
+	pol     *policyState  // policy cache and publish rate limiters
+	pidKey  producerIDKey // signs producer IDs (producerid.go)
 	// decompressing is the budget of bytes that validating compressed
 	// batches may hold at once (Config.DecompressBudgetBytes).
 	decompressing *semaphore.Weighted

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/magnetar-mq/magnetar/internal/record"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
@@ -47,6 +46,11 @@ func (b *Broker) AppendBatch(ctx context.Context, name TopicName, partition int3
 	case h.IsTransactional():
 		return Future{}, fmt.Errorf("%w: transactions are not supported", ErrInvalidArgument)
 	}
+	if h.ProducerID >= 0 {
+		if err := b.CheckProducerID(ctx, h.ProducerID); err != nil {
+			return Future{}, err
+		}
+	}
 	return b.appendEncoded(ctx, name, partition, batch, h, contiguousSeq)
 }
 
@@ -76,21 +80,6 @@ func (b *Broker) validateBatch(ctx context.Context, batch []byte) (record.BatchH
 		return h, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 	}
 	return h, nil
-}
-
-// NewProducerID returns a cluster-unique producer ID for an idempotent
-// producer (Kafka or native). IDs come from the metadata store's segment-ID counter,
-// which is durable and never hands out a value twice; sharing it costs
-// nothing but gaps in both sequences.
-func (b *Broker) NewProducerID(ctx context.Context) (int64, error) {
-	id, err := b.cat.NextSegmentID(ctx)
-	if err != nil {
-		return 0, wrapMeta("allocate producer id", err)
-	}
-	if id > math.MaxInt64 {
-		return 0, fmt.Errorf("broker: producer id counter exhausted")
-	}
-	return int64(id), nil
 }
 
 // AddPartitions raises a topic's partition count to total. Partitions are

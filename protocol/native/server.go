@@ -121,6 +121,13 @@ func (s *Server) Produce(stream nativepb.Magnetar_ProduceServer) error {
 	if producerID < 0 {
 		return status.Errorf(codes.InvalidArgument, "native: producer id %d", producerID)
 	}
+	if producerID != 0 && s.b.CheckProducerID(ctx, producerID) != nil {
+		// Not issued to this role (or by this cluster): a producer
+		// may only resume its own ID. It gets a new one, under which
+		// its batches are new.
+		s.log.Debug("producer presented an id not issued to its role; issuing a new one", "topic", name.String(), "producer_id", producerID)
+		producerID = 0
+	}
 	if producerID == 0 {
 		if producerID, err = s.b.NewProducerID(ctx); err != nil {
 			return s.status(ctx, err)

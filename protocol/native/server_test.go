@@ -371,3 +371,50 @@ func FuzzProduceRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestAStrangerCannotTakeOverAProducersID is the hijack of issue 15: a
+// stream that presented another producer's ID (then a small sequential
+// number) with sequence 2^29 made that producer's next sends succeed at
+// offset -1, never stored. An ID not issued to the stream's role is not
+// taken: the stranger gets an ID of its own, and the producer's next
+// batches are stored.
+func TestAStrangerCannotTakeOverAProducersID(t *testing.T) {
+	c := newService(t)
+	victim := openProducer(t, c, "orders", 0)
+	opened, err := victim.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := opened.GetOpened().GetProducerId()
+	send(t, victim, 0, "a")
+	if r, err := victim.Recv(); err != nil || r.GetReceipt().GetBaseOffset() != 0 {
+		t.Fatalf("first receipt = %v, %v", r, err)
+	}
+
+	for _, guess := range []int64{id + 1, id - 1, id ^ 1, 1, 2} {
+		s, err := c.Produce(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: &nativepb.ProducerOpen{Topic: "orders", ProducerId: guess}}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.GetOpened().GetProducerId(); got == guess || got == id {
+			t.Fatalf("a stream presenting %d got producer id %d", guess, got)
+		}
+		send(t, s, 1<<29, "x")
+		if r, err := s.Recv(); err != nil || r.GetReceipt() == nil {
+			t.Fatalf("the stranger's own batch: %v, %v", r, err)
+		}
+		_ = s.CloseSend()
+	}
+
+	send(t, victim, 1, "b")
+	if r, err := victim.Recv(); err != nil || r.GetReceipt().GetBaseOffset() != 6 {
+		t.Fatalf("the victim's next batch = %v, %v; want it stored at offset 6", r, err)
+	}
+}

@@ -54,6 +54,9 @@ var table = []row{
 	// group or cluster operation with its own code (GROUP_/CLUSTER_
 	// AUTHORIZATION_FAILED); this row is for topics.
 	{broker.ErrPermissionDenied, codes.PermissionDenied, http.StatusForbidden, kerr.TopicAuthorizationFailed},
+	// A Kafka producer whose ID was not issued to it gets a new one
+	// (InitProducerId), as after a lost producer state.
+	{broker.ErrUnknownProducerID, codes.PermissionDenied, http.StatusForbidden, kerr.UnknownProducerID},
 	{auth.ErrUnauthenticated, codes.Unauthenticated, http.StatusUnauthorized, kerr.SaslAuthenticationFailed},
 	{auth.ErrInvalidToken, codes.Unauthenticated, http.StatusUnauthorized, kerr.SaslAuthenticationFailed},
 	// Another broker owns the partition's bundle (or it is moving): the

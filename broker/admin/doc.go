@@ -34,6 +34,18 @@
 //	                                                       {"action": "expire", "older_than_ms": D}; optional "partition": P
 //	GET    /admin/v1/internal-stats/topics/{name}          segments and cursors of every partition
 //
+// Permissions (permissions.go; see docs/security.md), for superusers and
+// the tenant's admin roles:
+//
+//	GET    /admin/v1/namespaces/{tenant}/{ns}/permissions         role -> actions
+//	PUT    /admin/v1/namespaces/{tenant}/{ns}/permissions/{role}  grant; body {"actions": ["produce", "consume", "admin"]}
+//	DELETE /admin/v1/namespaces/{tenant}/{ns}/permissions/{role}  revoke
+//	GET|PUT|DELETE /admin/v1/permissions/topics/{name}[?role=R]   the same for one topic
+//
+// With authentication on, every route needs a bearer token or a verified
+// client certificate (Authenticated), and each has a guard (auth.go) that
+// asks the broker's authorization: cluster routes are for superusers.
+//
 // {name} is tenant/namespace/topic or a bare topic in the broker's default
 // namespace. Errors are {"error": "..."} with the status from
 // internal/errmap.

@@ -42,6 +42,9 @@ Commands:
   namespaces policies TENANT/NS         effective policies of a namespace
   namespaces set-policy TENANT/NS ...   set policies, e.g. --retention-time 7d --retention-size 10GiB
   namespaces remove-policy TENANT/NS P  unset policies (comma-separated names, or all)
+  namespaces grant-permission NS ROLE   grant --actions produce,consume,admin on a namespace
+  namespaces revoke-permission NS ROLE  take a role's permissions back
+  namespaces permissions TENANT/NS      roles and their actions (topics grant-permission etc. for one topic)
   bookies list [-o table|json]          registered bookies and the shards they host
   shards list [-o table|json]           storage shards: leader, replicas, usage
   tokens create-secret-key              a new secret key for HS256 tokens

@@ -55,10 +55,10 @@ type CursorPosition struct {
 }
 
 func registerSubscriptions(mux *http.ServeMux, h *handler) {
-	h.handle(mux, "GET /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.listSubscriptions)
-	h.handle(mux, "PUT /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.createSubscription)
-	h.handle(mux, "DELETE /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.deleteSubscription)
-	h.handle(mux, "POST /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume | broker.ActionAdmin), h.subscriptionAction)
+	h.handle(mux, "GET /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume|broker.ActionAdmin), h.listSubscriptions)
+	h.handle(mux, "PUT /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume|broker.ActionAdmin), h.createSubscription)
+	h.handle(mux, "DELETE /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume|broker.ActionAdmin), h.deleteSubscription)
+	h.handle(mux, "POST /admin/v1/subscriptions/{name...}", onTopic(broker.ActionConsume|broker.ActionAdmin), h.subscriptionAction)
 	h.handle(mux, "GET /admin/v1/internal-stats/topics/{name...}", onTopic(broker.ActionAdmin), h.internalStats)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,14 +16,18 @@ import (
 // SaslAuthenticate requests (version 1) or, after a version 0 handshake,
 // as bare size-prefixed tokens. The response lists the enabled mechanisms,
 // on success too. Without SASL configured every mechanism is
-// UNSUPPORTED_SASL_MECHANISM.
+// UNSUPPORTED_SASL_MECHANISM. After failed logins from its source, a
+// handshake waits for the source's slot (sasl_backoff.go).
 
 // authState is a connection's login progress.
 type authState struct {
 	session saslSession // after a handshake
 	raw     bool        // version 0 handshake: tokens come bare
-	user    string      // once authenticated
-	done    bool
+	// throttled: the login came while its source's failed-login backoff
+	// was full, and is refused unchecked.
+	throttled bool
+	user      string // once authenticated
+	done      bool
 }
 
 func (c *conn) handleSASLHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
@@ -36,6 +41,7 @@ func (c *conn) handleSASLHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response
 	default:
 		c.auth.session = newSASLSession(req.Mechanism, c.s.users)
 		c.auth.raw = req.Version == 0
+		c.waitLoginSlot()
 	}
 	return resp
 }
@@ -58,11 +64,12 @@ func (c *conn) checkAuthenticated(q request) error {
 }
 
 // rawSASLToken answers one bare token after a version 0 handshake; an
-// error (a failed login) closes the connection, as on Kafka.
-func (c *conn) rawSASLToken(token []byte) ([]byte, error) {
+// error (a failed login) closes the connection, as on Kafka, after the
+// returned delay.
+func (c *conn) rawSASLToken(token []byte) ([]byte, time.Duration, error) {
 	answer, done, err := c.saslStep(token)
 	if err != nil {
-		return nil, err
+		return nil, c.loginFailed(err), err
 	}
 	if done {
 		c.auth.raw = false
@@ -70,17 +77,34 @@ func (c *conn) rawSASLToken(token []byte) ([]byte, error) {
 	if answer == nil {
 		answer = []byte{} // answered with an empty token
 	}
-	return answer, nil
+	return answer, 0, nil
+}
+
+// errAuthThrottled refuses a login, unchecked, from a source whose
+// failed-login backoff is full (sasl_backoff.go).
+var errAuthThrottled = fmt.Errorf("%w: too many failed logins from this address, try again later", errAuthFailed)
+
+// waitLoginSlot holds a new login until its source's slot, or marks it to
+// be refused unchecked when the source's backoff is full.
+func (c *conn) waitLoginSlot() {
+	at, ok := c.s.backoff.slot(c.source, time.Now())
+	if !ok {
+		c.auth.throttled = true
+		return
+	}
+	c.pause(time.Until(at))
 }
 
 // saslStep feeds a client message to the login in progress.
 func (c *conn) saslStep(msg []byte) ([]byte, bool, error) {
-	if len(msg) > maxSASLToken {
+	switch {
+	case c.auth.throttled:
+		return nil, false, errAuthThrottled
+	case len(msg) > maxSASLToken:
 		return nil, false, fmt.Errorf("%w: SASL message of %d bytes", errAuthFailed, len(msg))
 	}
 	answer, done, err := c.auth.session.step(msg)
 	if err != nil {
-		c.log.Info("SASL authentication failed", "err", err)
 		return nil, false, err
 	}
 	if done {
@@ -88,4 +112,25 @@ func (c *conn) saslStep(msg []byte) ([]byte, bool, error) {
 		c.log.Debug("SASL authenticated", "user", c.auth.user)
 	}
 	return answer, done, nil
+}
+
+// loginFailed counts and logs a failed login and returns how long to
+// delay its answer: the source's backoff, or the longest delay for a login
+// refused unchecked.
+func (c *conn) loginFailed(err error) time.Duration {
+	if errors.Is(err, errAuthThrottled) {
+		total := c.s.stats.authThrottled.Add(1)
+		if suppressed, ok := c.s.logs.auth.allow(); ok {
+			c.log.Warn("SASL login refused unchecked: too many failures from its source", "source", c.source,
+				"throttled_total", total, "suppressed", suppressed)
+		}
+		return c.s.cfg.SASLFailureMaxDelay
+	}
+	total := c.s.stats.authFailures.Add(1)
+	delay := c.s.backoff.failed(c.source, time.Now())
+	if suppressed, ok := c.s.logs.auth.allow(); ok {
+		c.log.Warn("SASL authentication failed", "err", err, "source", c.source, "answer_delay", delay,
+			"failures_total", total, "suppressed", suppressed)
+	}
+	return delay
 }

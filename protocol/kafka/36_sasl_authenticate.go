@@ -7,8 +7,9 @@ import (
 
 // SaslAuthenticate, versions 0-2 (2 is flexible): one message of the
 // mechanism chosen by a version 1 SaslHandshake. A failed login is
-// answered with SASL_AUTHENTICATION_FAILED and the connection closed.
-// Sessions do not expire (no re-authentication, KIP-368).
+// answered with SASL_AUTHENTICATION_FAILED and the connection closed,
+// after a delay that grows with the failures from the client's source
+// (sasl_backoff.go). Sessions do not expire (no re-authentication, KIP-368).
 
 func (c *conn) handleSASLAuthenticate(req *kmsg.SASLAuthenticateRequest) result {
 	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
@@ -23,7 +24,7 @@ func (c *conn) handleSASLAuthenticate(req *kmsg.SASLAuthenticateRequest) result 
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := err.Error()
 		resp.ErrorMessage = &msg
-		return result{resp: resp, thenClose: true}
+		return result{resp: resp, thenClose: true, delay: c.loginFailed(err)}
 	}
 	resp.SASLAuthBytes = answer
 	return result{resp: resp}

@@ -63,6 +63,40 @@ type Config struct {
 	// TLSClientCAFile, when set, makes the TLS listener require client
 	// certificates signed by these CAs (mutual TLS).
 	TLSClientCAFile string `yaml:"tls-client-ca-file"`
+
+	// Limits against hostile or broken clients (docs/kafka.md, Limits).
+
+	// MaxConnections caps the server's open connections (Kafka's
+	// max.connections) and MaxConnectionsPerIP those from one IP address
+	// (max.connections.per.ip); a connection over either is closed at
+	// once.
+	MaxConnections      int `yaml:"max-connections"`
+	MaxConnectionsPerIP int `yaml:"max-connections-per-ip"`
+	// ConnectionsMaxIdle closes a connection that sent no request for that
+	// long (Kafka's connections.max.idle.ms).
+	ConnectionsMaxIdle time.Duration `yaml:"connections-max-idle"`
+	// RequestReadTimeout is how long a request may take to arrive once its
+	// 4-byte size has, and a TLS handshake to complete; a slower one
+	// closes the connection.
+	RequestReadTimeout time.Duration `yaml:"request-read-timeout"`
+	// SASLMaxReceiveSize caps a frame before the connection has logged in,
+	// when SASL is enabled (Kafka's sasl.server.max.receive.size); a larger
+	// one closes the connection before it is read.
+	SASLMaxReceiveSize int `yaml:"sasl-max-receive-size"`
+	// QueuedMaxRequestBytes is the server-wide budget of request bytes
+	// read and not yet handled (Kafka's queued.max.request.bytes): a
+	// connection reserves a frame's size before reading it and waits,
+	// without reading, while the budget is spent.
+	QueuedMaxRequestBytes int `yaml:"queued-max-request-bytes"`
+	// SASLFailureDelay delays the answer to a failed login, and a source
+	// address's next logins (Kafka's connection.failed.authentication.delay.ms);
+	// it doubles with each failure from the same source, up to
+	// SASLFailureMaxDelay.
+	SASLFailureDelay    time.Duration `yaml:"sasl-failure-delay"`
+	SASLFailureMaxDelay time.Duration `yaml:"sasl-failure-max-delay"`
+	// MaxClientIDBytes truncates the client ID of requests where the server
+	// keeps or shows it (group member IDs, DescribeGroups, logs).
+	MaxClientIDBytes int `yaml:"max-client-id-bytes"`
 }
 
 // RegisterFlags registers the listener's flags under prefix (e.g.
@@ -86,6 +120,15 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKeyFile, prefix+"tls-key-file", "", "PEM private key of the TLS listener")
 	fs.StringVar(&c.TLSClientCAFile, prefix+"tls-client-ca-file", "", "PEM CA certificates; when set, TLS clients must present a certificate they signed")
 	fs.DurationVar(&c.GroupInitialRebalanceDelay, prefix+"group-initial-rebalance-delay", 0, "how long the first rebalance of an empty group waits for more members (Kafka uses 3s)")
+	fs.IntVar(&c.MaxConnections, prefix+"max-connections", 10000, "most open connections; more are closed at once (Kafka's max.connections)")
+	fs.IntVar(&c.MaxConnectionsPerIP, prefix+"max-connections-per-ip", 1000, "most open connections from one IP address; more are closed at once (Kafka's max.connections.per.ip)")
+	fs.DurationVar(&c.ConnectionsMaxIdle, prefix+"connections-max-idle", 10*time.Minute, "close a connection that sent no request for this long (Kafka's connections.max.idle.ms)")
+	fs.DurationVar(&c.RequestReadTimeout, prefix+"request-read-timeout", 30*time.Second, "close a connection whose request does not arrive whole this long after its size, or whose TLS handshake takes longer")
+	fs.IntVar(&c.SASLMaxReceiveSize, prefix+"sasl-max-receive-size", 512<<10, "largest request in bytes before the client has logged in, when SASL is enabled (Kafka's sasl.server.max.receive.size)")
+	fs.IntVar(&c.QueuedMaxRequestBytes, prefix+"queued-max-request-bytes", 256<<20, "request bytes read and not yet handled, over all connections; past it connections wait before reading (Kafka's queued.max.request.bytes)")
+	fs.DurationVar(&c.SASLFailureDelay, prefix+"sasl-failure-delay", 100*time.Millisecond, "delay of the answer to a failed SASL login and of the source's next login, doubling per failure from the same source (Kafka's connection.failed.authentication.delay.ms)")
+	fs.DurationVar(&c.SASLFailureMaxDelay, prefix+"sasl-failure-max-delay", 5*time.Second, "largest delay after failed SASL logins from one source")
+	fs.IntVar(&c.MaxClientIDBytes, prefix+"max-client-id-bytes", 256, "longer client IDs are truncated to this many bytes where the server keeps or shows them (group member IDs, DescribeGroups, logs)")
 }
 
 // DefaultConfig returns the defaults RegisterFlags sets.
@@ -118,6 +161,18 @@ func (c *Config) Validate() error {
 		return errors.New("kafka: group-initial-rebalance-delay must not be negative")
 	case c.TLSListenAddr != "" && (c.TLSCertFile == "" || c.TLSKeyFile == ""):
 		return errors.New("kafka: tls-listen-addr needs tls-cert-file and tls-key-file")
+	case c.MaxConnections < 1 || c.MaxConnectionsPerIP < 1:
+		return errors.New("kafka: max-connections and max-connections-per-ip must be positive")
+	case c.ConnectionsMaxIdle <= 0 || c.RequestReadTimeout <= 0:
+		return errors.New("kafka: connections-max-idle and request-read-timeout must be positive")
+	case c.SASLMaxReceiveSize < 1:
+		return errors.New("kafka: sasl-max-receive-size must be positive")
+	case c.QueuedMaxRequestBytes < c.MaxRequestBytes:
+		return errors.New("kafka: queued-max-request-bytes must be at least max-request-bytes (a request that large could never be read)")
+	case c.SASLFailureDelay < 0 || c.SASLFailureMaxDelay < c.SASLFailureDelay:
+		return errors.New("kafka: sasl failure delays: want 0 <= sasl-failure-delay <= sasl-failure-max-delay")
+	case c.MaxClientIDBytes < 1:
+		return errors.New("kafka: max-client-id-bytes must be positive")
 	}
 	if c.TLSAdvertisedAddr != "" {
 		if _, _, err := net.SplitHostPort(c.TLSAdvertisedAddr); err != nil {

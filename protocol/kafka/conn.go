@@ -3,6 +3,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,11 +42,23 @@ type conn struct {
 	// other requests wait for it first (see the package doc).
 	lastProduce *pending
 
-	tls  bool      // came in over the TLS listener
-	auth authState // owned by the read loop
+	// readCtx is canceled by stopReading and abort: it ends the read
+	// loop's waits (for the request budget, a login's backoff).
+	readCtx  context.Context
+	stopRead context.CancelFunc
+
+	tls    bool      // came in over the TLS listener
+	source string    // the peer's source for the failed-login backoff
+	auth   authState // owned by the read loop
 
 	requests atomic.Int64 // requests read, for tests and debugging
 
+	// mu orders stopReading with the read loop's deadlines, so a deadline
+	// set for the next read cannot undo the one that stops reading.
+	mu struct {
+		sync.Mutex
+		stopping bool
+	}
 	abortOnce sync.Once
 }
 
@@ -67,15 +81,19 @@ type result struct {
 	// thenClose closes the connection once resp is written (a failed
 	// SASL login).
 	thenClose bool
+	// delay holds resp that long, on the read loop, once the request's
+	// budget is released (a failed login's backoff).
+	delay time.Duration
 }
 
 // errAnsweredThenClosed ends a connection after its last answer.
 var errAnsweredThenClosed = errors.New("kafka: connection closed after its answer")
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, queue: make(chan *pending, maxPending)}
+	c := &conn{s: s, nc: nc, queue: make(chan *pending, maxPending), source: backoffKey(nc)}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.readCtx, c.stopRead = context.WithCancel(c.ctx)
 	return c
 }
 
@@ -86,11 +104,17 @@ func (c *conn) serve() {
 	err := c.readLoop()
 	close(c.queue)
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, errAnsweredThenClosed):
-		// stopReading (the server is closing), or a failed login: answer
-		// what was read, then close.
-	case errors.Is(err, ErrMalformed), errors.Is(err, ErrUnsupported), errors.Is(err, errUnauthenticated):
-		c.log.Info("closing connection", "err", err)
+	case errors.Is(err, errStopped), errors.Is(err, errAnsweredThenClosed):
+		// The server is closing, or a failed login: answer what was read,
+		// then close.
+	case errors.Is(err, errIdle):
+		c.s.stats.idleClosed.Add(1)
+		c.log.Debug("closing idle connection", "connections_max_idle", c.s.cfg.ConnectionsMaxIdle)
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrUnsupported), errors.Is(err, errUnauthenticated),
+		errors.Is(err, errReadTimeout), errors.Is(err, errFrameBeforeLogin):
+		if suppressed, ok := c.s.logs.closed.allow(); ok {
+			c.log.Info("closing connection", "err", err, "suppressed", suppressed)
+		}
 		c.abort()
 	default: // the client went away, or the connection was aborted
 		c.log.Debug("connection ended", "err", err)
@@ -103,7 +127,49 @@ func (c *conn) serve() {
 
 // stopReading makes the read loop return; what was read is still answered.
 func (c *conn) stopReading() {
+	c.mu.Lock()
+	c.mu.stopping = true
 	c.nc.SetReadDeadline(time.Now())
+	c.mu.Unlock()
+	c.stopRead()
+}
+
+// readWithin sets the deadline of the next reads d from now, unless the
+// connection is to stop reading.
+func (c *conn) readWithin(d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.stopping {
+		return errStopped
+	}
+	return c.nc.SetReadDeadline(time.Now().Add(d))
+}
+
+// readFailed maps a read loop error: a deadline or a canceled wait is
+// errStopped when the connection is to stop reading, else limit.
+func (c *conn) readFailed(err, limit error) error {
+	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.stopping {
+		return errStopped
+	}
+	return limit
+}
+
+// pause waits d on the read loop, less if the connection stops reading.
+func (c *conn) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.readCtx.Done():
+	}
 }
 
 // abort ends the connection at once: pending work is canceled and nothing
@@ -116,73 +182,146 @@ func (c *conn) abort() {
 }
 
 func (c *conn) readLoop() error {
+	if err := c.handshakeTLS(); err != nil {
+		return err
+	}
 	br := bufio.NewReaderSize(c.nc, 32<<10)
 	var size [4]byte
 	for {
-		if _, err := io.ReadFull(br, size[:]); err != nil {
+		if err := c.readWithin(c.s.cfg.ConnectionsMaxIdle); err != nil {
 			return err
 		}
+		if _, err := io.ReadFull(br, size[:]); err != nil {
+			return c.readFailed(err, errIdle)
+		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 0 || int(n) > c.s.cfg.MaxRequestBytes {
-			return fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrMalformed, n, c.s.cfg.MaxRequestBytes)
+		if err := c.checkFrameSize(n); err != nil {
+			return err
+		}
+		// Reserve the frame's bytes before reading (and allocating) it.
+		weight, err := c.s.budget.acquire(c.readCtx, int64(n))
+		if err != nil {
+			return c.readFailed(err, err)
+		}
+		if err := c.readWithin(c.s.cfg.RequestReadTimeout); err != nil {
+			c.s.budget.release(weight)
+			return err
 		}
 		// A fresh buffer per request: produced batches alias it and are kept.
 		frame, err := readFrame(br, int(n))
 		if err != nil {
+			c.s.budget.release(weight)
+			if err = c.readFailed(err, errReadTimeout); errors.Is(err, errReadTimeout) {
+				c.s.stats.readTimeouts.Add(1)
+				err = fmt.Errorf("%w: a frame of %d bytes, within %v", errReadTimeout, n, c.s.cfg.RequestReadTimeout)
+			}
 			return err
 		}
-		if c.auth.raw {
-			// After a version 0 SaslHandshake the client sends bare SASL
-			// tokens, each answered with a bare token.
-			answer, err := c.rawSASLToken(frame)
-			if err != nil {
-				return err
-			}
-			p := &pending{done: make(chan struct{}), raw: answer}
-			close(p.done)
-			select {
-			case c.queue <- p:
-			case <-c.ctx.Done():
-				return nil
-			}
-			continue
+		if err := c.serveFrame(frame, weight); err != nil {
+			return err
 		}
-		q, err := parseRequest(frame)
+	}
+}
+
+// handshakeTLS runs the TLS handshake of a TLS connection within
+// request-read-timeout.
+func (c *conn) handshakeTLS() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	if err := c.readWithin(c.s.cfg.RequestReadTimeout); err != nil {
+		return err
+	}
+	err := tc.Handshake()
+	if err = c.readFailed(err, errReadTimeout); errors.Is(err, errReadTimeout) {
+		c.s.stats.readTimeouts.Add(1)
+		err = fmt.Errorf("%w: TLS handshake, within %v", errReadTimeout, c.s.cfg.RequestReadTimeout)
+	}
+	return err
+}
+
+// checkFrameSize refuses a frame before it is read: over
+// max-request-bytes, or over sasl-max-receive-size before login.
+func (c *conn) checkFrameSize(n int32) error {
+	if n < 0 || int(n) > c.s.cfg.MaxRequestBytes {
+		return fmt.Errorf("%w: frame of %d bytes, the limit is %d", ErrMalformed, n, c.s.cfg.MaxRequestBytes)
+	}
+	if len(c.s.mechanisms) > 0 && !c.auth.done && int(n) > c.s.cfg.SASLMaxReceiveSize {
+		c.s.stats.framesBeforeAuth.Add(1)
+		return fmt.Errorf("%w: frame of %d bytes, the limit before login is %d", errFrameBeforeLogin, n, c.s.cfg.SASLMaxReceiveSize)
+	}
+	return nil
+}
+
+// serveFrame decodes one frame and handles it, or starts handling it; the
+// frame's budget weight is released once it is handled.
+func (c *conn) serveFrame(frame []byte, weight int64) error {
+	handled := func() { c.s.budget.release(weight) }
+	if c.auth.raw {
+		// After a version 0 SaslHandshake the client sends bare SASL
+		// tokens, each answered with a bare token.
+		answer, delay, err := c.rawSASLToken(frame)
+		handled()
 		if err != nil {
+			c.pause(delay)
 			return err
 		}
-		c.requests.Add(1)
-		p := &pending{corrID: q.corrID, done: make(chan struct{})}
+		p := &pending{done: make(chan struct{}), raw: answer}
+		close(p.done)
 		select {
 		case c.queue <- p:
 		case <-c.ctx.Done():
 			return nil
 		}
-		if q.req == nil {
-			p.resp = apiVersionsUnsupported()
-			close(p.done)
-			continue
-		}
-		res, err := c.handle(q)
-		if err != nil {
-			return err
-		}
-		if res.later == nil {
-			p.resp = res.resp
-			close(p.done)
-			if res.thenClose {
-				return errAnsweredThenClosed
-			}
-			continue
-		}
-		if q.key == int16(kmsg.Produce) {
-			c.lastProduce = p
-		}
-		c.handlers.Go(func() {
-			p.resp = res.later(c.ctx)
-			close(p.done)
-		})
+		return nil
 	}
+	q, err := parseRequest(frame)
+	if err != nil {
+		handled()
+		return err
+	}
+	if len(q.clientID) > c.s.cfg.MaxClientIDBytes {
+		q.clientID = strings.Clone(q.clientID[:c.s.cfg.MaxClientIDBytes])
+	}
+	c.requests.Add(1)
+	p := &pending{corrID: q.corrID, done: make(chan struct{})}
+	select {
+	case c.queue <- p:
+	case <-c.ctx.Done():
+		handled()
+		return nil
+	}
+	if q.req == nil {
+		handled()
+		p.resp = apiVersionsUnsupported()
+		close(p.done)
+		return nil
+	}
+	res, err := c.handle(q)
+	if err != nil {
+		handled()
+		return err
+	}
+	if res.later == nil {
+		handled()
+		c.pause(res.delay)
+		p.resp = res.resp
+		close(p.done)
+		if res.thenClose {
+			return errAnsweredThenClosed
+		}
+		return nil
+	}
+	if q.key == int16(kmsg.Produce) {
+		c.lastProduce = p
+	}
+	c.handlers.Go(func() {
+		p.resp = res.later(c.ctx)
+		handled()
+		close(p.done)
+	})
+	return nil
 }
 
 // handle dispatches one request to its API's handler.

@@ -239,7 +239,7 @@ func (s *scramSession) clientFirst(msg string) ([]byte, bool, error) {
 	// followed by a comma. Channel binding ("p=") is not supported.
 	flag, rest, ok := strings.Cut(msg, ",")
 	if !ok || (flag != "n" && flag != "y") {
-		return nil, false, fmt.Errorf("%w: SCRAM: unsupported channel binding %q", errAuthFailed, flag)
+		return nil, false, fmt.Errorf("%w: SCRAM: unsupported channel binding %q", errAuthFailed, clip(flag, maxQuoted))
 	}
 	authz, bare, ok := strings.Cut(rest, ",")
 	if !ok || (authz != "" && !strings.HasPrefix(authz, "a=")) {
@@ -324,7 +324,7 @@ func scramAttributes(s string) ([]scramAttribute, error) {
 	var out []scramAttribute
 	for part := range strings.SplitSeq(s, ",") {
 		if len(part) < 2 || part[1] != '=' {
-			return nil, fmt.Errorf("%w: SCRAM: malformed attribute %q", errAuthFailed, part)
+			return nil, fmt.Errorf("%w: SCRAM: malformed attribute %q", errAuthFailed, clip(part, maxQuoted))
 		}
 		out = append(out, scramAttribute{key: part[0], value: part[2:]})
 	}

@@ -46,6 +46,13 @@ type Server struct {
 	stop  chan struct{} // closed by Close: stop reading, finish what is pending
 	conns sync.WaitGroup
 
+	// Limits (limits.go): the request budget, the failed-login backoff,
+	// and what they refused.
+	budget  *requestBudget
+	backoff *authBackoff
+	stats   counters
+	logs    logLimiters
+
 	mu struct {
 		sync.Mutex
 		closed        bool
@@ -53,6 +60,8 @@ type Server struct {
 		tlsAdvertised string // of TLS listeners
 		listeners     []net.Listener
 		conns         map[*conn]struct{}
+		open          int            // connections admitted and not yet ended
+		perIP         map[string]int // of open, by remote IP
 	}
 }
 
@@ -95,9 +104,12 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 		cancel()
 	}
 	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{}),
-		mechanisms: mechs, users: us, tlsConfig: tc}
+		mechanisms: mechs, users: us, tlsConfig: tc,
+		budget:  newRequestBudget(int64(cfg.QueuedMaxRequestBytes)),
+		backoff: newAuthBackoff(cfg.SASLFailureDelay, cfg.SASLFailureMaxDelay)}
 	s.mu.advertised, s.mu.tlsAdvertised = cfg.AdvertisedAddr, cfg.TLSAdvertisedAddr
 	s.mu.conns = make(map[*conn]struct{})
+	s.mu.perIP = make(map[string]int)
 	s.co = newCoordinator(cfg) // last: nothing after it can fail and leak its goroutine
 	return s, nil
 }
@@ -155,29 +167,27 @@ func (s *Server) serve(ln net.Listener, isTLS bool) error {
 	}
 	s.mu.Unlock()
 	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-s.stop:
-				return nil
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("kafka: accept: %w", err)
+		nc, err := s.accept(ln)
+		if nc == nil {
+			return err
 		}
+		ip := remoteIP(nc)
 		s.mu.Lock()
 		if s.mu.closed {
 			s.mu.Unlock()
 			nc.Close()
 			return nil
 		}
+		if over := s.admitLocked(ip); over != "" {
+			s.mu.Unlock()
+			s.refuse(nc, ip, over)
+			continue
+		}
 		s.conns.Add(1) // under mu, so Close's Wait sees every connection
 		s.mu.Unlock()
 		go func() {
 			defer s.conns.Done()
+			defer s.release(ip)
 			s.serveConn(nc, isTLS)
 		}()
 	}

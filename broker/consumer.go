@@ -137,16 +137,19 @@ func (c *Consumer) Flow(n uint32) {
 	c.mu.Unlock()
 }
 
-// Ack acknowledges offsets individually.
-func (c *Consumer) Ack(offsets []int64) { c.sub.ack(offsets) }
+// Ack acknowledges offsets individually. Offsets not published yet were
+// never delivered: they are ignored.
+func (c *Consumer) Ack(offsets []int64) { c.sub.ack(offsets, c.sub.p.end()) }
 
-// AckCumulative acknowledges every offset up to and including off. Only
-// Exclusive and Failover subscriptions deliver in order, so only they may.
+// AckCumulative acknowledges every offset up to and including off, or up
+// to the partition's end if off is past it: messages published later are
+// not acknowledged by it. Only Exclusive and Failover subscriptions
+// deliver in order, so only they may.
 func (c *Consumer) AckCumulative(off int64) error {
 	if !c.opts.Type.ordered() {
 		return fmt.Errorf("%w: cumulative acknowledgement needs an Exclusive or Failover subscription", ErrInvalidArgument)
 	}
-	c.sub.ackUpTo(off)
+	c.sub.ackUpTo(min(off, c.sub.p.end()-1))
 	return nil
 }
 

@@ -90,14 +90,14 @@ func TestAckSetAdvancesAcrossChunks(t *testing.T) {
 func TestSubscriptionAckAdvancesNextOverContiguousAcks(t *testing.T) {
 	s := &subscription{}
 	s.mu.next = 10
-	s.ack([]int64{12, 11, 4})
+	s.ack([]int64{12, 11, 4, 20}, 20)
 	if s.mu.next != 10 || runsString(&s.mu.acks) != "[11,13)" {
 		t.Fatalf("next %d ranges %s; want 10 and [11,13)", s.mu.next, runsString(&s.mu.acks))
 	}
 	if got := s.backlogLocked(20); got != 8 {
 		t.Fatalf("backlog = %d, want 8 (10 messages, 2 acked individually)", got)
 	}
-	s.ack([]int64{10})
+	s.ack([]int64{10}, 20)
 	if s.mu.next != 13 || len(s.mu.acks.keys) != 0 {
 		t.Fatalf("next %d ranges %s; want 13 and none", s.mu.next, runsString(&s.mu.acks))
 	}

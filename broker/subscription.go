@@ -135,12 +135,17 @@ func (p *partition) dropIfUnused(s *subscription) {
 }
 
 // ack records individually acknowledged offsets and moves next past every
-// contiguous acknowledged offset.
-func (s *subscription) ack(offsets []int64) {
+// contiguous acknowledged offset. Offsets at or past end, the partition's
+// end, were never delivered and are ignored (each would take a bitmap and
+// a metadata row).
+func (s *subscription) ack(offsets []int64, end int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.mu.disp
 	for _, off := range offsets {
+		if off >= end {
+			continue
+		}
 		if d != nil {
 			if pm, ok := d.pending[off]; ok {
 				d.releaseLocked(off, pm)
@@ -170,6 +175,13 @@ func (s *subscription) ackUpTo(off int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.moveCursorLocked(off+1, false)
+}
+
+// end is one past the partition's last offset.
+func (p *partition) end() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.next
 }
 
 // moveCursorLocked sets the cursor to next: with back, everything from

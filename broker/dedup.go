@@ -51,18 +51,22 @@ type seqBatch struct {
 	f           Future
 }
 
-// sequencing says how a partition checks an idempotent producer's next
-// batch against its last one.
+// sequencing says how a partition treats an idempotent producer's
+// batches. Both kinds must number their batches contiguously: a batch that
+// does not start right after the last one is ErrOutOfOrderSequence (a
+// jump is never taken for a retry of something old, which would answer
+// the producer's real batches as duplicates, never stored).
 type sequencing int
 
 const (
-	// contiguousSeq (Kafka producers): a batch must start right after the
-	// last one, else ErrOutOfOrderSequence.
-	contiguousSeq sequencing = iota
-	// increasingSeq (native producers): a batch must start after the last
-	// one; numbers may be skipped (a batch the broker refused outright
-	// leaves a gap).
-	increasingSeq
+	// kafkaSeq (Kafka producers): a batch refused for good leaves no
+	// trace; the producer bumps its epoch or gets a new ID (KIP-360).
+	kafkaSeq sequencing = iota
+	// nativeSeq (native producers): a batch refused for good (backlog
+	// quota, too large) is remembered as refused, so the producer's next
+	// batch, numbered after it, follows on, and a resend of it is refused
+	// again.
+	nativeSeq
 )
 
 // appendIdempotent queues a batch of an idempotent producer (h.ProducerID
@@ -92,11 +96,11 @@ func (p *partition) appendIdempotent(ctx context.Context, batch []byte, h record
 	}
 	f, err := p.publish(ctx, batch, int64(h.LastOffsetDelta)+1, after)
 	if err != nil {
-		if mode == increasingSeq && errors.Is(err, ErrBacklogQuotaExceeded) {
+		if mode == nativeSeq && errors.Is(err, ErrBacklogQuotaExceeded) {
 			// Refused for good, while later batches may be stored: a
-			// resend of this one must be refused again, not taken for an
-			// old duplicate.
-			s.recordLocked(h, st, Future{&appendReq{done: doneChan, err: err}})
+			// resend of this one must be refused again, and the next one
+			// follows it.
+			s.recordLocked(h, st, refusedFuture(err))
 		}
 		return Future{}, err
 	}
@@ -252,10 +256,40 @@ func (s *producerSeqs) checkLocked(h record.BatchHeader, mode sequencing) (*prod
 	case seqBehind(h.BaseSequence, prev):
 		// An old retry we no longer remember.
 		return nil, nil, fmt.Errorf("%w: producer %d sequence %d, last stored %d", ErrDuplicateSequence, h.ProducerID, h.BaseSequence, prev)
-	case mode == increasingSeq:
-		return st, nil, nil
 	}
 	return nil, nil, fmt.Errorf("%w: producer %d sequence %d, expected %d", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence, nextSeq(prev))
+}
+
+// refusedFuture is the Future of a batch refused for good with err.
+func refusedFuture(err error) Future { return Future{&appendReq{done: doneChan, err: err}} }
+
+// refuseSequenced records that a native producer's batch (h) was refused
+// for good with refusal before it could be queued, so that the producer's
+// next batch follows it and a resend of it is refused again. It returns
+// refusal, or what refuses the batch first: the partition is not served
+// here (send it to the owner), or the batch is out of sequence.
+func (b *Broker) refuseSequenced(ctx context.Context, name TopicName, partition int32, h record.BatchHeader, refusal error) error {
+	p, err := b.partitionFor(ctx, name, partition)
+	if err != nil {
+		return err
+	}
+	s := &p.seqs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.rebuilt {
+		if err := p.rebuildSeqsLocked(ctx); err != nil {
+			return err
+		}
+		s.rebuilt = true
+	}
+	st, dup, err := s.checkLocked(h, nativeSeq)
+	if err != nil {
+		return err
+	}
+	if dup == nil { // not a resend of a batch already remembered
+		s.recordLocked(h, st, refusedFuture(refusal))
+	}
+	return refusal
 }
 
 // recordLocked remembers a queued (or found) batch.

@@ -33,12 +33,28 @@ func TestNativeProducerSequences(t *testing.T) {
 	must(0, 2, 0)
 	must(2, 3, 2)
 	must(0, 2, 0) // a retry: the original offset, nothing stored
-	// Numbers may be skipped (a batch refused outright leaves a gap).
-	must(10, 1, 5)
-	for seq := uint64(11); seq < 11+recentBatches; seq++ {
-		must(seq, 1, int64(seq)-5)
+	// A jump is out of order, never taken for an old retry: a stranger who
+	// jumped a producer's numbers ahead would have made its next batches
+	// "duplicates", acknowledged and never stored.
+	if _, err := publishSeq(t, b, n, pid, 1<<29, 1); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("a jump to 2^29: %v, want ErrOutOfOrderSequence", err)
 	}
-	if _, err := publishSeq(t, b, n, pid, 10, 1); !errors.Is(err, ErrDuplicateSequence) {
+	// A batch refused for good still counts: the next one follows it, and
+	// a resend of it is refused again.
+	tooLarge := make([]record.Record, 2)
+	for i := range tooLarge {
+		tooLarge[i].Value = make([]byte, b.cfg.MaxMessageBytes)
+	}
+	for range 2 {
+		if _, err := b.PublishSequencedAsync(ctxT(t), n, 0, pid, 5, tooLarge); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("a batch too large: %v, want ErrMessageTooLarge", err)
+		}
+	}
+	must(7, 1, 5)
+	for seq := uint64(8); seq < 8+recentBatches; seq++ {
+		must(seq, 1, int64(seq)-2)
+	}
+	if _, err := publishSeq(t, b, n, pid, 7, 1); !errors.Is(err, ErrDuplicateSequence) {
 		t.Fatalf("a retry older than the last %d batches: %v, want ErrDuplicateSequence", recentBatches, err)
 	}
 	if _, end, _ := b.PartitionOffsets(ctxT(t), n, 0); end != 6+recentBatches {

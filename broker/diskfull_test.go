@@ -240,8 +240,8 @@ func TestABatchQueuedBehindOneRefusedByAFullDiskIsRefusedToo(t *testing.T) {
 // A producer's batch A is refused by a full disk; its next batch B was
 // sent before the producer learnt of it. B is refused too (not stored
 // after the gap A left), and both, sent again in order once there is
-// room, are stored once each, in order. A producer that gives up on A
-// instead goes on with its next batch.
+// room, are stored once each, in order. A native producer that gives up
+// on a refused batch goes on under a new producer ID.
 func TestABatchSentAfterARefusedOneIsRefusedUntilThatOneIsSentAgain(t *testing.T) {
 	for _, mode := range []string{"kafka", "native"} {
 		t.Run(mode, func(t *testing.T) {
@@ -291,8 +291,16 @@ func TestABatchSentAfterARefusedOneIsRefusedUntilThatOneIsSentAgain(t *testing.T
 				if _, err := send(8); !errors.Is(err, bookie.ErrDiskFull) {
 					t.Fatalf("D right after C was refused: %v, want refused", err)
 				}
+				// Under its ID, D would leave a gap where C was: out of
+				// order. The producer goes on under a new ID.
+				if _, err := send(8); !errors.Is(err, ErrOutOfOrderSequence) {
+					t.Fatalf("D sent again, C given up, same producer id: %v, want ErrOutOfOrderSequence", err)
+				}
+				if pid, err = b.NewProducerID(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
 				if base, err := send(8); err != nil || base != 6 {
-					t.Fatalf("D sent again, C given up: %d, %v; want stored at 6", base, err)
+					t.Fatalf("D under a new producer id: %d, %v; want stored at 6", base, err)
 				}
 			}
 		})

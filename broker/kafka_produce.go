@@ -51,7 +51,7 @@ func (b *Broker) AppendBatch(ctx context.Context, name TopicName, partition int3
 			return Future{}, err
 		}
 	}
-	return b.appendEncoded(ctx, name, partition, batch, h, contiguousSeq)
+	return b.appendEncoded(ctx, name, partition, batch, h, kafkaSeq)
 }
 
 // validateBatch checks a produced batch (record.ValidateLimit), its

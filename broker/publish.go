@@ -19,40 +19,62 @@ func (b *Broker) PublishAsync(ctx context.Context, name TopicName, partition int
 
 // PublishSequencedAsync is PublishAsync for an idempotent native producer
 // (from NewProducerID): sequence is the producer's number for the first
-// record, one more than the last record it sent before (numbers may be
-// skipped). A batch the partition has already stored under the same
-// producer and sequence is not stored again: the Future is the first
-// one's. A retry older than the producer's last recentBatches batches
-// fails with ErrDuplicateSequence: it was stored, at an offset no longer
-// known.
+// record, one more than the last record it sent before. A batch the
+// partition has already stored under the same producer and sequence is
+// not stored again: the Future is the first one's. A retry older than the
+// producer's last recentBatches batches fails with ErrDuplicateSequence:
+// it was stored, at an offset no longer known. A batch that does not
+// follow the last one fails with ErrOutOfOrderSequence; a batch refused
+// for good (too large, over the backlog quota) still counts, so the next
+// one follows it, and is refused again if sent again.
 func (b *Broker) PublishSequencedAsync(ctx context.Context, name TopicName, partition int32, producerID int64, sequence uint64, records []record.Record) (Future, error) {
 	if producerID < 0 {
 		return Future{}, fmt.Errorf("%w: producer id %d", ErrInvalidArgument, producerID)
 	}
 	seq := int32(sequence % (math.MaxInt32 + 1)) // batch headers hold 31 bits, wrapping
-	return b.publishRecords(ctx, name, partition, &record.Producer{ID: producerID, BaseSequence: seq}, records)
+	producer := &record.Producer{ID: producerID, BaseSequence: seq}
+	batch, h, err := b.encodeRecords(producer, records)
+	if err != nil {
+		if len(records) == 0 {
+			return Future{}, err
+		}
+		// Refused for good before it could be queued: the producer's
+		// sequence moves past it all the same.
+		h = record.BatchHeader{ProducerID: producerID, BaseSequence: seq, LastOffsetDelta: int32(len(records) - 1)}
+		return Future{}, b.refuseSequenced(ctx, name, partition, h, err)
+	}
+	return b.appendEncoded(ctx, name, partition, batch, h, nativeSeq)
 }
 
 func (b *Broker) publishRecords(ctx context.Context, name TopicName, partition int32, producer *record.Producer, records []record.Record) (Future, error) {
+	batch, h, err := b.encodeRecords(producer, records)
+	if err != nil {
+		return Future{}, err
+	}
+	return b.appendEncoded(ctx, name, partition, batch, h, nativeSeq)
+}
+
+// encodeRecords encodes records as one batch, within MaxMessageBytes.
+func (b *Broker) encodeRecords(producer *record.Producer, records []record.Record) ([]byte, record.BatchHeader, error) {
 	if len(records) == 0 {
-		return Future{}, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+		return nil, record.BatchHeader{}, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
 	// Refuse what cannot fit before encoding it: the records' bytes alone.
 	if n := recordBytes(records); n > b.cfg.MaxMessageBytes {
-		return Future{}, fmt.Errorf("%w: %d bytes of records, the limit is %d", ErrMessageTooLarge, n, b.cfg.MaxMessageBytes)
+		return nil, record.BatchHeader{}, fmt.Errorf("%w: %d bytes of records, the limit is %d", ErrMessageTooLarge, n, b.cfg.MaxMessageBytes)
 	}
 	batch, err := record.AppendBatch(nil, record.BatchOptions{Producer: producer}, records)
 	if err != nil {
-		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		return nil, record.BatchHeader{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if len(batch) > b.cfg.MaxMessageBytes {
-		return Future{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(batch), b.cfg.MaxMessageBytes)
+		return nil, record.BatchHeader{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(batch), b.cfg.MaxMessageBytes)
 	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
-		return Future{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		return nil, record.BatchHeader{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	return b.appendEncoded(ctx, name, partition, batch, h, increasingSeq)
+	return batch, h, nil
 }
 
 // recordBytes is the size of the keys, values and headers of records, a

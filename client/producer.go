@@ -239,9 +239,21 @@ type partitionProducer struct {
 	// Owned by run.
 	batch      []*pendingMsg
 	batchBytes int
-	nextSeq    uint64 // the sequence number of the next message sent
-	producerID int64  // 0 until the first stream is opened
+	nextSeq uint64 // the sequence number of the next message sent
+	// producerID is the broker's ID of this producer on the partition: 0
+	// until the first stream is opened (it then takes the producer's), -1
+	// when the next stream must ask for a new one (renew).
+	producerID int64
 	stream     *produceStream
+}
+
+// renew makes the next stream ask for a new producer ID and number from 0.
+// It follows batches that failed without an answer (their stream broke for
+// good, or never opened): they may or may not have been stored, and the
+// broker takes no gap in a producer's numbers, so the next batch could
+// not follow them under the old ID.
+func (pp *partitionProducer) renew() {
+	pp.producerID, pp.nextSeq = -1, 0
 }
 
 func (pp *partitionProducer) run() {
@@ -297,6 +309,9 @@ func (pp *partitionProducer) sendBatch(done chan struct{}) {
 		}
 		return
 	}
+	if pp.stream != nil && pp.stream.broken() {
+		pp.renew()
+	}
 	msgs := pp.batch
 	pp.batch, pp.batchBytes = nil, 0
 	b := &sentBatch{seq: pp.nextSeq, msgs: msgs}
@@ -308,6 +323,7 @@ func (pp *partitionProducer) sendBatch(done chan struct{}) {
 		s, err := pp.connect(context.Background())
 		if err != nil {
 			pp.p.completeBatch(b, 0, pp.partition, err)
+			pp.renew()
 			return
 		}
 		pp.stream = s
@@ -330,8 +346,11 @@ func (pp *partitionProducer) connect(hctx context.Context) (*produceStream, erro
 		stream, err = svc.Produce(ctx)
 	}
 	id := pp.producerID
-	if id == 0 {
+	switch {
+	case id == 0:
 		id = pp.p.id.Load()
+	case id < 0:
+		id = 0 // ask for a new one
 	}
 	if err == nil {
 		err = stream.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: &nativepb.ProducerOpen{

@@ -427,12 +427,13 @@ func (s *routedProduce) Recv() (*nativepb.ProduceResponse, error) {
 
 // handshake notes a stream's ProducerOpened. The producer's ID goes into
 // the open request sent on a reopen, so the broker recognises the sends
-// repeated there.
+// repeated there (a broker gives a new ID to a producer presenting one not
+// issued to its role: that one is then kept).
 func (s *routedProduce) handshake(producerID int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.opened, s.mu.handshaken = true, true
-	if open := s.mu.open.GetOpen(); open != nil && open.GetProducerId() == 0 && producerID != 0 {
+	if open := s.mu.open.GetOpen(); open != nil && open.GetProducerId() != producerID && producerID != 0 {
 		o := proto.CloneOf(open)
 		o.ProducerId = producerID
 		s.mu.open = &nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Open{Open: o}}

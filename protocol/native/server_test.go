@@ -109,20 +109,20 @@ func TestProduceAnswersEachSendInOrderAndKeepsTheStreamAfterARefusal(t *testing.
 		t.Fatalf("opened = %v", resp)
 	}
 	send(t, s, 1, "a", "b")
-	send(t, s, 2, string(make([]byte, 8192))) // over max-message-bytes
-	send(t, s, 3, "c")
+	send(t, s, 3, string(make([]byte, 8192))) // over max-message-bytes
+	send(t, s, 4, "c")
 
 	r1, _ := s.Recv()
 	if got := r1.GetReceipt(); got.GetSequenceId() != 1 || got.GetBaseOffset() != 0 || got.GetCount() != 2 {
 		t.Fatalf("first answer = %v, want receipt 1 at offset 0 for 2 messages", r1)
 	}
 	r2, _ := s.Recv()
-	if got := r2.GetError(); got.GetSequenceId() != 2 || codes.Code(got.GetCode()) != codes.ResourceExhausted {
-		t.Fatalf("second answer = %v, want a RESOURCE_EXHAUSTED error for sequence 2", r2)
+	if got := r2.GetError(); got.GetSequenceId() != 3 || codes.Code(got.GetCode()) != codes.ResourceExhausted {
+		t.Fatalf("second answer = %v, want a RESOURCE_EXHAUSTED error for sequence 3", r2)
 	}
 	r3, _ := s.Recv()
-	if got := r3.GetReceipt(); got.GetSequenceId() != 3 || got.GetBaseOffset() != 2 {
-		t.Fatalf("third answer = %v, want receipt 3 at offset 2", r3)
+	if got := r3.GetReceipt(); got.GetSequenceId() != 4 || got.GetBaseOffset() != 2 {
+		t.Fatalf("third answer = %v, want receipt 4 at offset 2: the refused batch's numbers count", r3)
 	}
 }
 

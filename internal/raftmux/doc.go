@@ -9,6 +9,12 @@
 // connection to the Layer of the group its header names. A connection for
 // a group the process does not host, or with a bad header, is closed.
 //
+// With WithTLS every connection is TLS: an accepted connection completes
+// its handshake (the server config should require and verify a client
+// certificate, as the cluster's does: internal/clustertls) before its
+// header is read, within the same timeout, or it is closed; the header
+// then travels inside the TLS stream.
+//
 // Header: the 4 bytes "MGRM", one byte of version (1), one byte of name
 // length (1-255), the name.
 package raftmux

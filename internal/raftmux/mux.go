@@ -1,6 +1,8 @@
 package raftmux
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +25,7 @@ var (
 const (
 	magic         = "MGRM"
 	version       = 1
-	headerTimeout = 5 * time.Second // for an accepted connection to send its header
+	headerTimeout = 5 * time.Second // for an accepted connection to handshake and send its header
 )
 
 // appendHeader appends the header of a connection for group name.
@@ -58,6 +60,9 @@ type Mux struct {
 	advertise net.Addr
 	log       *slog.Logger
 	wg        sync.WaitGroup
+	// serverTLS and clientTLS, both nil or both set: TLS on every
+	// connection (WithTLS).
+	serverTLS, clientTLS *tls.Config
 
 	mu struct {
 		sync.Mutex
@@ -66,9 +71,20 @@ type Mux struct {
 	}
 }
 
+// Option configures a Mux.
+type Option func(*Mux)
+
+// WithTLS makes every connection of the Mux TLS. An accepted connection
+// must complete a handshake under server (which should require and
+// verify a client certificate) within the header timeout, or it is
+// closed; Layers dial with client. Every Mux of the group must have it.
+func WithTLS(server, client *tls.Config) Option {
+	return func(m *Mux) { m.serverTLS, m.clientTLS = server, client }
+}
+
 // Listen listens on bindAddr; advertise (host:port) is the address the
 // other nodes dial, and what every Layer reports as its Addr.
-func Listen(bindAddr, advertise string, log *slog.Logger) (*Mux, error) {
+func Listen(bindAddr, advertise string, log *slog.Logger, opts ...Option) (*Mux, error) {
 	adv, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
 		return nil, fmt.Errorf("raftmux: advertise address %q: %w", advertise, err)
@@ -84,6 +100,16 @@ func Listen(bindAddr, advertise string, log *slog.Logger) (*Mux, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Mux{ln: ln, advertise: adv, log: log.With("component", "raftmux")}
+	for _, o := range opts {
+		o(m)
+	}
+	if (m.serverTLS == nil) != (m.clientTLS == nil) {
+		_ = ln.Close()
+		return nil, errors.New("raftmux: TLS needs both a server and a client config")
+	}
+	if m.serverTLS != nil {
+		m.ln = tls.NewListener(ln, m.serverTLS)
+	}
 	m.mu.layers = map[string]*Layer{}
 	m.wg.Go(m.acceptLoop)
 	return m, nil
@@ -144,11 +170,19 @@ func (m *Mux) acceptLoop() {
 	}
 }
 
-// route reads c's header and hands c to its group's Layer.
+// route completes c's TLS handshake (with TLS), reads its header and
+// hands c to its group's Layer.
 func (m *Mux) route(c net.Conn) {
-	_ = c.SetReadDeadline(time.Now().Add(headerTimeout))
+	_ = c.SetDeadline(time.Now().Add(headerTimeout))
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			m.log.Warn("refusing a raft connection: TLS handshake failed", "remote", c.RemoteAddr(), "err", err)
+			_ = c.Close()
+			return
+		}
+	}
 	name, err := readHeader(c)
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	if err != nil {
 		m.log.Warn("dropping a raft connection", "remote", c.RemoteAddr(), "err", err)
 		_ = c.Close()
@@ -207,9 +241,10 @@ func (l *Layer) Close() error {
 // Addr is the Mux's advertised address.
 func (l *Layer) Addr() net.Addr { return l.m.advertise }
 
-// Dial connects to the Mux at address and names this group.
+// Dial connects to the Mux at address (over TLS if the Mux has it) and
+// names this group.
 func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	c, err := l.m.dial(string(address), timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -220,4 +255,15 @@ func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Con
 	}
 	_ = c.SetWriteDeadline(time.Time{})
 	return c, nil
+}
+
+// dial connects to address within timeout, handshake included with TLS.
+func (m *Mux) dial(address string, timeout time.Duration) (net.Conn, error) {
+	if m.clientTLS == nil {
+		return net.DialTimeout("tcp", address, timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d := tls.Dialer{Config: m.clientTLS}
+	return d.DialContext(ctx, "tcp", address)
 }

@@ -2,6 +2,7 @@ package raftmux
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -9,11 +10,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/magnetar-mq/magnetar/internal/auth/authtest"
 )
 
-func listen(t *testing.T) *Mux {
+func listen(t *testing.T, opts ...Option) *Mux {
 	t.Helper()
-	m, err := Listen("127.0.0.1:0", "127.0.0.1:1", nil) // advertise fixed below
+	m, err := Listen("127.0.0.1:0", "127.0.0.1:1", nil, opts...) // advertise fixed below
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +116,79 @@ func TestClosedLayer(t *testing.T) {
 		t.Fatalf("Accept after Close: %v", err)
 	}
 	layer(t, m, "g")
+}
+
+// member returns the TLS option of a member of ca's cluster: client
+// certificates required and verified, servers verified. cert nil: a
+// client without a certificate.
+func member(ca *authtest.CA, cert *authtest.Leaf) Option {
+	return WithTLS(tlsConfigs(ca, cert))
+}
+
+func tlsConfigs(ca *authtest.CA, cert *authtest.Leaf) (server, client *tls.Config) {
+	server = &tls.Config{MinVersion: tls.VersionTLS12, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: ca.Pool()}
+	if cert != nil {
+		server.Certificates = []tls.Certificate{cert.TLS}
+		client.Certificates = []tls.Certificate{cert.TLS}
+	}
+	return server, client
+}
+
+// With TLS, members (certificates of the cluster CA) reach their groups
+// as without; a plaintext mux, a client without a certificate and one with
+// another CA's certificate are refused before their header is read.
+func TestTLSAdmitsMembersOnly(t *testing.T) {
+	ca := authtest.NewCA(t)
+	l1, l2 := ca.Issue(t, "b1"), ca.Issue(t, "b2")
+	a, b := listen(t, member(ca, &l1)), listen(t, member(ca, &l2))
+	ax, bx := layer(t, a, "shard-x"), layer(t, b, "shard-x")
+
+	c, err := ax.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bx.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(got, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	if _, ok := got.(*tls.Conn); !ok {
+		t.Fatalf("accepted a %T, want a TLS connection", got)
+	}
+
+	other := authtest.NewCA(t)
+	foreign := other.Issue(t, "b1")
+	fs, fc := tlsConfigs(other, &foreign)
+	fc.RootCAs = ca.Pool() // trusts b's certificate: only b can refuse
+	strangers := map[string]*Mux{
+		"plaintext":                listen(t),
+		"no client certificate":    listen(t, member(ca, nil)),
+		"another CA's certificate": listen(t, WithTLS(fs, fc)),
+	}
+	for name, m := range strangers {
+		t.Run(name, func(t *testing.T) {
+			sx := layer(t, m, "shard-x")
+			c, err := sx.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second)
+			if err != nil {
+				return // refused in the handshake
+			}
+			assertClosedByPeer(t, c) // TLS 1.3: refused after the client's handshake ends
+		})
+	}
+	select {
+	case c := <-bx.conns:
+		t.Fatalf("a stranger's connection from %v reached the group", c.RemoteAddr())
+	default:
+	}
 }
 
 func TestHeaderRoundTrip(t *testing.T) {

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/broker/admin"
 	"github.com/magnetar-mq/magnetar/internal/auth"
+	"github.com/magnetar-mq/magnetar/protocol/native"
 )
 
 // Security settings of a server's native and admin listeners
@@ -24,6 +26,43 @@ type SecurityConfig struct {
 	// PProf serves /debug/pprof on the admin listener; with
 	// authentication on, to superusers only.
 	PProf bool `yaml:"pprof"`
+	// Native and HTTP cap the connections of the native and admin
+	// listeners.
+	Native native.Limits `yaml:"native"`
+	HTTP   HTTPLimits    `yaml:"http"`
+}
+
+// HTTPLimits bound the admin listener's clients.
+type HTTPLimits struct {
+	MaxConnections      int           `yaml:"max-connections"`
+	MaxConnectionsPerIP int           `yaml:"max-connections-per-ip"`
+	ReadTimeout         time.Duration `yaml:"read-timeout"`
+	IdleTimeout         time.Duration `yaml:"idle-timeout"`
+}
+
+// RegisterFlags registers the limits under prefix (e.g. "http.").
+func (l *HTTPLimits) RegisterFlags(prefix string, fs *flag.FlagSet) {
+	fs.IntVar(&l.MaxConnections, prefix+"max-connections", 1000, "most open connections to the admin listener; more are closed at once")
+	fs.IntVar(&l.MaxConnectionsPerIP, prefix+"max-connections-per-ip", 100, "most open admin connections from one IP address; more are closed at once")
+	fs.DurationVar(&l.ReadTimeout, prefix+"read-timeout", 30*time.Second, "time to read an admin request, headers and body")
+	fs.DurationVar(&l.IdleTimeout, prefix+"idle-timeout", 2*time.Minute, "close an idle keep-alive admin connection after this long")
+}
+
+// Validate reports limits that cannot work.
+func (l *HTTPLimits) Validate() error {
+	if l.MaxConnections <= 0 || l.MaxConnectionsPerIP <= 0 || l.ReadTimeout <= 0 || l.IdleTimeout <= 0 {
+		return errors.New("http: max-connections, max-connections-per-ip, read-timeout and idle-timeout must be positive")
+	}
+	return nil
+}
+
+// maxHeaderBytes bounds an admin request's headers.
+const maxHeaderBytes = 64 << 10
+
+// server returns the admin HTTP server with the limits' timeouts.
+func (l *HTTPLimits) server(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: l.ReadTimeout,
+		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: maxHeaderBytes}
 }
 
 // RegisterFlags registers the flags (auth.*, authorization.*, tls.*,
@@ -34,11 +73,19 @@ func (c *SecurityConfig) RegisterFlags(fs *flag.FlagSet, authz *broker.AuthzConf
 	authz.RegisterFlags("authorization.", fs)
 	c.TLS.RegisterFlags("tls.", "the native and admin listeners", fs)
 	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the admin listener (with authentication on: superusers only)")
+	c.Native.RegisterFlags("native.", fs)
+	c.HTTP.RegisterFlags("http.", fs)
 }
 
 // Validate reports settings that cannot work together.
 func (c *SecurityConfig) Validate(authz broker.AuthzConfig, kafkaSASL bool) error {
 	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if err := c.Native.Validate(); err != nil {
+		return err
+	}
+	if err := c.HTTP.Validate(); err != nil {
 		return err
 	}
 	if err := c.Auth.Validate(c.TLS.ClientCAFile != ""); err != nil {

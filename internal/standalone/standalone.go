@@ -25,6 +25,7 @@ import (
 	"github.com/magnetar-mq/magnetar/bookie/registry"
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/broker/admin"
+	"github.com/magnetar-mq/magnetar/internal/connlimit"
 	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
 	"github.com/magnetar-mq/magnetar/protocol/kafka"
@@ -204,12 +205,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		return nil, err
 	}
 
+	// Caps first, then TLS: a connection over a cap costs no handshake.
+	s.httpLn = connlimit.Wrap(s.httpLn, cfg.Security.HTTP.MaxConnections, cfg.Security.HTTP.MaxConnectionsPerIP)
 	if sec.tls != nil {
 		s.httpLn = tls.NewListener(s.httpLn, sec.tls)
 	}
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = cfg.Security.HTTP.server(mux)
 	s.serving.Go(func() { s.serve("http", func() error { return s.httpSrv.Serve(s.httpLn) }) })
-	grpcOpts := native.GRPCServerOptions(cfg.Broker.MaxMessageBytes)
+	grpcOpts := native.GRPCServerOptions(cfg.Broker.MaxMessageBytes, cfg.Security.Native)
 	if sec.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(sec.tls)))
 	}
@@ -219,7 +222,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	s.grpcSrv = grpc.NewServer(grpcOpts...)
 	s.native = native.NewServer(s.broker, advertised, log)
 	s.native.Register(s.grpcSrv)
-	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(s.nativeLn) }) })
+	nativeLn := cfg.Security.Native.Listener(s.nativeLn)
+	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(nativeLn) }) })
 	if err := s.serveKafka(cfg); err != nil {
 		return nil, err
 	}

@@ -21,12 +21,15 @@ const (
 )
 
 // GRPCServerOptions are the options of a gRPC server serving the native
-// protocol: keepalive as above, and messages up to maxMessageBytes plus
-// room for the request around them.
-func GRPCServerOptions(maxMessageBytes int) []grpc.ServerOption {
+// protocol: keepalive as above, connections with no stream closed after
+// limits.ConnectionsMaxIdle, and messages up to maxMessageBytes plus room
+// for the request around them.
+func GRPCServerOptions(maxMessageBytes int, limits Limits) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMessageBytes + 1<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: MinClientPing, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ClientIdle, Timeout: ClientPingTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: ClientIdle, Timeout: ClientPingTimeout, MaxConnectionIdle: limits.ConnectionsMaxIdle,
+		}),
 	}
 }

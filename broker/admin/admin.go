@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -31,10 +30,14 @@ type Error struct {
 type handler struct {
 	b   *broker.Broker
 	log *slog.Logger
+	// routes are the patterns registered, each behind a guard (handle).
+	routes []string
 }
 
 // Register adds the admin routes to mux.
-func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
+func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) { register(mux, b, log) }
+
+func register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) *handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -52,6 +55,7 @@ func Register(mux *http.ServeMux, b *broker.Broker, log *slog.Logger) {
 	registerTenants(mux, h)
 	registerSubscriptions(mux, h)
 	registerPermissions(mux, h)
+	return h
 }
 
 // listBookies answers with the registered bookies (registry.BookieInfo).
@@ -101,7 +105,7 @@ func (h *handler) createTopic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := CreateTopicRequest{Partitions: 1}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := readAll(r)
 	if err != nil {
 		h.fail(w, err)
 		return

@@ -2,6 +2,8 @@ package admin
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/magnetar-mq/magnetar/broker"
@@ -82,6 +84,7 @@ const anyAction = broker.ActionAll
 
 // handle registers a route behind its guard.
 func (h *handler) handle(mux *http.ServeMux, pattern string, g guard, fn http.HandlerFunc) {
+	h.routes = append(h.routes, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := g(h, r); err != nil {
 			h.fail(w, err)
@@ -98,4 +101,18 @@ func allowed(err error) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// maxBodyBytes bounds an admin request's body.
+const maxBodyBytes = 1 << 20
+
+// readAll reads a request's body, refusing one over maxBodyBytes (413)
+// rather than reading on or cutting it short.
+func readAll(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("%w: the request body is over %d bytes", broker.ErrMessageTooLarge, maxBodyBytes)
+	}
+	return body, err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 
@@ -316,7 +315,7 @@ func policyUpdateOf(r *http.Request) (broker.PolicyUpdate, error) {
 		}
 		return broker.PolicyUpdate{Remove: names}, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := readAll(r)
 	if err != nil {
 		return broker.PolicyUpdate{}, err
 	}
@@ -345,7 +344,7 @@ func policyUpdateOf(r *http.Request) (broker.PolicyUpdate, error) {
 
 // readBody decodes an optional JSON body into v.
 func readBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := readAll(r)
 	if err != nil {
 		return err
 	}

@@ -149,3 +149,9 @@ func TestPoliciesArePatchedOneAtATimeAndRemovedOverREST(t *testing.T) {
 	a.call("GET", "/admin/v1/policies/topics/acme/app/nope", "", http.StatusNotFound)
 	a.call("DELETE", nsPol+"?policy=colour", "", http.StatusBadRequest)
 }
+
+func TestABodyOverTheLimitIsRefusedWhole(t *testing.T) {
+	a := newAPI(t)
+	big := `{"admin_roles": ["` + strings.Repeat("x", maxBodyBytes) + `"]}`
+	a.call("PUT", "/admin/v1/tenants/acme", big, http.StatusRequestEntityTooLarge)
+}

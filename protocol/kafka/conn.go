@@ -421,6 +421,10 @@ func (c *conn) writeLoop() {
 			buf = buf[:0]
 		}
 		if len(buf) > 0 {
+			if err := c.writeWithin(); err != nil {
+				c.abort()
+				return
+			}
 			if _, err := bw.Write(buf); err != nil {
 				c.abort()
 				return
@@ -430,6 +434,10 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if len(c.queue) == 0 {
+			if err := c.writeWithin(); err != nil {
+				c.abort()
+				return
+			}
 			if err := bw.Flush(); err != nil {
 				c.abort()
 				return
@@ -437,6 +445,14 @@ func (c *conn) writeLoop() {
 		}
 	}
 	bw.Flush()
+}
+
+// writeWithin gives the writes of a response connections-max-idle: a
+// client that takes no response for that long is as idle as one that
+// sends no request (as on Kafka, where idle means no bytes moved either
+// way), and its connection is closed, with the request budget it holds.
+func (c *conn) writeWithin() error {
+	return c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ConnectionsMaxIdle))
 }
 
 // frameChunk is how much of a frame is allocated before its bytes arrive:

@@ -211,6 +211,23 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	stillServes(t, ts)
 }
 
+// A client that takes no response for connections-max-idle (here, thirty
+// pipelined 1 MiB fetches, none read) has its connection closed too.
+func TestConnectionsNotReadingTheirResponsesAreClosed(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(c *Config) { c.ConnectionsMaxIdle = 300 * time.Millisecond })
+	c := ts.dial(t)
+	createTopic(t, c, "unread", 1)
+	if code, _ := produceCode(t, c, produceRequest(t, "unread", 0, -1, bigBatch(t, make([]byte, 1_000_000)))); code != 0 {
+		t.Fatalf("produce: error %d", code)
+	}
+	for range 30 {
+		c.send(fetchRequest("unread", 0, 0))
+	}
+	waitFor(t, "the server to close the connection", func() bool { return openConns(ts) == 0 })
+	stillServes(t, ts)
+}
+
 // A frame that does not arrive whole within request-read-timeout of its
 // size (slowloris) closes the connection.
 func TestSlowFramesAreClosed(t *testing.T) {

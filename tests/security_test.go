@@ -3,11 +3,14 @@ package tests
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +100,21 @@ func TestTenantsAreIsolatedByTokensAndPermissions(t *testing.T) {
 		if grpcCode(err) != codes.Unauthenticated {
 			t.Fatalf("native producer with %s: %v, want UNAUTHENTICATED", what, err)
 		}
+	}
+
+	// Each refusal is counted.
+	mresp, err := http.Get(srv.adminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	n := -1
+	if m := regexp.MustCompile(`(?m)^magnetar_auth_failures_total (\d+)`).FindSubmatch(metrics); m != nil {
+		n, _ = strconv.Atoi(string(m[1]))
+	}
+	if n < 4 {
+		t.Fatalf("/metrics counts %d auth failures, want at least 4 (1 admin, 1 forged admin, 2 native):\n%s", n, grepLines(string(metrics), "magnetar_auth"))
 	}
 
 	// The superuser sets up two tenants; acme's admin role grants "app".

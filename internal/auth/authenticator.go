@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 )
 
 // ServerConfig is how a server's native and admin listeners authenticate
@@ -45,7 +46,11 @@ func (c *ServerConfig) Validate(tlsClientCerts bool) error {
 type Authenticator struct {
 	required bool
 	tokens   *Verifier // nil: tokens are not accepted
+	failures atomic.Int64
 }
+
+// Failures counts the requests refused for their credentials.
+func (a *Authenticator) Failures() int64 { return a.failures.Load() }
 
 // NewAuthenticator loads the token key, if any.
 func NewAuthenticator(c ServerConfig) (*Authenticator, error) {
@@ -74,6 +79,14 @@ func (a *Authenticator) Authenticate(authorization string, cs *tls.ConnectionSta
 	if !a.Required() {
 		return Principal{}, nil
 	}
+	p, err := a.authenticate(authorization, cs)
+	if err != nil {
+		a.failures.Add(1)
+	}
+	return p, err
+}
+
+func (a *Authenticator) authenticate(authorization string, cs *tls.ConnectionState) (Principal, error) {
 	if authorization != "" {
 		scheme, token, ok := strings.Cut(authorization, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {

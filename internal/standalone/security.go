@@ -8,6 +8,8 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/broker/admin"
 	"github.com/magnetar-mq/magnetar/internal/auth"
@@ -118,6 +120,15 @@ func newSecurity(c SecurityConfig) (security, error) {
 // registerAdmin adds the admin API, and pprof if asked for, to mux, behind
 // authentication (/metrics, /healthz and /readyz stay open: probes and
 // scrapers carry no token).
+// metrics are the authentication metrics of the native and admin
+// listeners.
+func (sec security) metrics() prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "magnetar_auth_failures_total",
+		Help: "Native and admin requests refused for missing or invalid credentials.",
+	}, func() float64 { return float64(sec.authn.Failures()) })
+}
+
 func (sec security) registerAdmin(mux *http.ServeMux, b *broker.Broker, c SecurityConfig, register func(*http.ServeMux)) {
 	api := http.NewServeMux()
 	register(api)

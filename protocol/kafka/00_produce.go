@@ -22,7 +22,8 @@ import (
 // durability happens in a goroutine of its own. acks=0 gets no response,
 // and a refused batch then closes the connection, as on Kafka, so that the
 // client notices. acks=1 and acks=-1 both answer once the batch is durable
-// on the segment store, the only acknowledgement there is.
+// on the segment store, the only acknowledgement there is. A topic the
+// principal may not produce on is TOPIC_AUTHORIZATION_FAILED (authz.go).
 
 // inflightBatch is one partition's batch waiting for storage.
 type inflightBatch struct {
@@ -45,7 +46,7 @@ func (c *conn) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (res
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
-		name, nameErr := c.s.topicName(t.Topic)
+		name, nameErr := c.authorizedTopic(ctx, t.Topic, broker.ActionProduce)
 		for i, p := range t.Partitions {
 			rp := &rt.Partitions[i]
 			*rp = kmsg.NewProduceResponseTopicPartition()

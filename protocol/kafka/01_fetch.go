@@ -25,27 +25,39 @@ import (
 // (KIP-227) are declined: responses carry session ID 0, so clients send
 // full fetch requests; a request naming a session gets
 // FETCH_SESSION_ID_NOT_FOUND. Replica fields (leader epochs, rack) are
-// ignored.
+// ignored. A topic the principal may not consume is
+// TOPIC_AUTHORIZATION_FAILED (authz.go).
 
 // maxFetchWait caps max_wait_ms.
 const maxFetchWait = 30 * time.Second
 
-func (c *conn) handleFetch(_ context.Context, req *kmsg.FetchRequest) (result, error) {
+func (c *conn) handleFetch(ctx context.Context, req *kmsg.FetchRequest) (result, error) {
 	if req.SessionID != 0 && req.SessionEpoch != -1 {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return result{resp: resp}, nil
 	}
-	return result{later: func(ctx context.Context) kmsg.Response { return c.fetch(ctx, req) }}, nil
+	// Each topic is mapped and authorized once, now: the wait may retry.
+	topics := make([]fetchTopic, len(req.Topics))
+	for i, t := range req.Topics {
+		topics[i].name, topics[i].err = c.authorizedTopic(ctx, t.Topic, broker.ActionConsume)
+	}
+	return result{later: func(ctx context.Context) kmsg.Response { return c.fetch(ctx, req, topics) }}, nil
+}
+
+// fetchTopic is a fetched topic's name, or why it is refused.
+type fetchTopic struct {
+	name broker.TopicName
+	err  error
 }
 
 // fetch answers a fetch, waiting for data as the request allows.
-func (c *conn) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+func (c *conn) fetch(ctx context.Context, req *kmsg.FetchRequest, topics []fetchTopic) kmsg.Response {
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 	timer := time.NewTimer(max(wait, 0))
 	defer timer.Stop()
 	for {
-		resp, bytes, changed, errored := c.fetchOnce(ctx, req)
+		resp, bytes, changed, errored := c.fetchOnce(ctx, req, topics)
 		if bytes >= int(req.MinBytes) || errored || len(changed) == 0 || ctx.Err() != nil {
 			return resp
 		}
@@ -66,17 +78,17 @@ func (c *conn) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response 
 // fetchOnce reads every partition of the request once. It returns the
 // response, the record bytes in it, the channels that signal new data on
 // partitions that had none, and whether some partition failed.
-func (c *conn) fetchOnce(ctx context.Context, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, changed []<-chan struct{}, errored bool) {
+func (c *conn) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, topics []fetchTopic) (resp *kmsg.FetchResponse, total int, changed []<-chan struct{}, errored bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
 		maxBytes = c.s.cfg.MaxRequestBytes
 	}
-	for _, t := range req.Topics {
+	for ti, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
-		name, nameErr := c.s.topicName(t.Topic)
+		name, nameErr := topics[ti].name, topics[ti].err
 		for i, p := range t.Partitions {
 			rp := &rt.Partitions[i]
 			*rp = kmsg.NewFetchResponseTopicPartition()

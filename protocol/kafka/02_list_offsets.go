@@ -18,7 +18,8 @@ import (
 // record: offset -1 and timestamp -1. There is no time index yet, so that
 // search reads the partition's batch headers from the start. Isolation
 // levels read the same (no transactions: the last stable offset is the
-// high watermark); leader epochs are not checked and -1 is answered.
+// high watermark); leader epochs are not checked and -1 is answered. A
+// topic the principal may not consume is TOPIC_AUTHORIZATION_FAILED.
 
 const (
 	listLatest       = -1
@@ -31,7 +32,7 @@ func (c *conn) handleListOffsets(ctx context.Context, req *kmsg.ListOffsetsReque
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
-		name, nameErr := c.s.topicName(t.Topic)
+		name, nameErr := c.authorizedTopic(ctx, t.Topic, broker.ActionConsume)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition

@@ -19,7 +19,9 @@ import (
 // the default partition count when auto creation is configured and the
 // request allows it (always before version 4), else answered with
 // UNKNOWN_TOPIC_OR_PARTITION. Topic IDs are not kept: they are answered
-// as zero, and a topic asked for by ID only is UNKNOWN_TOPIC_ID.
+// as zero, and a topic asked for by ID only is UNKNOWN_TOPIC_ID. Only the
+// topics the principal holds a grant on are listed or described
+// (authz.go).
 
 func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -41,6 +43,9 @@ func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) km
 			return resp
 		}
 		for _, info := range infos {
+			if err := c.s.b.AuthorizeTopic(ctx, info.Name, broker.ActionAll); err != nil {
+				continue // only the topics the principal may see are listed
+			}
 			resp.Topics = append(resp.Topics, metadataTopicLed(info.Name.Topic, c.partitionLeaders(ctx, info.Name, info.Partitions)))
 		}
 		return resp
@@ -54,7 +59,7 @@ func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) km
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
-		parts, err := c.topicPartitions(ctx, *t.Topic, autoCreate)
+		parts, err := c.topicPartitions(ctx, *t.Topic, broker.ActionAll, autoCreate)
 		if err != nil {
 			resp.Topics = append(resp.Topics, metadataTopic(*t.Topic, parts, err))
 			continue
@@ -68,9 +73,11 @@ func (c *conn) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) km
 var errUnknownTopicID = kafkaCodeError(kerr.UnknownTopicID.Code)
 
 // topicPartitions returns a Kafka topic's partition count, creating the
-// topic first if asked to and it does not exist.
-func (c *conn) topicPartitions(ctx context.Context, kafkaName string, autoCreate bool) (int32, error) {
-	name, err := c.s.topicName(kafkaName)
+// topic first if asked to and it does not exist. The principal must hold
+// one of need on the topic; creating it needs produce or admin on the
+// namespace (TOPIC_AUTHORIZATION_FAILED otherwise, as on Kafka).
+func (c *conn) topicPartitions(ctx context.Context, kafkaName string, need broker.Action, autoCreate bool) (int32, error) {
+	name, err := c.authorizedTopic(ctx, kafkaName, need)
 	if err != nil {
 		return 0, err
 	}
@@ -85,6 +92,9 @@ func (c *conn) topicPartitions(ctx context.Context, kafkaName string, autoCreate
 		// The namespace's auto_topic_creation policy has the last word.
 		if pol, perr := c.s.b.EffectivePolicies(ctx, name); perr != nil || !pol.AutoTopicCreation {
 			return 0, cmp.Or(perr, err)
+		}
+		if err := c.authorizeNamespace(ctx, broker.ActionProduce|broker.ActionAdmin); err != nil {
+			return 0, deniedAs(err, kerr.TopicAuthorizationFailed)
 		}
 		err = c.s.b.CreateTopic(ctx, name, int32(c.s.cfg.DefaultPartitions))
 		if err != nil && !errors.Is(err, broker.ErrTopicExists) {

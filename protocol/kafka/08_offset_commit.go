@@ -17,7 +17,8 @@ import (
 // with its generation; a commit with generation -1 and no member ID
 // (kadm, tools) is allowed while the group has no members. The retention
 // time of versions 2-4 is ignored: committed offsets live until the group
-// or the topic is deleted.
+// or the topic is deleted. It needs the group and consume on each topic
+// (authz.go).
 
 // commitParallelism bounds the partitions of one request committed at
 // once.
@@ -115,9 +116,11 @@ func (c *conn) handleOffsetCommit(ctx context.Context, req *kmsg.OffsetCommitReq
 	return resp
 }
 
-// kafkaTopic maps a Kafka topic name and returns its partition count.
+// kafkaTopic maps a Kafka topic name, checks that the principal may
+// consume it (committed offsets are a consumer's) and returns its
+// partition count.
 func (c *conn) kafkaTopic(ctx context.Context, kafkaName string) (broker.TopicName, int32, error) {
-	name, err := c.s.topicName(kafkaName)
+	name, err := c.authorizedTopic(ctx, kafkaName, broker.ActionConsume)
 	if err != nil {
 		return name, 0, err
 	}

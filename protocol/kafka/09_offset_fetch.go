@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -14,7 +15,9 @@ import (
 // after the group; a partition without one is answered with offset -1.
 // A null topic list (version 2 and later) asks for every topic the group
 // has committed offsets on, from the group's durable row. Transactions
-// are not served, so RequireStable has nothing to wait for.
+// are not served, so RequireStable has nothing to wait for. It needs the
+// group, and consume on each topic: a topic the principal may not consume
+// is TOPIC_AUTHORIZATION_FAILED, or left out of "every topic".
 
 // offsetQuery is one topic of an OffsetFetch; nil partitions: every
 // partition with a committed offset.
@@ -119,7 +122,7 @@ func (c *conn) committedOffsets(ctx context.Context, group string, qs []offsetQu
 		name, partitions, err := c.kafkaTopic(ctx, q.topic)
 		if all {
 			if err != nil {
-				continue // deleted since the group committed to it
+				continue // deleted since the group committed to it, or not the principal's to see
 			}
 			for i := range partitions {
 				q.partitions = append(q.partitions, i)
@@ -127,6 +130,9 @@ func (c *conn) committedOffsets(ctx context.Context, group string, qs []offsetQu
 		}
 		for _, p := range q.partitions {
 			res := committedOffset{partition: p, offset: -1}
+			if errors.Is(err, broker.ErrPermissionDenied) {
+				res.code = kafkaCode(err) // else an unknown topic is offset -1, as on Kafka
+			}
 			if err == nil && p >= 0 && p < partitions {
 				cm, ok, err := c.s.b.CommittedOffset(ctx, name, p, group)
 				switch {

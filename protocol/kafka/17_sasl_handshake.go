@@ -22,6 +22,7 @@ import (
 // authState is a connection's login progress.
 type authState struct {
 	session saslSession // after a handshake
+	mech    string      // of the handshake
 	raw     bool        // version 0 handshake: tokens come bare
 	// throttled: the login came while its source's failed-login backoff
 	// was full, and is refused unchecked.
@@ -39,7 +40,7 @@ func (c *conn) handleSASLHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response
 	case !slices.Contains(c.s.mechanisms, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
-		c.auth.session = newSASLSession(req.Mechanism, c.s.users)
+		c.auth.session, c.auth.mech = c.s.newSASLSession(req.Mechanism), req.Mechanism
 		c.auth.raw = req.Version == 0
 		c.waitLoginSlot()
 	}

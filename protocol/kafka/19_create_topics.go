@@ -17,7 +17,8 @@ import (
 // factor is accepted and echoed (-1 as 1): durability is the segment
 // store's replication, not brokers'. Topic configs are accepted and not
 // applied yet. validate_only checks without creating. Topic IDs are not
-// kept and are answered as zero.
+// kept and are answered as zero. Creating a topic needs admin on it, that
+// is on its namespace (authz.go).
 
 func (c *conn) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
@@ -41,10 +42,11 @@ func (c *conn) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsReq
 		if rf == -1 {
 			rf = 1
 		}
-		var err error
+		_, err := c.authorizedTopic(ctx, t.Topic, broker.ActionAdmin)
 		switch {
 		case seen[t.Topic] > 1:
 			err = fmt.Errorf("%w: topic %q named more than once", kafkaCodeError(kerr.InvalidRequest.Code), t.Topic)
+		case err != nil:
 		case partitions < 1 || partitions > broker.MaxPartitions:
 			err = fmt.Errorf("%w: %d partitions, want 1 to %d", kafkaCodeError(kerr.InvalidPartitions.Code), partitions, broker.MaxPartitions)
 		case rf < 1:

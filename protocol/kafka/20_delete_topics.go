@@ -5,12 +5,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/magnetar-mq/magnetar/broker"
 )
 
 // DeleteTopics, versions 0-6 (4 and later are flexible). Versions 0-5 name
 // topics; version 6 may name them by ID, which is not kept: a topic asked
 // for by ID only is UNKNOWN_TOPIC_ID. Deleting a topic removes its data
-// and its subscriptions, whichever protocol created them.
+// and its subscriptions, whichever protocol created them. It needs admin
+// on the topic.
 
 func (c *conn) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
@@ -35,7 +38,7 @@ func (c *conn) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsReq
 		var err error
 		if n == nil {
 			err = kafkaCodeError(kerr.UnknownTopicID.Code)
-		} else if name, perr := c.s.topicName(*n); perr != nil {
+		} else if name, perr := c.authorizedTopic(ctx, *n, broker.ActionAdmin); perr != nil {
 			err = perr
 		} else {
 			err = c.s.b.DeleteTopic(ctx, name)

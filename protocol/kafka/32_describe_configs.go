@@ -8,12 +8,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/magnetar-mq/magnetar/broker"
 )
 
 // DescribeConfigs, versions 0-4 (4 is flexible), minimal: topics and this
 // broker answer the handful of settings clients and tools look at, all
 // read-only and at their defaults (AlterConfigs is not served). Other
-// resource types are INVALID_REQUEST. Synonyms are not reported.
+// resource types are INVALID_REQUEST. Synonyms are not reported. A
+// topic's settings need admin on it, the broker's a superuser.
 
 type configEntry struct {
 	name, value string
@@ -53,10 +56,13 @@ func (c *conn) handleDescribeConfigs(ctx context.Context, req *kmsg.DescribeConf
 		var err error
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			if _, err = c.topicPartitions(ctx, r.ResourceName, false); err == nil {
+			if _, err = c.topicPartitions(ctx, r.ResourceName, broker.ActionAdmin, false); err == nil {
 				entries = c.topicConfigs()
 			}
 		case kmsg.ConfigResourceTypeBroker:
+			if err = c.mayDescribeBroker(ctx); err != nil {
+				break
+			}
 			if r.ResourceName != "" && r.ResourceName != strconv.Itoa(int(c.selfNode().id)) {
 				err = fmt.Errorf("%w: no broker %q", kafkaCodeError(kerr.InvalidRequest.Code), r.ResourceName)
 			} else {

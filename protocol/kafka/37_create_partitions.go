@@ -14,7 +14,8 @@ import (
 // CreatePartitions, versions 0-3 (2 and later are flexible): raises a
 // topic's partition count; the new partitions are empty and, like every
 // partition, led by this broker, so assignments are ignored. A count that
-// does not grow the topic is INVALID_PARTITIONS.
+// does not grow the topic is INVALID_PARTITIONS. It needs admin on the
+// topic.
 
 func (c *conn) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
@@ -35,7 +36,7 @@ func (c *conn) handleCreatePartitions(ctx context.Context, req *kmsg.CreateParti
 }
 
 func (c *conn) createPartitions(ctx context.Context, kafkaName string, count int32, validateOnly bool) error {
-	name, err := c.s.topicName(kafkaName)
+	name, err := c.authorizedTopic(ctx, kafkaName, broker.ActionAdmin)
 	if err != nil {
 		return err
 	}

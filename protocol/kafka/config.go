@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/internal/auth"
 )
 
 // Config configures the Kafka listener. Defaults are set by RegisterFlags.
@@ -46,13 +48,18 @@ type Config struct {
 	// group.initial.rebalance.delay.ms, 3s there).
 	GroupInitialRebalanceDelay time.Duration `yaml:"group-initial-rebalance-delay"`
 	// SASLMechanisms lists the SASL mechanisms clients must log in with
-	// (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), comma-separated; empty: no
-	// authentication.
+	// (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER), comma-separated;
+	// empty: no authentication.
 	SASLMechanisms string `yaml:"sasl-mechanisms"`
 	// SASLUsers is name:password pairs, comma-separated, and
-	// SASLUsersFile a file of them, one per line; both may be used.
+	// SASLUsersFile a file of them, one per line; both may be used. They
+	// log in with PLAIN and SCRAM.
 	SASLUsers     string `yaml:"sasl-users"`
 	SASLUsersFile string `yaml:"sasl-users-file"`
+	// OAuthBearer verifies the JWTs of OAUTHBEARER logins, whose "sub" is
+	// the role: point it at the key of the native and admin listeners'
+	// tokens (auth.token-*) to take the same tokens.
+	OAuthBearer auth.TokenConfig `yaml:"sasl-oauthbearer"`
 	// TLSListenAddr is a second listener, speaking TLS with TLSCertFile
 	// and TLSKeyFile; empty: none. TLSAdvertisedAddr is what Metadata tells
 	// clients that came in over it.
@@ -111,9 +118,10 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRequestBytes, prefix+"max-request-bytes", 100<<20, "largest request in bytes; a larger one closes the connection")
 	fs.DurationVar(&c.GroupMinSessionTimeout, prefix+"group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer-group member may ask for")
 	fs.DurationVar(&c.GroupMaxSessionTimeout, prefix+"group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer-group member may ask for")
-	fs.StringVar(&c.SASLMechanisms, prefix+"sasl-mechanisms", "", "SASL mechanisms clients must authenticate with: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, comma-separated (empty: no authentication)")
+	fs.StringVar(&c.SASLMechanisms, prefix+"sasl-mechanisms", "", "SASL mechanisms clients must authenticate with: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, comma-separated (empty: no authentication)")
 	fs.StringVar(&c.SASLUsers, prefix+"sasl-users", "", "SASL users as name:password pairs, comma-separated (prefer MAGNETAR_KAFKA_SASL_USERS or --kafka.sasl-users-file: flags show in ps)")
 	fs.StringVar(&c.SASLUsersFile, prefix+"sasl-users-file", "", "file of SASL users, one name:password per line ('#' comments)")
+	c.OAuthBearer.RegisterFlags(prefix+"sasl-oauthbearer.", fs)
 	fs.StringVar(&c.TLSListenAddr, prefix+"tls-listen-addr", "", "listen address of a TLS Kafka listener (empty: none); needs --kafka.tls-cert-file and --kafka.tls-key-file")
 	fs.StringVar(&c.TLSAdvertisedAddr, prefix+"tls-advertised-addr", "", "host:port clients of the TLS listener are told to use (default: like --kafka.advertised-addr, for the TLS listener)")
 	fs.StringVar(&c.TLSCertFile, prefix+"tls-cert-file", "", "PEM certificate (chain) of the TLS listener")
@@ -183,8 +191,14 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	if len(mechs) > 0 && c.SASLUsers == "" && c.SASLUsersFile == "" {
-		return errors.New("kafka: sasl-mechanisms needs users (sasl-users or sasl-users-file)")
+	if usesPasswords(mechs) && c.SASLUsers == "" && c.SASLUsersFile == "" {
+		return errors.New("kafka: sasl-mechanisms PLAIN and SCRAM need users (sasl-users or sasl-users-file)")
+	}
+	if err := c.OAuthBearer.Validate(); err != nil {
+		return fmt.Errorf("kafka: sasl-oauthbearer: %w", err)
+	}
+	if slices.Contains(mechs, mechOAuthBearer) && !c.OAuthBearer.Enabled() {
+		return errors.New("kafka: sasl-mechanisms OAUTHBEARER needs a token key (sasl-oauthbearer.token-secret-key-file or sasl-oauthbearer.token-public-key-file)")
 	}
 	return nil
 }

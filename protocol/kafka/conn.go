@@ -298,7 +298,8 @@ func (c *conn) serveFrame(frame []byte, weight int64) error {
 		close(p.done)
 		return nil
 	}
-	res, err := c.handle(q)
+	ctx := c.withPrincipal()
+	res, err := c.handle(ctx, q)
 	if err != nil {
 		handled()
 		return err
@@ -317,16 +318,16 @@ func (c *conn) serveFrame(frame []byte, weight int64) error {
 		c.lastProduce = p
 	}
 	c.handlers.Go(func() {
-		p.resp = res.later(c.ctx)
+		p.resp = res.later(ctx)
 		handled()
 		close(p.done)
 	})
 	return nil
 }
 
-// handle dispatches one request to its API's handler.
-func (c *conn) handle(q request) (result, error) {
-	ctx := c.ctx
+// handle dispatches one request to its API's handler, once authorized
+// (authz.go); ctx carries the principal.
+func (c *conn) handle(ctx context.Context, q request) (result, error) {
 	if err := c.checkAuthenticated(q); err != nil {
 		return result{}, err
 	}
@@ -342,6 +343,9 @@ func (c *conn) handle(q request) (result, error) {
 			}
 			c.lastProduce = nil
 		}
+	}
+	if resp, err := c.authorizeRequest(ctx, q.req); resp != nil || err != nil {
+		return result{resp: resp}, err
 	}
 	if group, ok := groupOf(q.req); ok && group != "" {
 		if code := c.notCoordinator(ctx, group); code != 0 {
@@ -395,6 +399,12 @@ func (c *conn) handle(q request) (result, error) {
 		return c.handleSASLAuthenticate(r), nil
 	case *kmsg.DescribeClusterRequest:
 		return result{resp: c.handleDescribeCluster(r)}, nil
+	case *kmsg.DescribeACLsRequest:
+		return result{resp: c.handleDescribeACLs(ctx, r)}, nil
+	case *kmsg.CreateACLsRequest:
+		return result{resp: c.handleCreateACLs(ctx, r)}, nil
+	case *kmsg.DeleteACLsRequest:
+		return result{resp: c.handleDeleteACLs(ctx, r)}, nil
 	}
 	// parseRequest only decodes advertised keys, each handled above.
 	panic(fmt.Sprintf("kafka: no handler for advertised API key %d", q.key))

@@ -33,6 +33,16 @@
 // v2), so Fetch serves stored bytes without re-encoding. This broker is
 // the leader of every partition for now.
 //
+// # Identity and authorization
+//
+// A connection's principal is its SASL login (PLAIN, SCRAM, or
+// OAUTHBEARER with the server's JWTs, oauthbearer.go), else on the TLS
+// listener its verified client certificate, else anonymous; every
+// request's context carries it. The broker decides what it may do
+// (broker/authz.go); authz.go maps each API onto those decisions as
+// Kafka's authorizer does, in one switch with a case for every API served.
+// The ACL APIs read and write the same grants (acls.go).
+//
 // # Errors
 //
 // Broker errors become Kafka error codes through internal/errmap. A

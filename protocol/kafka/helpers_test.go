@@ -31,10 +31,20 @@ type testServer struct {
 
 func newTestServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	t.Helper()
+	return newTestServerOn(t, broker.DefaultConfig(), nil, mutate...)
+}
+
+// newTestServerOn is newTestServer on a broker configured with bcfg, and
+// prepared by prepare (if not nil) before the server starts.
+func newTestServerOn(t testing.TB, bcfg broker.Config, prepare func(*broker.Broker), mutate ...func(*Config)) *testServer {
+	t.Helper()
 	meta := metadatatest.NewStore()
-	b, err := broker.New(broker.DefaultConfig(), meta, bookie.OneShard("s1", bookietest.NewFake()), nil, nil)
+	b, err := broker.New(bcfg, meta, bookie.OneShard("s1", bookietest.NewFake()), nil, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(b)
 	}
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"

@@ -364,8 +364,8 @@ func enabledMechanisms(list string) ([]string, error) {
 		if m == "" {
 			continue
 		}
-		if m != mechPlain && scramHashes[m].name == "" {
-			return nil, fmt.Errorf("kafka: sasl mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", m)
+		if m != mechPlain && m != mechOAuthBearer && scramHashes[m].name == "" {
+			return nil, fmt.Errorf("kafka: sasl mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", m)
 		}
 		if !slices.Contains(out, m) {
 			out = append(out, m)

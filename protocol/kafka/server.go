@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/magnetar-mq/magnetar/broker"
+	"github.com/magnetar-mq/magnetar/internal/auth"
 	"github.com/magnetar-mq/magnetar/internal/errmap"
 )
 
@@ -38,9 +39,11 @@ type Server struct {
 	log *slog.Logger
 	co  *coordinator
 
-	// SASL: the enabled mechanisms (none: no authentication) and users.
+	// SASL: the enabled mechanisms (none: no authentication), users, and
+	// the verifier of OAUTHBEARER tokens (nil unless enabled).
 	mechanisms []string
 	users      *users
+	tokens     *auth.Verifier
 	tlsConfig  *tls.Config // of ServeTLS; nil unless configured
 
 	stop  chan struct{} // closed by Close: stop reading, finish what is pending
@@ -78,7 +81,7 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	var us *users
-	if len(mechs) > 0 {
+	if usesPasswords(mechs) {
 		pairs, err := parseUsers(cfg.SASLUsers, cfg.SASLUsersFile)
 		if err != nil {
 			return nil, err
@@ -87,6 +90,10 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 			return nil, errors.New("kafka: sasl-mechanisms is set but no users are configured")
 		}
 		us = newUsers(pairs)
+	}
+	tokens, err := oauthBearerVerifier(cfg, mechs)
+	if err != nil {
+		return nil, err
 	}
 	var tc *tls.Config
 	if cfg.TLSCertFile != "" {
@@ -104,7 +111,7 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 		cancel()
 	}
 	s := &Server{cfg: cfg, b: b, log: log.With("component", "kafka"), stop: make(chan struct{}),
-		mechanisms: mechs, users: us, tlsConfig: tc,
+		mechanisms: mechs, users: us, tokens: tokens, tlsConfig: tc,
 		budget:  newRequestBudget(int64(cfg.QueuedMaxRequestBytes)),
 		backoff: newAuthBackoff(cfg.SASLFailureDelay, cfg.SASLFailureMaxDelay)}
 	s.mu.advertised, s.mu.tlsAdvertised = cfg.AdvertisedAddr, cfg.TLSAdvertisedAddr

@@ -252,6 +252,21 @@ var flexibleBodies = map[kmsg.Key]*flexStruct{
 		i64.since(3), // ProducerID
 		i16.since(3), // ProducerEpoch
 	),
+	kmsg.DescribeACLs: body( // v2+
+		i8,          // ResourceType
+		str,         // ResourceName
+		i8.since(1), // ResourcePatternType
+		str,         // Principal
+		str,         // Host
+		i8,          // Operation
+		i8,          // PermissionType
+	),
+	kmsg.CreateACLs: body( // v2+
+		structs(i8, str, i8.since(1), str, str, i8, i8), // Creations: ResourceType, ResourceName, ResourcePatternType, Principal, Host, Operation, PermissionType
+	),
+	kmsg.DeleteACLs: body( // v2+
+		structs(i8, str, i8.since(1), str, str, i8, i8), // Filters: ResourceType, ResourceName, ResourcePatternType, Principal, Host, Operation, PermissionType
+	),
 	kmsg.DescribeConfigs: body( // v4+
 		structs(i8, str, strs), // Resources: ResourceType, ResourceName, ConfigNames
 		i8.since(1),            // IncludeSynonyms

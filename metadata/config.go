@@ -9,6 +9,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/magnetar-mq/magnetar/internal/cluster"
 )
 
@@ -32,6 +34,11 @@ type Config struct {
 	// node of a cluster is started with the same list. Empty: this node
 	// alone.
 	Peers Peers `yaml:"peers"`
+	// RaftStreamLayer, if set, carries Raft's connections instead of a TCP
+	// listener of its own on RaftAddr (which the layer should listen on):
+	// `magnetar meta` sets a TLS one (internal/raftmux) with cluster TLS.
+	// Raft closes it.
+	RaftStreamLayer raft.StreamLayer `yaml:"-"`
 	// ElectionTimeout is Raft's heartbeat and election timeout on a
 	// cluster (a single node keeps raftnode's short defaults). Default 500ms.
 	ElectionTimeout time.Duration `yaml:"election_timeout"`

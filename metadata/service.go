@@ -155,6 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		BindAddr:  cfg.RaftAddr,
 		Peers:     cfg.Peers.Raft(),
 	}
+	rcfg.StreamLayer = cfg.RaftStreamLayer // nil: a TCP listener on BindAddr
 	if cfg.RaftAddr != "" {
 		// Over a network the single-node timers would make leaders flap.
 		rcfg.HeartbeatTimeout = cfg.ElectionTimeout

@@ -20,6 +20,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/bookie"
 	"github.com/magnetar-mq/magnetar/bookie/registry"
+	"github.com/magnetar-mq/magnetar/internal/clustertls"
 	"github.com/magnetar-mq/magnetar/internal/raftmux"
 	"github.com/magnetar-mq/magnetar/internal/raftnode"
 	"github.com/magnetar-mq/magnetar/metadata"
@@ -64,6 +65,10 @@ Examples:
   MAGNETAR_NODE_ID=b1 MAGNETAR_PEERS=$P MAGNETAR_SHARDS=s1,s2 magnetar bookie
   magnetar bookie --config bookie.yaml
 
+  # mutual TLS on the gRPC and Raft ports and to the metadata service
+  # (docs/operations.md, Cluster TLS)
+  magnetar bookie --node-id b1 ... --cluster-tls.ca-file ca.pem --cluster-tls.cert-file b1.pem --cluster-tls.key-file b1.key
+
 Settings come from flags, then MAGNETAR_* environment variables (the flag
 name upper-cased, '-' as '_'), then the YAML file of --config.
 
@@ -74,6 +79,7 @@ Flags:
 type bookieFlags struct {
 	dataDir, grpcAddr, grpcAdvertise, httpAddr, metaAddrs string
 	shards                                                shardSpecs
+	clusterTLS                                            clustertls.Config
 }
 
 func runBookie(args []string) error {
@@ -103,6 +109,7 @@ func runBookie(args []string) error {
 	// roles; each shard gets a subdirectory. The Raft port is shared by
 	// every shard.
 	fs.StringVar(&bf.dataDir, "data-dir", "data/bookie", "Directory of this bookie's data: one subdirectory per shard (Raft log, state, snapshots).")
+	bf.clusterTLS.RegisterFlags("cluster-tls.", fs)
 	f := fs.Lookup("raft-addr")
 	f.DefValue = ":6671"
 	_ = f.Value.Set(":6671")
@@ -123,6 +130,10 @@ func runBookie(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", bookie.ErrInvalidConfig, err)
 	}
+	creds, err := bf.clusterTLS.Load()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -141,7 +152,11 @@ func runBookie(args []string) error {
 		if adv == "" {
 			adv = me.RaftAddr
 		}
-		if mux, err = raftmux.Listen(cfg.RaftAddr, adv, log); err != nil {
+		var opts []raftmux.Option
+		if creds != nil {
+			opts = append(opts, raftmux.WithTLS(creds.Server, creds.Client))
+		}
+		if mux, err = raftmux.Listen(cfg.RaftAddr, adv, log, opts...); err != nil {
 			return err
 		}
 		defer mux.Close()
@@ -162,7 +177,7 @@ func runBookie(args []string) error {
 	}
 
 	if bf.metaAddrs != "" {
-		r, closeMeta, err := registerBookie(ctx, bf, cfg, self, hosted, shards, log)
+		r, closeMeta, err := registerBookie(ctx, bf, cfg, self, hosted, shards, creds, log)
 		if err != nil {
 			return err
 		}
@@ -174,7 +189,7 @@ func runBookie(args []string) error {
 		}()
 	}
 
-	gs := grpc.NewServer(bookie.GRPCServerOptions()...)
+	gs := grpc.NewServer(append(bookie.GRPCServerOptions(), creds.GRPCServerOptions()...)...)
 	clients := make(map[string]bookie.Client, len(shards))
 	for id, s := range shards {
 		clients[id] = s
@@ -241,8 +256,8 @@ func openShards(ctx context.Context, tmpl bookie.ShardConfig, dataDir string, ho
 }
 
 // registerBookie records the shards and starts the bookie's registration
-// in the metadata service.
-func registerBookie(ctx context.Context, bf bookieFlags, cfg bookie.ShardConfig, self string, hosted []hostedShard, shards map[string]*bookie.Shard, log *slog.Logger) (*registry.Registrar, func(), error) {
+// in the metadata service (over cluster TLS with creds, if not nil).
+func registerBookie(ctx context.Context, bf bookieFlags, cfg bookie.ShardConfig, self string, hosted []hostedShard, shards map[string]*bookie.Shard, creds *clustertls.Credentials, log *slog.Logger) (*registry.Registrar, func(), error) {
 	me, _ := cfg.Peers.Lookup(self) // zero without --peers
 	grpcAdv := bf.grpcAdvertise
 	if grpcAdv == "" {
@@ -254,7 +269,7 @@ func registerBookie(ctx context.Context, bf bookieFlags, cfg bookie.ShardConfig,
 			grpcAdv = net.JoinHostPort("127.0.0.1", port)
 		}
 	}
-	meta, err := metadata.Dial(ctx, strings.Split(bf.metaAddrs, ","))
+	meta, err := metadata.Dial(ctx, strings.Split(bf.metaAddrs, ","), metadata.WithGRPCDialOptions(creds.GRPCDialOptions()...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata service: %w", err)
 	}

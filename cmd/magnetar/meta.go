@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os/signal"
 	"syscall"
@@ -11,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/magnetar-mq/magnetar/internal/clustertls"
+	"github.com/magnetar-mq/magnetar/internal/raftmux"
 	"github.com/magnetar-mq/magnetar/metadata"
 )
 
@@ -41,6 +46,9 @@ Examples:
   MAGNETAR_NODE_ID=m1 MAGNETAR_PEERS=$P magnetar meta
   magnetar meta --config meta.yaml
 
+  # mutual TLS on the gRPC and Raft ports (docs/operations.md, Cluster TLS)
+  magnetar meta --node-id m1 ... --cluster-tls.ca-file ca.pem --cluster-tls.cert-file m1.pem --cluster-tls.key-file m1.key
+
 Settings come from flags, then MAGNETAR_* environment variables (the flag
 name upper-cased, '-' as '_'), then the YAML file of --config.
 
@@ -50,6 +58,7 @@ Flags:
 func runMeta(args []string) error {
 	var (
 		cfg                metadata.Config
+		ctls               clustertls.Config
 		grpcAddr, httpAddr string
 	)
 	fs := flag.NewFlagSet("magnetar meta", flag.ContinueOnError)
@@ -58,6 +67,7 @@ func runMeta(args []string) error {
 	fs.StringVar(&grpcAddr, "grpc-addr", ":6660", "listen address of the gRPC API")
 	fs.StringVar(&httpAddr, "http-addr", "", "listen address of /healthz, /readyz and /metrics (empty: none)")
 	cfg.RegisterFlags("", fs)
+	ctls.RegisterFlags("cluster-tls.", fs)
 	// A meta process talks to its peers: default to the standard Raft port
 	// and a data directory under ./data.
 	for name, def := range map[string]string{"raft-addr": ":6661", "data-dir": "data/meta"} {
@@ -74,6 +84,10 @@ func runMeta(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	creds, err := ctls.Load()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -82,6 +96,16 @@ func runMeta(args []string) error {
 		return err
 	}
 	defer lns.Close()
+	if creds != nil && cfg.RaftAddr != "" {
+		mux, err := listenRaftTLS(cfg, creds, log)
+		if err != nil {
+			return err
+		}
+		defer mux.Close() // after the service's Close, which closes its layer
+		if cfg.RaftStreamLayer, err = mux.Layer("meta"); err != nil {
+			return err
+		}
+	}
 
 	start := time.Now()
 	log.Info("starting metadata node; waiting for a leader", "node_id", cfg.NodeID, "raft", cfg.RaftAddr, "peers", cfg.Peers.String())
@@ -95,13 +119,32 @@ func runMeta(args []string) error {
 		}
 	}()
 
-	gs := grpc.NewServer(metadata.GRPCServerOptions()...)
+	gs := grpc.NewServer(append(metadata.GRPCServerOptions(), creds.GRPCServerOptions()...)...)
 	metadata.NewGRPCServer(svc).Register(gs)
 	return lns.serve(ctx, log, gs, metaHTTP(svc), func(grpcAddr, httpAddr string) {
 		st := svc.Status()
 		log.Info("magnetar meta ready", "grpc", grpcAddr, "http", httpAddr, "node_id", st.NodeID,
 			"leader", st.LeaderID, "revision", st.Revision, "startup", time.Since(start).Round(time.Millisecond))
 	})
+}
+
+// listenRaftTLS listens for Raft on cfg.RaftAddr with cluster TLS. A
+// TLS Raft port takes connections through a raftmux.Mux (one group,
+// "meta"), like a bookie's, whose Layer Raft uses instead of its plain
+// TCP transport; the Mux advertises this node's --peers entry, else
+// --raft-addr with 127.0.0.1 for an empty or unspecified host.
+func listenRaftTLS(cfg metadata.Config, creds *clustertls.Credentials, log *slog.Logger) (*raftmux.Mux, error) {
+	adv := cfg.RaftAddr
+	if me, ok := cfg.Peers.Lookup(cfg.NodeID); ok {
+		adv = me.RaftAddr
+	} else if host, port, err := net.SplitHostPort(adv); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		adv = net.JoinHostPort("127.0.0.1", port)
+	}
+	mux, err := raftmux.Listen(cfg.RaftAddr, adv, log, raftmux.WithTLS(creds.Server, creds.Client))
+	if err != nil {
+		return nil, fmt.Errorf("raft listener: %w", err)
+	}
+	return mux, nil
 }
 
 // metaHTTP serves /healthz (the process runs), /readyz (a leader is known)

@@ -57,6 +57,8 @@ Examples:
   magnetar broker --meta-addrs 10.0.0.1:6660,10.0.0.2:6660,10.0.0.3:6660
   magnetar broker --meta-addrs 127.0.0.1:6660 --native-addr :6650 --http-addr :8080 --broker.segment-max-bytes 268435456
   MAGNETAR_META_ADDRS=127.0.0.1:6660 magnetar broker
+  # mutual TLS to the metadata service and the bookies (docs/operations.md)
+  magnetar broker --meta-addrs 10.0.0.1:6660 --cluster-tls.ca-file ca.pem --cluster-tls.cert-file broker.pem --cluster-tls.key-file broker.key
 
 Settings come from flags, then MAGNETAR_* environment variables (the flag
 name upper-cased, '.' and '-' as '_'), then the YAML file of --config (keys
@@ -84,6 +86,7 @@ func runServer(role, usage string, args []string) error {
 	if role == "broker" {
 		fs.StringVar(&cfg.MetaAddrs, "meta-addrs", "", "metadata service gRPC addresses, host:port,... (required)")
 		cfg.BookieClient.RegisterFlags("bookie-client.", fs)
+		cfg.ClusterTLS.RegisterFlags("cluster-tls.", fs)
 	} else {
 		// The disk settings of the roles a standalone runs in process.
 		cfg.Meta.RegisterDiskFlags("meta.", fs)
@@ -95,6 +98,9 @@ func runServer(role, usage string, args []string) error {
 	}
 	if role == "broker" && cfg.MetaAddrs == "" {
 		return fmt.Errorf("--meta-addrs (or MAGNETAR_META_ADDRS) is required: the addresses of the metadata service")
+	}
+	if err := cfg.ClusterTLS.Validate(); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

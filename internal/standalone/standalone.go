@@ -25,6 +25,7 @@ import (
 	"github.com/magnetar-mq/magnetar/bookie/registry"
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/broker/admin"
+	"github.com/magnetar-mq/magnetar/internal/clustertls"
 	"github.com/magnetar-mq/magnetar/internal/connlimit"
 	"github.com/magnetar-mq/magnetar/metadata"
 	"github.com/magnetar-mq/magnetar/metadata/catalog"
@@ -60,6 +61,10 @@ type Config struct {
 	// Security: authentication, TLS and pprof of the native and admin
 	// listeners (security.go); authorization is Broker.Authorization.
 	Security SecurityConfig `yaml:",inline"`
+
+	// ClusterTLS is the mutual TLS to the metadata service and the bookies
+	// (with MetaAddrs; `magnetar broker` registers its flags).
+	ClusterTLS clustertls.Config `yaml:"cluster-tls"`
 }
 
 // RegisterFlags registers the server's flags with their defaults.
@@ -236,12 +241,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 // remote (cfg.MetaAddrs and the shards registered there).
 func (s *Server) openStores(ctx context.Context, cfg Config, log *slog.Logger) (metadata.Store, bookie.Router, error) {
 	if cfg.MetaAddrs != "" {
-		meta, err := metadata.Dial(ctx, strings.Split(cfg.MetaAddrs, ","))
+		creds, err := cfg.ClusterTLS.Load()
+		if err != nil {
+			return nil, nil, err
+		}
+		meta, err := metadata.Dial(ctx, strings.Split(cfg.MetaAddrs, ","), metadata.WithGRPCDialOptions(creds.GRPCDialOptions()...))
 		if err != nil {
 			return nil, nil, fmt.Errorf("metadata service: %w", err)
 		}
 		s.closers = append(s.closers, meta.Close)
-		conns := bookie.NewConnsConfig(cfg.BookieClient)
+		conns := bookie.NewConnsConfig(cfg.BookieClient, creds.GRPCDialOptions()...)
 		s.closers = append(s.closers, conns.Close)
 		return meta, registry.NewDirectory(catalog.New(meta), conns, 0, log), nil
 	}

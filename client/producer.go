@@ -239,7 +239,7 @@ type partitionProducer struct {
 	// Owned by run.
 	batch      []*pendingMsg
 	batchBytes int
-	nextSeq uint64 // the sequence number of the next message sent
+	nextSeq    uint64 // the sequence number of the next message sent
 	// producerID is the broker's ID of this producer on the partition: 0
 	// until the first stream is opened (it then takes the producer's), -1
 	// when the next stream must ask for a new one (renew).

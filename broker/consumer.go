@@ -14,6 +14,22 @@ import (
 // maxReadBytes is how much one dispatch reads from a partition.
 const maxReadBytes = 1 << 20
 
+// maxClaimBytes bounds the bytes (keys, values, headers) of the messages
+// one Next hands out, beyond its first message. maxReadBytes bounds what is
+// read as stored, and compressed batches may hold far more: 40 batches of
+// one 4 MiB record each, gzipped to a few kilobytes, made one 160 MiB
+// answer that a client could not take, and asked again for without end.
+const maxClaimBytes = 4 << 20
+
+// deliveryBytes is what a message weighs against maxClaimBytes.
+func deliveryBytes(r record.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 // SubscribeOptions describe a consumer attaching to a subscription.
 type SubscribeOptions struct {
 	Topic        TopicName

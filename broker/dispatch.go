@@ -374,6 +374,18 @@ func (c *Consumer) readReplay(ctx context.Context, again []replayEntry) ([]Deliv
 		k := sort.Search(len(again), func(k int) bool { return again[k].off >= out[j].Offset })
 		out[j].hash = again[k].hash
 	}
+	// What is over maxClaimBytes goes back, for the next Next.
+	bytes := 0
+	for j := range out {
+		if bytes += deliveryBytes(out[j].Record); bytes > maxClaimBytes && j > 0 {
+			back := make([]replayEntry, 0, len(out)-j)
+			for _, d := range out[j:] {
+				back = append(back, replayEntry{d.Offset, d.hash})
+			}
+			c.sub.putBack(back)
+			return out[:j], nil
+		}
+	}
 	return out, nil
 }
 
@@ -384,8 +396,15 @@ func (c *Consumer) readReplay(ctx context.Context, again []replayEntry) ([]Deliv
 func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entries []bookie.Entry, readPos, permits int64, now time.Time) ([]Delivery, int64, error) {
 	delays := !d.typ.ordered()
 	nowMs := now.UnixMilli()
+	bytes := 0
+	for _, o := range out {
+		bytes += deliveryBytes(o.Record)
+	}
+	// full: c has what its permits, or maxClaimBytes, allow (at least one
+	// message).
+	full := func() bool { return int64(len(out)) >= permits || (bytes >= maxClaimBytes && len(out) > 0) }
 	for _, e := range entries {
-		if int64(len(out)) >= permits {
+		if full() {
 			break
 		}
 		if e.LastOffset < readPos {
@@ -402,7 +421,7 @@ func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entri
 		s.mu.Lock()
 		grew := false
 		err = record.DecodeRecords(e.Data, func(r record.Record) error {
-			if r.Offset < readPos || int64(len(out)) >= permits {
+			if r.Offset < readPos || full() {
 				return nil
 			}
 			readPos = r.Offset + 1
@@ -421,6 +440,7 @@ func (s *subscription) scanNew(c *Consumer, d *dispatcher, out []Delivery, entri
 			}
 			if d.keys == nil || d.keys.takeableNew(c, hash) {
 				out = append(out, Delivery{Offset: r.Offset, Record: r, hash: hash})
+				bytes += deliveryBytes(r)
 				return nil
 			}
 			d.replay = append(d.replay, replayEntry{r.Offset, hash})

@@ -1,0 +1,50 @@
+package broker
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/magnetar-mq/magnetar/internal/record"
+	"github.com/magnetar-mq/magnetar/internal/record/recordtest"
+)
+
+// TestOneNextHandsOutABoundedNumberOfBytes is the poison message of issue
+// 15: 40 gzip batches of one 4 MiB record each are a few kilobytes as
+// stored, so one read of maxReadBytes took them all, and a consumer with
+// permits got one 160 MiB answer, which the Go client refuses (over its 64
+// MiB) and asked for again without end: `magctl consume` hung. Each Next
+// now hands out what maxClaimBytes allows, at least one message, and the
+// rest follows.
+func TestOneNextHandsOutABoundedNumberOfBytes(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, newStores(t))
+	n := topic(t, b, "big-records", 1)
+	const records, size = 40, 4 << 20
+	batch := recordtest.Batch(record.CodecGzip, 1, recordtest.GzipRecord(t, size))
+	for range records {
+		f, err := b.AppendBatch(ctxT(t), n, 0, bytes.Clone(batch)) // the broker keeps it and sets its offsets
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := subscribe(t, b, SubscribeOptions{Topic: n, Subscription: "s", Initial: Earliest})
+	c.Flow(1000)
+	got := 0
+	for got < records {
+		ds, err := c.Next(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, d := range ds {
+			n += deliveryBytes(d.Record)
+		}
+		if len(ds) > 1 && n > maxClaimBytes+size {
+			t.Fatalf("one Next handed out %d messages, %d bytes: over %d and one message", len(ds), n, maxClaimBytes)
+		}
+		got += len(ds)
+	}
+}

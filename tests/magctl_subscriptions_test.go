@@ -102,7 +102,10 @@ func TestMagctlSubscriptionsAndRetention(t *testing.T) {
 	waitFor(t, 30*time.Second, "retention to delete the consumed segments", func() bool {
 		st := magctlJSON[internalStatsDoc](t, srv, "topics", "internal-stats", topic)
 		p := st.Partitions[0]
-		return p.StartOffset > 0 && len(p.Segments) == 1 && p.Segments[0].State == "open"
+		// The last segment stays, open or sealed: a segment that filled up
+		// is sealed at once, and the next opens only with the next append
+		// (which of the two retention finds depends on timing).
+		return p.StartOffset > 0 && len(p.Segments) == 1
 	})
 	magctl(t, srv, "late\n", "produce", topic)
 	if st := magctlJSON[internalStatsDoc](t, srv, "topics", "internal-stats", topic); st.Partitions[0].EndOffset != 61 {

@@ -304,7 +304,14 @@ func (b *Broker) TopicPermissions(ctx context.Context, name TopicName) (Permissi
 // SetNamespacePermission grants role exactly actions on every topic of
 // ns; no actions revokes what it had.
 func (b *Broker) SetNamespacePermission(ctx context.Context, ns NamespaceName, role string, actions Action) error {
-	if err := checkGrant(role, actions); err != nil {
+	return b.ChangeNamespacePermission(ctx, ns, role, func(Action) Action { return actions })
+}
+
+// ChangeNamespacePermission replaces role's actions on ns with change of
+// them, atomically: concurrent changes (Kafka's CreateAcls adding one
+// action, DeleteAcls removing another) are all kept.
+func (b *Broker) ChangeNamespacePermission(ctx context.Context, ns NamespaceName, role string, change func(Action) Action) error {
+	if err := ValidateRole(role); err != nil {
 		return err
 	}
 	for {
@@ -315,6 +322,7 @@ func (b *Broker) SetNamespacePermission(ctx context.Context, ns NamespaceName, r
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrNamespaceNotFound, ns)
 		}
+		actions := change(Action(e.Value.Permissions[role]))
 		if e.Value.Permissions, err = setGrant(e.Value.Permissions, role, actions); err != nil {
 			return err
 		}
@@ -334,7 +342,12 @@ func (b *Broker) SetNamespacePermission(ctx context.Context, ns NamespaceName, r
 // SetTopicPermission grants role exactly actions on a topic; no actions
 // revokes what it had there (its namespace's grants still apply).
 func (b *Broker) SetTopicPermission(ctx context.Context, name TopicName, role string, actions Action) error {
-	if err := checkGrant(role, actions); err != nil {
+	return b.ChangeTopicPermission(ctx, name, role, func(Action) Action { return actions })
+}
+
+// ChangeTopicPermission is ChangeNamespacePermission for a topic.
+func (b *Broker) ChangeTopicPermission(ctx context.Context, name TopicName, role string, change func(Action) Action) error {
+	if err := ValidateRole(role); err != nil {
 		return err
 	}
 	for {
@@ -345,6 +358,7 @@ func (b *Broker) SetTopicPermission(ctx context.Context, name TopicName, role st
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 		}
+		actions := change(Action(e.Value.Permissions[role]))
 		if e.Value.Permissions, err = setGrant(e.Value.Permissions, role, actions); err != nil {
 			return err
 		}
@@ -365,17 +379,10 @@ func (b *Broker) SetTopicPermission(ctx context.Context, name TopicName, role st
 // kept in its metadata row and in every broker's cache.
 const maxGrants = 1024
 
-func checkGrant(role string, actions Action) error {
-	if err := ValidateRole(role); err != nil {
-		return err
-	}
-	if actions&^ActionAll != 0 {
-		return fmt.Errorf("%w: unknown action bits %#x", ErrInvalidArgument, uint32(actions&^ActionAll))
-	}
-	return nil
-}
-
 func setGrant(m map[string]uint32, role string, actions Action) (map[string]uint32, error) {
+	if actions&^ActionAll != 0 {
+		return nil, fmt.Errorf("%w: unknown action bits %#x", ErrInvalidArgument, uint32(actions&^ActionAll))
+	}
 	if _, ok := m[role]; !ok && actions != 0 && len(m) >= maxGrants {
 		return nil, fmt.Errorf("%w: at most %d roles may be granted permissions on one namespace or topic", ErrInvalidArgument, maxGrants)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/magnetar-mq/magnetar/internal/auth"
@@ -126,5 +127,24 @@ func TestGrantsAndRolesAreChecked(t *testing.T) {
 	}
 	if c := (AuthzConfig{Enabled: true}); c.Validate() == nil {
 		t.Error("authorization without a superuser validated")
+	}
+}
+
+// Kafka's CreateAcls and DeleteAcls change one action of a grant each:
+// changes made at once are all kept, none lost to another's write.
+func TestConcurrentPermissionChangesAreAllKept(t *testing.T) {
+	b := newBroker(t, newStores(t), withAuthz)
+	ns := mustNamespace(t, b, "acme/iot", NamespaceOptions{})
+	var wg sync.WaitGroup
+	for _, a := range []Action{ActionProduce, ActionConsume, ActionAdmin} {
+		wg.Go(func() {
+			if err := b.ChangeNamespacePermission(ctxT(t), ns, "app", func(cur Action) Action { return cur | a }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if p, err := b.NamespacePermissions(ctxT(t), ns); err != nil || p["app"] != ActionAll {
+		t.Fatalf("after three concurrent additions: %v, %v; want all three actions", p, err)
 	}
 }

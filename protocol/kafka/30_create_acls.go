@@ -42,7 +42,7 @@ func (c *conn) handleCreateACLs(ctx context.Context, req *kmsg.CreateACLsRequest
 	for _, k := range order {
 		err := failed[k.topic]
 		if err == nil && adds[k] != 0 {
-			err = c.setGrant(ctx, k, held[k]|adds[k])
+			err = c.changeGrant(ctx, k, adds[k], 0)
 		}
 		for i := range req.Creations {
 			if errs[i] == nil && keys[i] == k {

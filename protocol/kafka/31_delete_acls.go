@@ -52,14 +52,9 @@ func (c *conn) handleDeleteACLs(ctx context.Context, req *kmsg.DeleteACLsRequest
 			removes[e.key()] |= e.actions
 		}
 	}
-	held, failed := c.grants(ctx, order)
 	setErrs := make(map[grantKey]error, len(order))
 	for _, k := range order {
-		err := failed[k.topic]
-		if err == nil {
-			err = c.setGrant(ctx, k, held[k]&^removes[k])
-		}
-		setErrs[k] = err
+		setErrs[k] = c.changeGrant(ctx, k, 0, removes[k])
 	}
 	for i := range req.Filters {
 		rf := kmsg.NewDeleteACLsResponseResult()

@@ -342,20 +342,22 @@ func (c *conn) permissions(ctx context.Context, topic string) (broker.Permission
 	return c.s.b.TopicPermissions(ctx, name)
 }
 
-// setGrant stores role's actions on a topic or on the namespace ("").
-func (c *conn) setGrant(ctx context.Context, k grantKey, actions broker.Action) error {
+// changeGrant adds and removes actions of role's grant on a topic or on
+// the namespace (""), atomically.
+func (c *conn) changeGrant(ctx context.Context, k grantKey, add, remove broker.Action) error {
+	change := func(a broker.Action) broker.Action { return (a | add) &^ remove }
 	if k.topic == "" {
 		ns, err := c.s.namespace()
 		if err != nil {
 			return err
 		}
-		return c.s.b.SetNamespacePermission(ctx, ns, k.role, actions)
+		return c.s.b.ChangeNamespacePermission(ctx, ns, k.role, change)
 	}
 	name, err := c.s.topicName(k.topic)
 	if err != nil {
 		return err
 	}
-	return c.s.b.SetTopicPermission(ctx, name, k.role, actions)
+	return c.s.b.ChangeTopicPermission(ctx, name, k.role, change)
 }
 
 // errString is err's message for an optional message field.

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/magnetar-mq/magnetar/broker"
 )
 
 // JoinGroup, versions 0-9 (6 and later are flexible). Version 0 has no
@@ -34,7 +36,9 @@ func (c *conn) handleJoinGroup(clientID string, req *kmsg.JoinGroupRequest) resu
 		rebalance = session
 	}
 	switch {
-	case req.Group == "":
+	case c.s.b.CheckName(broker.GroupName, req.Group) != nil:
+		// Empty, too long, or not printable (broker/names.go): a group
+		// is kept in memory and in the metadata service under its name.
 		return result{resp: answer(joinResult{code: kerr.InvalidGroupID.Code, memberID: req.MemberID, generation: -1})}
 	case session < c.s.cfg.GroupMinSessionTimeout || session > c.s.cfg.GroupMaxSessionTimeout:
 		return result{resp: answer(joinResult{code: kerr.InvalidSessionTimeout.Code, memberID: req.MemberID, generation: -1})}

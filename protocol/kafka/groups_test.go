@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -398,5 +399,24 @@ func TestFindCoordinator(t *testing.T) {
 	r = c.roundTrip(req).(*kmsg.FindCoordinatorResponse)
 	if code := r.Coordinators[0].ErrorCode; code != kerr.InvalidRequest.Code || kerr.IsRetriable(kerr.ErrorForCode(code)) {
 		t.Fatalf("transaction coordinator: %d, want INVALID_REQUEST (not retriable)", code)
+	}
+}
+
+// A group ID is a name like a subscription's (broker/names.go): one that
+// is empty, too long or not printable is refused with INVALID_GROUP_ID
+// before a group is made for it.
+func TestJoinGroupRefusesBadGroupIDs(t *testing.T) {
+	ts := newTestServer(t)
+	c := ts.dial(t)
+	for _, id := range []string{"", strings.Repeat("g", 300), "a\x00b", "a/b"} {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version = 5
+		req.Group, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = id, 10000, 10000
+		req.ProtocolType = "consumer"
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+		resp := c.roundTrip(req).(*kmsg.JoinGroupResponse)
+		if resp.ErrorCode != kerr.InvalidGroupID.Code {
+			t.Errorf("group %q: error %d, want INVALID_GROUP_ID", id[:min(len(id), 10)], resp.ErrorCode)
+		}
 	}
 }

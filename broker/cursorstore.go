@@ -134,13 +134,18 @@ func (s *subscription) write(ctx context.Context, c *catalogpb.Cursor, chunks ma
 
 // deleteAckChunks deletes every chunk row of a cursor.
 func (b *Broker) deleteAckChunks(ctx context.Context, cn catalog.CursorName) error {
+	page := catalog.Page{Limit: maxFlushOps}
 	for {
-		l, err := b.cat.AckChunks.List(ctx, cn, catalog.Page{Limit: maxFlushOps})
+		l, err := b.cat.AckChunks.List(ctx, cn, page)
 		if err != nil {
 			return wrapMeta("delete acknowledgements", err)
 		}
-		if len(l.Entries) == 0 {
+		if l.Next == "" && len(l.Entries) == 0 {
 			return nil
+		}
+		page.After = l.Next
+		if len(l.Entries) == 0 {
+			continue // a page of another cursor's rows (a legacy name with '/')
 		}
 		ops := make([]metadata.Op, 0, len(l.Entries))
 		for _, e := range l.Entries {

@@ -155,12 +155,28 @@ type AckChunks struct {
 }
 
 // List returns one page of the cursor's chunks, in offset order.
+//
+// Only the cursor's own chunks are returned: the rows of a subscription
+// stored, before names were checked, with a '/' ("a/x") share the prefix of
+// "a"'s and are left out of its list (a page may then hold fewer entries
+// than its limit, or none, with Next set).
 func (a *AckChunks) List(ctx context.Context, cursor CursorName, page Page) (List[AckChunkName, *catalogpb.AckChunk], error) {
 	cp, err := cursorPath(cursor)
 	if err != nil {
 		return List[AckChunkName, *catalogpb.AckChunk]{}, err
 	}
-	return a.list(ctx, cp+"/", page)
+	l, err := a.list(ctx, cp+"/", page)
+	if err != nil {
+		return l, err
+	}
+	own := l.Entries[:0]
+	for _, e := range l.Entries {
+		if e.Name.Cursor == cursor {
+			own = append(own, e)
+		}
+	}
+	l.Entries = own
+	return l, nil
 }
 
 // Brokers stores live brokers' registrations under b/<broker id>, bound to

@@ -3,8 +3,12 @@ package tests
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +75,9 @@ func TestKafkaClientsLogInWithTokensAndAreHeldToTheirGrants(t *testing.T) {
 	if err := forged.Ping(ctx); err == nil {
 		t.Fatal("a token signed by another key logged in")
 	}
+	waitFor(t, 10*time.Second, "the refused login on /metrics", func() bool {
+		return metricAtLeast(t, srv, `magnetar_kafka_sasl_failures_total{outcome="failed"}`, 1)
+	})
 
 	// The SCRAM user "reader" is the role granted consume on the topic.
 	reader := kafkaClient(t, addr, kgo.SASL(scram.Auth{User: "reader", Pass: "reader-secret"}.AsSha256Mechanism()),
@@ -95,4 +102,23 @@ func TestKafkaClientsLogInWithTokensAndAreHeldToTheirGrants(t *testing.T) {
 	if st.Partitions[0].EndOffset != 5 {
 		t.Fatalf("end offset %d, want 5: the stranger's record was stored", st.Partitions[0].EndOffset)
 	}
+}
+
+// metricAtLeast reports whether the server's /metrics has the series
+// (name and labels, exactly as exposed) at min or more.
+func metricAtLeast(t *testing.T, srv *server, series string, min float64) bool {
+	t.Helper()
+	resp, err := http.Get(srv.adminURL() + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return err == nil && f >= min
+		}
+	}
+	return false
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/magnetar-mq/magnetar/protocol/kafka"
 )
 
@@ -34,8 +36,9 @@ func (s *Server) listenKafka(cfg Config) error {
 	return err
 }
 
-// serveKafka starts serving the Kafka protocol on the broker.
-func (s *Server) serveKafka(cfg Config) error {
+// serveKafka starts serving the Kafka protocol on the broker; its
+// metrics go to reg.
+func (s *Server) serveKafka(cfg Config, reg prometheus.Registerer) error {
 	if s.kafkaLn == nil && s.kafkaTLSLn == nil {
 		return nil
 	}
@@ -44,6 +47,7 @@ func (s *Server) serveKafka(cfg Config) error {
 		return err
 	}
 	s.kafkaSrv = srv
+	reg.MustRegister(srv.Collector())
 	if s.kafkaLn != nil {
 		s.serving.Go(func() { s.serve("kafka", func() error { return srv.Serve(s.kafkaLn) }) })
 	}

@@ -229,7 +229,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	s.native.Register(s.grpcSrv)
 	nativeLn := cfg.Security.Native.Listener(s.nativeLn)
 	s.serving.Go(func() { s.serve("native", func() error { return s.grpcSrv.Serve(nativeLn) }) })
-	if err := s.serveKafka(cfg); err != nil {
+	if err := s.serveKafka(cfg, reg); err != nil {
 		return nil, err
 	}
 	s.ready.Store(true)

@@ -81,6 +81,10 @@ func (c *conn) rawSASLToken(token []byte) ([]byte, time.Duration, error) {
 	return answer, 0, nil
 }
 
+// errCounted marks the failure of a login already counted (and delayed)
+// when it was refused.
+var errCounted = errors.New("already counted")
+
 // errAuthThrottled refuses a login, unchecked, from a source whose
 // failed-login backoff is full (sasl_backoff.go).
 var errAuthThrottled = fmt.Errorf("%w: too many failed logins from this address, try again later", errAuthFailed)
@@ -105,6 +109,13 @@ func (c *conn) saslStep(msg []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("%w: SASL message of %d bytes", errAuthFailed, len(msg))
 	}
 	answer, done, err := c.auth.session.step(msg)
+	if r, ok := c.auth.session.(interface{ takeRefusal() error }); ok {
+		if refused := r.takeRefusal(); refused != nil {
+			// Counted, and its answer delayed, now: a client may hang
+			// up instead of acknowledging the refusal.
+			c.pause(c.loginFailed(refused))
+		}
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -119,6 +130,9 @@ func (c *conn) saslStep(msg []byte) ([]byte, bool, error) {
 // delay its answer: the source's backoff, or the longest delay for a login
 // refused unchecked.
 func (c *conn) loginFailed(err error) time.Duration {
+	if errors.Is(err, errCounted) {
+		return 0 // counted and delayed when it was refused
+	}
 	if errors.Is(err, errAuthThrottled) {
 		total := c.s.stats.authThrottled.Add(1)
 		if suppressed, ok := c.s.logs.auth.allow(); ok {

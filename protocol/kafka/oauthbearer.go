@@ -61,7 +61,20 @@ type oauthBearerSession struct {
 	// refused is why the token was refused, once it was: the client's
 	// next message only acknowledges the error.
 	refused error
+	// counted: the refusal was counted as a failed login when it was
+	// answered (takeRefusal), since many clients hang up then rather than
+	// acknowledge it.
+	counted bool
 	done    bool
+}
+
+// takeRefusal returns, once, why the token was just refused.
+func (s *oauthBearerSession) takeRefusal() error {
+	if s.refused == nil || s.counted {
+		return nil
+	}
+	s.counted = true
+	return s.refused
 }
 
 func (s *oauthBearerSession) user() string { return s.role }
@@ -69,7 +82,7 @@ func (s *oauthBearerSession) user() string { return s.role }
 func (s *oauthBearerSession) step(msg []byte) ([]byte, bool, error) {
 	switch {
 	case s.refused != nil:
-		return nil, false, fmt.Errorf("%w: OAUTHBEARER: %v", errAuthFailed, s.refused)
+		return nil, false, fmt.Errorf("%w: OAUTHBEARER: %w: %v", errAuthFailed, errCounted, s.refused)
 	case s.done:
 		return nil, false, fmt.Errorf("%w: unexpected message after the exchange", errAuthFailed)
 	case s.tokens == nil:

@@ -111,7 +111,9 @@ func TestSmallBatchesDoNotAllocateTheLimit(t *testing.T) {
 		if err != nil || len(out) != 900 {
 			t.Fatalf("%s: %d bytes, %v", codec, len(out), err)
 		}
-		if got > 64<<10 {
+		// A decoder's own buffers (lz4's 64 KiB block, made when the pool
+		// has none yet) are fine; a buffer sized on the limit is not.
+		if got > 1<<20 {
 			t.Errorf("%s: decompressing 900 bytes under a 128 MiB limit allocated %d KiB", codec, got>>10)
 		}
 	}

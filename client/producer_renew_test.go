@@ -2,11 +2,9 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -77,22 +75,7 @@ func (rb *renewBroker) Produce(stream nativepb.Magnetar_ProduceServer) error {
 // under the old ID, where it would be out of order for good.
 func TestAProducerGoesOnUnderANewIDAfterABatchFailedWithoutAnAnswer(t *testing.T) {
 	rb := &renewBroker{}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb.addr = lis.Addr().String()
-	g := grpc.NewServer()
-	nativepb.RegisterMagnetarServer(g, rb)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = g.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		g.Stop()
-		<-done
-	})
+	rb.addr = serveFake(t, rb)
 	c, err := client.New(client.Options{Address: rb.addr})
 	if err != nil {
 		t.Fatal(err)

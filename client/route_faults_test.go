@@ -34,13 +34,19 @@ type fakeBroker struct {
 
 func startFakeBroker(t *testing.T, fb *fakeBroker) {
 	t.Helper()
+	fb.addr = serveFake(t, fb)
+}
+
+// serveFake serves a scripted native-protocol server on a port of its own
+// until the test ends, and returns its address.
+func serveFake(t *testing.T, srv nativepb.MagnetarServer) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb.addr = lis.Addr().String()
 	g := grpc.NewServer()
-	nativepb.RegisterMagnetarServer(g, fb)
+	nativepb.RegisterMagnetarServer(g, srv)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -50,6 +56,7 @@ func startFakeBroker(t *testing.T, fb *fakeBroker) {
 		g.Stop()
 		<-done
 	})
+	return lis.Addr().String()
 }
 
 func (fb *fakeBroker) Lookup(ctx context.Context, req *nativepb.LookupRequest) (*nativepb.LookupResponse, error) {

@@ -3,12 +3,10 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -122,23 +120,14 @@ func NewServer(cfg Config, b *broker.Broker, log *slog.Logger) (*Server, error) 
 }
 
 // serverTLSConfig loads the TLS listener's certificate and, for mutual
-// TLS, the client CAs.
+// TLS, the client CAs: with them, a client must present a certificate
+// they signed.
 func serverTLSConfig(cfg Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	files := auth.TLSFiles{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile,
+		ClientCAFile: cfg.TLSClientCAFile, RequireClientCert: cfg.TLSClientCAFile != ""}
+	tc, err := files.ServerTLS()
 	if err != nil {
-		return nil, fmt.Errorf("kafka: tls certificate: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if cfg.TLSClientCAFile != "" {
-		pem, err := os.ReadFile(cfg.TLSClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: tls client CAs: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka: tls client CAs: no PEM certificate in %s", cfg.TLSClientCAFile)
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return tc, nil
 }

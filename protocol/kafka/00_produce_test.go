@@ -126,3 +126,48 @@ func TestIdempotentProduceOverTheWire(t *testing.T) {
 		t.Fatalf("a transactional ID: error %d, want INVALID_REQUEST", r.ErrorCode)
 	}
 }
+
+// TestABatchUnderAProducerIDNotIssuedToTheClientIsRefused is the Kafka
+// hijack of issue 15: a raw batch with another producer's ID (then a small
+// sequential number) and its next sequence made that producer's next
+// record "acknowledged" at an offset that held the stranger's bytes. An ID
+// is now issued to a role and cannot be guessed: a batch naming one not
+// issued to the client is UNKNOWN_PRODUCER_ID and stores nothing, while
+// the producer's own batches go on.
+func TestABatchUnderAProducerIDNotIssuedToTheClientIsRefused(t *testing.T) {
+	ts := newTestServer(t)
+	c := ts.dial(t)
+	createTopic(t, c, "hijack", 1)
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version = 4
+	initResp := c.roundTrip(init).(*kmsg.InitProducerIDResponse)
+	if initResp.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: error %d", initResp.ErrorCode)
+	}
+	pid := initResp.ProducerID
+	produce := func(id int64, seq int32) int16 {
+		t.Helper()
+		resp := c.roundTrip(produceRequest(t, "hijack", 0, -1, producerBatch(t, 1, record.CodecNone,
+			&record.Producer{ID: id, BaseSequence: seq}))).(*kmsg.ProduceResponse)
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := produce(pid, 0); code != 0 {
+		t.Fatalf("the producer's first batch: error %d", code)
+	}
+	for _, forged := range []int64{pid + 1, pid ^ 1, 1, 2} {
+		if code := produce(forged, 1); code != kerr.UnknownProducerID.Code {
+			t.Fatalf("a batch under producer id %d, never issued: error %d, want UNKNOWN_PRODUCER_ID", forged, code)
+		}
+	}
+	if code := produce(pid, 1); code != 0 {
+		t.Fatalf("the producer's next batch: error %d", code)
+	}
+	ctx := ctxT(t)
+	name, err := ts.s.topicName("hijack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, end, err := ts.b.PartitionOffsets(ctx, name, 0); err != nil || end != 2 {
+		t.Fatalf("end offset %d, %v; want 2: the producer's two records only", end, err)
+	}
+}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,6 +63,22 @@ func (c *conn) checkAuthenticated(q request) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", errUnauthenticated, kmsg.NameForKey(q.key))
+}
+
+// checkKeyBeforeLogin refuses, from its API key alone, a request other
+// than the login's while SASL is required and not done, before the request
+// is decoded: decoding takes many times a frame's size (a Metadata request
+// of empty topic names, 24 times).
+func (c *conn) checkKeyBeforeLogin(frame []byte) error {
+	if len(c.s.mechanisms) == 0 || c.auth.done || len(frame) < 2 {
+		return nil
+	}
+	switch key := int16(binary.BigEndian.Uint16(frame)); key {
+	case int16(kmsg.ApiVersions), int16(kmsg.SASLHandshake), int16(kmsg.SASLAuthenticate):
+		return nil
+	default:
+		return fmt.Errorf("%w: %s", errUnauthenticated, kmsg.NameForKey(key))
+	}
 }
 
 // rawSASLToken answers one bare token after a version 0 handshake; an

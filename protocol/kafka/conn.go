@@ -276,6 +276,10 @@ func (c *conn) serveFrame(frame []byte, weight int64) error {
 		}
 		return nil
 	}
+	if err := c.checkKeyBeforeLogin(frame); err != nil {
+		handled()
+		return err
+	}
 	q, err := parseRequest(frame)
 	if err != nil {
 		handled()

@@ -48,3 +48,62 @@ func TestOneNextHandsOutABoundedNumberOfBytes(t *testing.T) {
 		got += len(ds)
 	}
 }
+
+// TestRedeliveriesAreBoundedAndComeBeforeNewMessages: messages handed to a
+// consumer that leaves without acknowledging them are redelivered to the
+// next, a bounded number of bytes at a time, and on an ordered
+// subscription before anything published after them.
+func TestRedeliveriesAreBoundedAndComeBeforeNewMessages(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, newStores(t))
+	n := topic(t, b, "big-redeliveries", 1)
+	const records, size = 12, 4 << 20
+	batch := recordtest.Batch(record.CodecGzip, 1, recordtest.GzipRecord(t, size))
+	for range records {
+		f, err := b.AppendBatch(ctxT(t), n, 0, bytes.Clone(batch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := SubscribeOptions{Topic: n, Subscription: "s", Initial: Earliest, Type: Failover}
+	first := subscribe(t, b, opts)
+	first.Flow(1000)
+	for got := 0; got < records; {
+		ds, err := first.Next(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(ds)
+	}
+	second := subscribe(t, b, opts)
+	first.Close() // its 12 messages go to the second
+	f, err := b.PublishAsync(ctxT(t), n, 0, []record.Record{{Value: []byte("new")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Wait(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	second.Flow(1000)
+	next := int64(0)
+	for next <= records {
+		ds, err := second.Next(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0
+		for _, d := range ds {
+			if d.Offset != next {
+				t.Fatalf("got offset %d, want %d: in order, redeliveries before the new message", d.Offset, next)
+			}
+			next++
+			sum += deliveryBytes(d.Record)
+		}
+		if len(ds) > 1 && sum > maxClaimBytes+size {
+			t.Fatalf("one Next handed out %d messages, %d bytes", len(ds), sum)
+		}
+	}
+}

@@ -321,11 +321,13 @@ func (c *Consumer) claim(ctx context.Context, permits int64) ([]Delivery, dispat
 	readPos, replayFull := d.readPos, len(d.replay) >= maxReplay
 	s.mu.Unlock()
 
-	out, err := c.readReplay(ctx, again)
+	out, back, err := c.readReplay(ctx, again)
 	if err != nil {
 		return nil, dispatchWait{}, err
 	}
-	if remaining := permits - int64(len(out)); remaining > 0 && !replayFull {
+	// Nothing new while older messages wait for the next claim: an
+	// ordered subscription hands them out first.
+	if remaining := permits - int64(len(out)); remaining > 0 && !replayFull && !back {
 		p.mu.Lock()
 		end, changed := p.mu.next, p.mu.changed
 		p.mu.Unlock()
@@ -345,25 +347,35 @@ func (c *Consumer) claim(ctx context.Context, permits int64) ([]Delivery, dispat
 	return s.finishClaim(c, d, out, readPos, wait)
 }
 
-// readReplay reads the records of the replay entries c took, in order. An
-// offset no longer stored (retention) is skipped.
-func (c *Consumer) readReplay(ctx context.Context, again []replayEntry) ([]Delivery, error) {
-	var out []Delivery
+// readReplay reads the records of the replay entries c took, in order,
+// up to maxClaimBytes (at least one message): the entries not handed out
+// go back to the replay list, unread, and back says so. An offset no
+// longer stored (retention) is skipped.
+func (c *Consumer) readReplay(ctx context.Context, again []replayEntry) (out []Delivery, back bool, err error) {
 	offs := make([]int64, len(again))
 	for i, e := range again {
 		offs[i] = e.off
 	}
+	bytes := 0
 	for i := 0; i < len(offs); {
+		if bytes >= maxClaimBytes && len(out) > 0 {
+			c.sub.putBack(again[i:])
+			back = true
+			break
+		}
 		// One read serves every offset in the batches it got.
 		entries, err := c.sub.p.read(ctx, offs[i], maxReadBytes)
 		if err != nil {
 			c.sub.putBack(again[i:])
-			return nil, err
+			return nil, false, err
 		}
-		start := i
+		start, n := i, len(out)
 		if out, i, err = pickOffsets(out, entries, offs, i); err != nil {
 			c.sub.putBack(again[start:])
-			return nil, err
+			return nil, false, err
+		}
+		for _, d := range out[n:] {
+			bytes += deliveryBytes(d.Record)
 		}
 		if i == start {
 			i++
@@ -374,19 +386,20 @@ func (c *Consumer) readReplay(ctx context.Context, again []replayEntry) ([]Deliv
 		k := sort.Search(len(again), func(k int) bool { return again[k].off >= out[j].Offset })
 		out[j].hash = again[k].hash
 	}
-	// What is over maxClaimBytes goes back, for the next Next.
-	bytes := 0
+	// One read may have decoded more than maxClaimBytes: what is over it
+	// goes back too.
+	bytes = 0
 	for j := range out {
 		if bytes += deliveryBytes(out[j].Record); bytes > maxClaimBytes && j > 0 {
-			back := make([]replayEntry, 0, len(out)-j)
+			rest := make([]replayEntry, 0, len(out)-j)
 			for _, d := range out[j:] {
-				back = append(back, replayEntry{d.Offset, d.hash})
+				rest = append(rest, replayEntry{d.Offset, d.hash})
 			}
-			c.sub.putBack(back)
-			return out[:j], nil
+			c.sub.putBack(rest)
+			return out[:j], true, nil
 		}
 	}
-	return out, nil
+	return out, back, nil
 }
 
 // scanNew looks at the stored batches from readPos on: messages not yet

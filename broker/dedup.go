@@ -48,7 +48,12 @@ type producerSeq struct {
 
 type seqBatch struct {
 	first, last int32
-	f           Future
+	// crc is the batch's CRC: a retry is the same batch, byte for byte
+	// (a native client sends its messages again with the timestamps it
+	// gave them), so a batch under the same numbers with another CRC is
+	// not a retry but another producer's use of the ID.
+	crc uint32
+	f   Future
 }
 
 // sequencing says how a partition treats an idempotent producer's
@@ -223,6 +228,9 @@ func (s *producerSeqs) checkLocked(h record.BatchHeader, mode sequencing) (*prod
 	last := lastSeq(h)
 	for i := range st.recent {
 		if r := &st.recent[i]; r.first == h.BaseSequence && r.last == last {
+			if r.crc != h.CRC {
+				return nil, nil, fmt.Errorf("%w: producer %d sequence %d was used by another batch", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence)
+			}
 			if !refusedFull(r.f) {
 				return nil, &r.f, nil
 			}
@@ -253,8 +261,9 @@ func (s *producerSeqs) checkLocked(h record.BatchHeader, mode sequencing) (*prod
 	switch {
 	case h.BaseSequence == nextSeq(prev):
 		return st, nil, nil
-	case seqBehind(h.BaseSequence, prev):
-		// An old retry we no longer remember.
+	case seqBehind(h.BaseSequence, prev) && seqBehind(h.BaseSequence, st.recent[0].first) && h.BaseSequence != st.recent[0].first:
+		// An old retry, older than the batches remembered: it was
+		// stored, at an offset no longer known.
 		return nil, nil, fmt.Errorf("%w: producer %d sequence %d, last stored %d", ErrDuplicateSequence, h.ProducerID, h.BaseSequence, prev)
 	}
 	return nil, nil, fmt.Errorf("%w: producer %d sequence %d, expected %d", ErrOutOfOrderSequence, h.ProducerID, h.BaseSequence, nextSeq(prev))
@@ -309,5 +318,5 @@ func (s *producerSeqs) recordLocked(h record.BatchHeader, st *producerSeq, f Fut
 		copy(st.recent, st.recent[1:])
 		st.recent = st.recent[:recentBatches-1]
 	}
-	st.recent = append(st.recent, seqBatch{first: h.BaseSequence, last: lastSeq(h), f: f})
+	st.recent = append(st.recent, seqBatch{first: h.BaseSequence, last: lastSeq(h), crc: h.CRC, f: f})
 }

@@ -56,3 +56,47 @@ func TestAProducerIDServesOnlyTheRoleItWasIssuedTo(t *testing.T) {
 		t.Fatalf("a second id %d (%v), first %d", other, err, pid)
 	}
 }
+
+// TestABatchUnderNumbersAnotherBatchUsedIsRefused: a client of the same
+// role (every client, without authentication) can read a producer's ID
+// and numbers in the batches it fetches. If it sends a batch under the
+// producer's next numbers first, the producer's own batch is no retry of
+// it: it is refused (out of order), never answered with the stranger's
+// offset or taken for an old duplicate.
+func TestABatchUnderNumbersAnotherBatchUsedIsRefused(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, newStores(t))
+	n := topic(t, b, "same-role", 1)
+	pid, err := b.NewProducerID(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(seq int32, records int, value string) (int64, error) {
+		t.Helper()
+		batch, err := record.AppendBatch(nil, record.BatchOptions{Producer: &record.Producer{ID: pid, BaseSequence: seq}},
+			values(value, int(seq), records))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := b.AppendBatch(ctxT(t), n, 0, batch)
+		if err != nil {
+			return 0, err
+		}
+		return f.Wait(ctxT(t))
+	}
+	if _, err := send(0, 2, "own"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(2, 2, "stranger"); err != nil { // the producer's next numbers, first
+		t.Fatal(err)
+	}
+	if _, err := send(2, 2, "own"); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("the producer's batch under numbers the stranger used: %v, want ErrOutOfOrderSequence", err)
+	}
+	if _, err := send(2, 1, "own"); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("a batch inside the remembered numbers, not a retry of one: %v, want ErrOutOfOrderSequence", err)
+	}
+	if base, err := send(0, 2, "own"); err != nil || base != 0 {
+		t.Fatalf("a true retry of the first batch: %d, %v; want its offset 0", base, err)
+	}
+}

@@ -199,7 +199,10 @@ type MessageID struct {
 func (id MessageID) String() string { return fmt.Sprintf("%d:%d", id.Partition, id.Offset) }
 
 func toProto(m *Message) *nativepb.Message {
-	pm := &nativepb.Message{Key: m.Key, Value: m.Value}
+	// A message without an event time gets the time it is sent, here and
+	// not by the broker: a batch sent again (after a broken stream) is then
+	// the same batch, byte for byte, which the broker needs to recognise it.
+	pm := &nativepb.Message{Key: m.Key, Value: m.Value, EventTimeMs: time.Now().UnixMilli()}
 	if !m.EventTime.IsZero() {
 		pm.EventTimeMs = m.EventTime.UnixMilli()
 	}

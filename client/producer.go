@@ -309,6 +309,14 @@ func (pp *partitionProducer) sendBatch(done chan struct{}) {
 		}
 		return
 	}
+	if pp.stream != nil && pp.stream.outOfOrder.Load() && !pp.stream.broken() {
+		// The broker refused a batch as out of order: the ID's numbers
+		// are no longer the producer's to follow. The stream's other
+		// batches are answered first.
+		pp.stream.close()
+		pp.stream = nil
+		pp.renew()
+	}
 	if pp.stream != nil && pp.stream.broken() {
 		pp.renew()
 	}
@@ -412,6 +420,9 @@ type produceStream struct {
 	stream    nativepb.Magnetar_ProduceClient
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when receive returns
+	// outOfOrder is set when the broker refused a batch as out of
+	// sequence (ABORTED): the producer goes on under a new ID.
+	outOfOrder atomic.Bool
 
 	// completeMu serialises completions (receipts and failure), so a batch
 	// is completed once and batches complete in order.
@@ -516,6 +527,9 @@ func (s *produceStream) receive() {
 		case *nativepb.ProduceResponse_Error:
 			seq = k.Error.GetSequenceId()
 			rerr = status.Error(codes.Code(k.Error.GetCode()), k.Error.GetMessage())
+			if codes.Code(k.Error.GetCode()) == codes.Aborted {
+				s.outOfOrder.Store(true)
+			}
 		default:
 			s.fail(status.Error(codes.Internal, "client: unexpected produce response"))
 			return

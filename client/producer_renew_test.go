@@ -17,6 +17,9 @@ import (
 type renewBroker struct {
 	nativepb.UnimplementedMagnetarServer
 	addr string
+	// refuse: the first send is answered with an ABORTED error (out of
+	// sequence) instead of ending the stream.
+	refuse bool
 
 	mu     sync.Mutex
 	nextID int64
@@ -59,6 +62,13 @@ func (rb *renewBroker) Produce(stream nativepb.Magnetar_ProduceServer) error {
 			rb.seqs = append(rb.seqs, req.GetSend().GetSequenceId())
 		}
 		rb.mu.Unlock()
+		if fail && rb.refuse {
+			if err := stream.Send(&nativepb.ProduceResponse{Kind: &nativepb.ProduceResponse_Error{Error: &nativepb.SendError{
+				SequenceId: req.GetSend().GetSequenceId(), Code: int32(codes.Aborted), Message: "broker: out of order producer sequence number"}}}); err != nil {
+				return err
+			}
+			continue
+		}
 		if fail {
 			return status.Error(codes.Internal, "broker: storage failed")
 		}
@@ -74,7 +84,17 @@ func (rb *renewBroker) Produce(stream nativepb.Magnetar_ProduceServer) error {
 // a new producer ID, numbering from 0, instead of sending its next batch
 // under the old ID, where it would be out of order for good.
 func TestAProducerGoesOnUnderANewIDAfterABatchFailedWithoutAnAnswer(t *testing.T) {
-	rb := &renewBroker{}
+	testRenew(t, &renewBroker{}, codes.Internal)
+}
+
+// A batch refused as out of sequence (another client used the producer's
+// numbers, or a batch of its was lost) leaves the ID's numbers to someone
+// else: the producer goes on under a new ID too.
+func TestAProducerGoesOnUnderANewIDAfterAnOutOfOrderRefusal(t *testing.T) {
+	testRenew(t, &renewBroker{refuse: true}, codes.Aborted)
+}
+
+func testRenew(t *testing.T, rb *renewBroker, firstCode codes.Code) {
 	rb.addr = serveFake(t, rb)
 	c, err := client.New(client.Options{Address: rb.addr})
 	if err != nil {
@@ -87,8 +107,8 @@ func TestAProducerGoesOnUnderANewIDAfterABatchFailedWithoutAnAnswer(t *testing.T
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if _, err := p.Send(ctx, &client.Message{Value: []byte("lost")}); status.Code(err) != codes.Internal {
-		t.Fatalf("the send on the stream that broke: %v, want INTERNAL", err)
+	if _, err := p.Send(ctx, &client.Message{Value: []byte("lost")}); status.Code(err) != firstCode {
+		t.Fatalf("the first send: %v, want %v", err, firstCode)
 	}
 	for _, v := range []string{"a", "b"} {
 		if _, err := p.Send(ctx, &client.Message{Value: []byte(v)}); err != nil {

@@ -47,7 +47,9 @@ var table = []row{
 	{broker.ErrCorruptBatch, codes.InvalidArgument, http.StatusBadRequest, kerr.CorruptMessage},
 	{broker.ErrOffsetOutOfRange, codes.OutOfRange, http.StatusRequestedRangeNotSatisfiable, kerr.OffsetOutOfRange},
 	{broker.ErrDuplicateSequence, codes.AlreadyExists, http.StatusConflict, kerr.DuplicateSequenceNumber},
-	{broker.ErrOutOfOrderSequence, codes.FailedPrecondition, http.StatusConflict, kerr.OutOfOrderSequenceNumber},
+	// A sequencer check failed: ABORTED tells a native producer to go on
+	// under a new producer ID (client/producer.go).
+	{broker.ErrOutOfOrderSequence, codes.Aborted, http.StatusConflict, kerr.OutOfOrderSequenceNumber},
 	{broker.ErrInvalidProducerEpoch, codes.FailedPrecondition, http.StatusConflict, kerr.InvalidProducerEpoch},
 	{broker.ErrConsumerBusy, codes.FailedPrecondition, http.StatusConflict, kerr.UnknownServerError},
 	// Authentication and authorization: a Kafka handler answers a refused

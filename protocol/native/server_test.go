@@ -84,7 +84,10 @@ func send(t *testing.T, s nativepb.Magnetar_ProduceClient, seq uint64, values ..
 	t.Helper()
 	b := &nativepb.SendBatch{SequenceId: seq}
 	for _, v := range values {
-		b.Messages = append(b.Messages, &nativepb.Message{Value: []byte(v), Headers: []*nativepb.Header{{Key: "h", Value: []byte(v)}}})
+		// A fixed time, as a client gives its messages when it sends
+		// them: a batch sent again is then the same batch.
+		b.Messages = append(b.Messages, &nativepb.Message{Value: []byte(v), EventTimeMs: 1_700_000_000_000,
+			Headers: []*nativepb.Header{{Key: "h", Value: []byte(v)}}})
 	}
 	if err := s.Send(&nativepb.ProduceRequest{Kind: &nativepb.ProduceRequest_Send{Send: b}}); err != nil {
 		t.Fatal(err)
@@ -208,6 +211,13 @@ func TestProduceStoresABatchSentTwiceOnce(t *testing.T) {
 		if got := r.GetReceipt(); err != nil || got.GetSequenceId() != want.seq || got.GetBaseOffset() != want.base {
 			t.Fatalf("answer = %v, %v; want receipt %d at offset %d", r, err, want.seq, want.base)
 		}
+	}
+	// Other messages under numbers already used are no retry: they are
+	// refused (ABORTED: out of order), not answered with the first
+	// batch's receipt.
+	send(t, s2, 3, "not d")
+	if r, err := s2.Recv(); err != nil || codes.Code(r.GetError().GetCode()) != codes.Aborted {
+		t.Fatalf("another batch under sequence 3 = %v, %v; want an ABORTED error", r, err)
 	}
 }
 

@@ -88,8 +88,15 @@ func TestIdempotentProduceOverTheWire(t *testing.T) {
 	if ir.ErrorCode != 0 || ir.ProducerID < 0 || ir.ProducerEpoch != 0 {
 		t.Fatalf("InitProducerID: error %d, id %d, epoch %d", ir.ErrorCode, ir.ProducerID, ir.ProducerEpoch)
 	}
+	// A retry is the same batch, byte for byte (its CRC and timestamps
+	// too): each batch is made once and kept.
+	sent := map[[2]int]([]byte){}
 	batch := func(seq int32, n int) []byte {
-		return producerBatch(t, n, record.CodecNone, &record.Producer{ID: ir.ProducerID, Epoch: 0, BaseSequence: seq})
+		k := [2]int{int(seq), n}
+		if sent[k] == nil {
+			sent[k] = producerBatch(t, n, record.CodecNone, &record.Producer{ID: ir.ProducerID, Epoch: 0, BaseSequence: seq})
+		}
+		return sent[k]
 	}
 	for _, step := range []struct {
 		name     string

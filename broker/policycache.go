@@ -26,6 +26,10 @@ const (
 	// maxCachedTopicPolicies caps the topic entries of the cache; beyond it
 	// entries are evicted (and reloaded when needed).
 	maxCachedTopicPolicies = 1 << 16
+	// maxCachedNamespaces caps the namespace and the tenant entries: a
+	// request names any tenant and namespace it likes, and one that does
+	// not exist is cached as absent, so they are capped like topics.
+	maxCachedNamespaces = 1 << 14
 	// policyLoadTimeout bounds one load from the metadata store.
 	policyLoadTimeout = 10 * time.Second
 )
@@ -183,7 +187,7 @@ type policyCache struct {
 
 func newPolicyCache(b *Broker) *policyCache {
 	c := &policyCache{b: b}
-	c.ns = newPolTable(1<<30, func(ctx context.Context, n catalog.NamespaceName) (polEntry, error) {
+	c.ns = newPolTable(maxCachedNamespaces, func(ctx context.Context, n catalog.NamespaceName) (polEntry, error) {
 		e, ok, err := b.cat.Namespaces.Get(ctx, n)
 		if err != nil || !ok {
 			return polEntry{}, wrapMeta("load namespace policies", err)
@@ -197,7 +201,7 @@ func newPolicyCache(b *Broker) *policyCache {
 		}
 		return topicEntry(e.ModRevision, e.Value), nil
 	})
-	c.tenants = newPolTable(1<<30, func(ctx context.Context, n string) (polEntry, error) {
+	c.tenants = newPolTable(maxCachedNamespaces, func(ctx context.Context, n string) (polEntry, error) {
 		e, ok, err := b.cat.Tenants.Get(ctx, n)
 		if err != nil || !ok {
 			return polEntry{}, wrapMeta("load tenant", err)

@@ -33,7 +33,7 @@ func securedServer(t *testing.T) (*server, func(role string) string) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, t.TempDir(), "--auth.enabled", "--auth.token-secret-key-file", keyFile,
-		"--authorization.enabled", "--authorization.superuser-roles", "admin")
+		"--authorization.enabled", "--authorization.superuser-roles", "admin", "--kafka.listen-addr", "")
 	return srv, func(role string) string {
 		tok, err := auth.CreateToken(key, role, time.Hour, nil)
 		if err != nil {

@@ -26,7 +26,7 @@ type SecurityConfig struct {
 	// TLS of the native and admin listeners.
 	TLS auth.TLSFiles `yaml:"tls"`
 	// PProf serves /debug/pprof on the admin listener; with
-	// authentication on, to superusers only.
+	// authorization on, to superusers only.
 	PProf bool `yaml:"pprof"`
 	// Native and HTTP cap the connections of the native and admin
 	// listeners.
@@ -74,13 +74,15 @@ func (c *SecurityConfig) RegisterFlags(fs *flag.FlagSet, authz *broker.AuthzConf
 	c.Auth.RegisterFlags("auth.", fs)
 	authz.RegisterFlags("authorization.", fs)
 	c.TLS.RegisterFlags("tls.", "the native and admin listeners", fs)
-	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the admin listener (with authentication on: superusers only)")
+	fs.BoolVar(&c.PProf, "pprof", false, "serve /debug/pprof on the admin listener (with authorization on: superusers only)")
 	c.Native.RegisterFlags("native.", fs)
 	c.HTTP.RegisterFlags("http.", fs)
 }
 
 // Validate reports settings that cannot work together.
-func (c *SecurityConfig) Validate(authz broker.AuthzConfig, kafkaSASL bool) error {
+// kafkaSASL says whether Kafka clients must log in; kafkaOpen whether a
+// Kafka listener takes clients without proving a role.
+func (c *SecurityConfig) Validate(authz broker.AuthzConfig, kafkaSASL, kafkaOpen bool) error {
 	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
@@ -95,6 +97,9 @@ func (c *SecurityConfig) Validate(authz broker.AuthzConfig, kafkaSASL bool) erro
 	}
 	if authz.Enabled && !c.Auth.Enabled && !kafkaSASL {
 		return errors.New("authorization.enabled needs authentication (auth.enabled, or Kafka SASL): every request would be anonymous and refused")
+	}
+	if c.Auth.Enabled && kafkaOpen {
+		return errors.New("auth.enabled: the Kafka listener takes anonymous clients; set kafka.sasl-mechanisms (or kafka.tls-client-ca-file for the TLS listener alone), or turn the listener off with --kafka.listen-addr=''")
 	}
 	return nil
 }
@@ -141,7 +146,7 @@ func (sec security) registerAdmin(mux *http.ServeMux, b *broker.Broker, c Securi
 	dbg.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	dbg.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	superusers := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := b.AuthorizeCluster(r.Context()); sec.authn.Required() && err != nil {
+		if err := b.AuthorizeCluster(r.Context()); err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}

@@ -93,7 +93,9 @@ func (c *Config) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
 		return err
 	}
-	if err := c.Security.Validate(c.Broker.Authorization, c.Kafka.SASLMechanisms != ""); err != nil {
+	kafkaSASL := c.Kafka.SASLMechanisms != ""
+	kafkaOpen := !kafkaSASL && (c.Kafka.ListenAddr != "" || (c.Kafka.TLSListenAddr != "" && c.Kafka.TLSClientCAFile == ""))
+	if err := c.Security.Validate(c.Broker.Authorization, kafkaSASL, kafkaOpen); err != nil {
 		return err
 	}
 	if err := c.BookieClient.Validate(); err != nil {

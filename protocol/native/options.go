@@ -22,8 +22,9 @@ const (
 
 // GRPCServerOptions are the options of a gRPC server serving the native
 // protocol: keepalive as above, connections with no stream closed after
-// limits.ConnectionsMaxIdle, and messages up to maxMessageBytes plus room
-// for the request around them.
+// limits.ConnectionsMaxIdle, at most limits.MaxStreamsPerConnection
+// streams on one, headers up to 64 KiB, and messages up to maxMessageBytes
+// plus room for the request around them.
 func GRPCServerOptions(maxMessageBytes int, limits Limits) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMessageBytes + 1<<20),
@@ -31,5 +32,7 @@ func GRPCServerOptions(maxMessageBytes int, limits Limits) []grpc.ServerOption {
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time: ClientIdle, Timeout: ClientPingTimeout, MaxConnectionIdle: limits.ConnectionsMaxIdle,
 		}),
+		grpc.MaxConcurrentStreams(uint32(limits.MaxStreamsPerConnection)),
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
 	}
 }

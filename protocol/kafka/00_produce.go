@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,6 +37,11 @@ func (c *conn) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (res
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var waits []inflightBatch
 	var failed error
+	// forged: a batch named a producer ID not issued to the client. IDs
+	// cannot be guessed but by trying: after one, the request's other
+	// batches are refused unchecked, its source backs off as after a
+	// failed login, and the connection is closed once answered.
+	var forged error
 	total := 0
 	for _, t := range req.Topics {
 		for _, p := range t.Partitions {
@@ -71,6 +77,8 @@ func (c *conn) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (res
 				setErr(kafkaCode(nameErr), nameErr)
 			case len(p.Records) > c.s.cfg.MaxMessageBytes:
 				setErr(kerr.MessageTooLarge.Code, fmt.Errorf("batch of %d bytes, the limit is %d", len(p.Records), c.s.cfg.MaxMessageBytes))
+			case forged != nil:
+				setErr(kafkaCode(forged), forged)
 			default:
 				batch := p.Records
 				// Batches alias the request frame; a small one in a large
@@ -79,6 +87,9 @@ func (c *conn) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (res
 					batch = bytes.Clone(batch)
 				}
 				f, err := c.s.b.AppendBatch(ctx, name, p.Partition, batch)
+				if errors.Is(err, broker.ErrUnknownProducerID) {
+					forged = err
+				}
 				if err != nil {
 					setErr(kafkaCode(err), err)
 					break
@@ -87,6 +98,12 @@ func (c *conn) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (res
 			}
 		}
 		resp.Topics = append(resp.Topics, rt)
+	}
+	if forged != nil {
+		c.pause(c.loginFailed(forged))
+		if req.Acks != 0 && len(waits) == 0 {
+			return result{resp: resp, thenClose: true}, nil
+		}
 	}
 	if req.Acks == 0 {
 		if failed != nil {

@@ -152,21 +152,25 @@ func TestABatchUnderAProducerIDNotIssuedToTheClientIsRefused(t *testing.T) {
 		t.Fatalf("InitProducerId: error %d", initResp.ErrorCode)
 	}
 	pid := initResp.ProducerID
-	produce := func(id int64, seq int32) int16 {
+	produce := func(c *rawConn, id int64, seq int32) int16 {
 		t.Helper()
 		resp := c.roundTrip(produceRequest(t, "hijack", 0, -1, producerBatch(t, 1, record.CodecNone,
 			&record.Producer{ID: id, BaseSequence: seq}))).(*kmsg.ProduceResponse)
 		return resp.Topics[0].Partitions[0].ErrorCode
 	}
-	if code := produce(pid, 0); code != 0 {
+	if code := produce(c, pid, 0); code != 0 {
 		t.Fatalf("the producer's first batch: error %d", code)
 	}
+	// Each guess is answered, then its connection closed (and its source
+	// slowed down as after a failed login).
 	for _, forged := range []int64{pid + 1, pid ^ 1, 1, 2} {
-		if code := produce(forged, 1); code != kerr.UnknownProducerID.Code {
+		stranger := ts.dial(t)
+		if code := produce(stranger, forged, 1); code != kerr.UnknownProducerID.Code {
 			t.Fatalf("a batch under producer id %d, never issued: error %d, want UNKNOWN_PRODUCER_ID", forged, code)
 		}
+		stranger.expectClosed()
 	}
-	if code := produce(pid, 1); code != 0 {
+	if code := produce(c, pid, 1); code != 0 {
 		t.Fatalf("the producer's next batch: error %d", code)
 	}
 	ctx := ctxT(t)

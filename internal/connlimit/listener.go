@@ -20,8 +20,8 @@ type Listener struct {
 	}
 }
 
-// Wrap caps ln at max open connections, perIP of them from one address
-// (0: no cap).
+// Wrap caps ln at max open connections, perIP of them from one source
+// (Source; 0: no cap).
 func Wrap(ln net.Listener, max, perIP int) *Listener {
 	l := &Listener{Listener: ln, max: max, perIP: perIP}
 	l.mu.byIP = make(map[string]int)
@@ -38,7 +38,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := remoteIP(c)
+		ip := Source(c)
 		if l.admit(ip) {
 			return &conn{Conn: c, l: l, ip: ip}, nil
 		}
@@ -67,15 +67,21 @@ func (l *Listener) release(ip string) {
 	}
 }
 
-func remoteIP(c net.Conn) string {
-	a := c.RemoteAddr()
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+// Source is the key of a connection's source for per-source limits: its
+// IPv4 address, or its IPv6 /64 (a host usually has a whole /64, so a key
+// per IPv6 address would let one host take any number of places).
+func Source(c net.Conn) string {
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+			return host
+		}
+		return c.RemoteAddr().String()
 	}
-	if host, _, err := net.SplitHostPort(a.String()); err == nil {
-		return host
+	if ip4 := a.IP.To4(); ip4 != nil {
+		return ip4.String()
 	}
-	return a.String()
+	return a.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // conn gives its place back when closed (once).

@@ -90,3 +90,27 @@ func TestTheGlobalCapCountsEveryAddress(t *testing.T) {
 		t.Fatal("a second connection was kept open with max 1")
 	}
 }
+
+func TestASourceIsAnIPv4AddressOrAnIPv6Slash64(t *testing.T) {
+	for _, c := range []struct{ addr, want string }{
+		{"192.0.2.7:5000", "192.0.2.7"},
+		{"[2001:db8:1:2:aaaa::1]:5000", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9]:6000", "2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.7]:5000", "192.0.2.7"},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Source(fakeConn{remote: a}); got != c.want {
+			t.Errorf("Source(%s) = %s, want %s", c.addr, got, c.want)
+		}
+	}
+}
+
+type fakeConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (f fakeConn) RemoteAddr() net.Addr { return f.remote }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/magnetar-mq/magnetar/internal/connlimit"
 )
 
 // maxPending bounds the requests of one connection that are read but not
@@ -90,7 +92,7 @@ type result struct {
 var errAnsweredThenClosed = errors.New("kafka: connection closed after its answer")
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, queue: make(chan *pending, maxPending), source: backoffKey(nc)}
+	c := &conn{s: s, nc: nc, queue: make(chan *pending, maxPending), source: connlimit.Source(nc)}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.readCtx, c.stopRead = context.WithCancel(c.ctx)

@@ -75,19 +75,6 @@ type logLimiters struct {
 	accept, refused, closed, auth logLimiter
 }
 
-// remoteIP is the IP address of a connection's peer, the key of
-// max-connections-per-ip.
-func remoteIP(nc net.Conn) string {
-	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	host, _, err := net.SplitHostPort(nc.RemoteAddr().String())
-	if err != nil {
-		return nc.RemoteAddr().String()
-	}
-	return host
-}
-
 // admitLocked counts a new connection from ip, unless it is over
 // max-connections or max-connections-per-ip: then it returns which.
 func (s *Server) admitLocked(ip string) (over string) {

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"net"
 	"sync"
 	"time"
 )
@@ -113,17 +112,4 @@ func (b *authBackoff) makeRoomLocked(now time.Time) {
 	if len(b.mu.sources) >= maxBackoffSources {
 		delete(b.mu.sources, oldest)
 	}
-}
-
-// backoffKey is the source of a connection for the backoff: its IPv4
-// address, or its IPv6 /64.
-func backoffKey(nc net.Conn) string {
-	a, ok := nc.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return remoteIP(nc)
-	}
-	if ip4 := a.IP.To4(); ip4 != nil {
-		return ip4.String()
-	}
-	return a.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

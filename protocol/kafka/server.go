@@ -15,6 +15,7 @@ import (
 
 	"github.com/magnetar-mq/magnetar/broker"
 	"github.com/magnetar-mq/magnetar/internal/auth"
+	"github.com/magnetar-mq/magnetar/internal/connlimit"
 	"github.com/magnetar-mq/magnetar/internal/errmap"
 )
 
@@ -167,7 +168,7 @@ func (s *Server) serve(ln net.Listener, isTLS bool) error {
 		if nc == nil {
 			return err
 		}
-		ip := remoteIP(nc)
+		ip := connlimit.Source(nc)
 		s.mu.Lock()
 		if s.mu.closed {
 			s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -21,9 +22,11 @@ import (
 //     punctuation, symbols and the ASCII space): no control characters
 //     (NUL, tab, newline, DEL), no other spaces, no invisible format
 //     characters;
-//   - without '/', which separates the parts of metadata keys (a
-//     subscription "a/b" would share its acknowledgement rows' prefix with
-//     subscription "a"), and neither "." nor "..".
+//   - '/' may separate parts (Kafka group IDs such as "app/orders" are
+//     common), but no part is empty, "." or ".." ("../x", "a//b", "/a",
+//     "." and ".." are refused). A cursor's acknowledgement rows are its
+//     own even when another's name starts with its own and a '/'
+//     (catalog.AckChunks.List).
 //
 // Kafka's rule for topic names ([a-zA-Z0-9._-], up to 249) fits inside it;
 // Kafka group IDs and Pulsar subscription names are free strings, of which
@@ -70,8 +73,11 @@ func checkName(kind NameKind, name string, maxBytes int) error {
 		return fmt.Errorf("%w: empty %s", ErrInvalidName, kind)
 	case len(name) > maxBytes:
 		return fmt.Errorf("%w: %s %s is %d bytes, the limit is %d", ErrInvalidName, kind, QuoteName(name), len(name), maxBytes)
-	case name == "." || name == "..":
-		return fmt.Errorf("%w: %s may not be %q", ErrInvalidName, kind, name)
+	}
+	for part := range strings.SplitSeq(name, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("%w: %s %s has an empty, \".\" or \"..\" part between '/'", ErrInvalidName, kind, QuoteName(name))
+		}
 	}
 	for i := 0; i < len(name); {
 		r, size := utf8.DecodeRuneInString(name[i:])
@@ -79,8 +85,6 @@ func checkName(kind NameKind, name string, maxBytes int) error {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			what = "is not valid UTF-8"
-		case r == '/':
-			what = "contains '/'"
 		case !unicode.IsPrint(r):
 			what = fmt.Sprintf("contains the unprintable character %U", r)
 		default:

@@ -31,7 +31,11 @@ func TestCheckName(t *testing.T) {
 		{"zero\u200bwidth", false},
 		{"no-break\u00a0space", false},
 		{"bad\xffutf8", false},
-		{"a/b", false},
+		{"a/b", true},
+		{"app/orders/v2", true},
+		{"a//b", false},
+		{"/a", false},
+		{"a/", false},
 		{"../../etc", false},
 		{".", false},
 		{"..", false},
@@ -95,7 +99,7 @@ func TestBadNamesAreRefusedWhereverANameComesIn(t *testing.T) {
 	b := newBroker(t, newStores(t))
 	n := topic(t, b, "names", 1)
 	huge := strings.Repeat("s", 5<<20)
-	for _, bad := range []string{huge, "nul\x00", "../x", "a/b", "line\n"} {
+	for _, bad := range []string{huge, "nul\x00", "../x", "a//b", "line\n"} {
 		q := QuoteName(bad)
 		_, err := b.Subscribe(ctxT(t), SubscribeOptions{Topic: n, Subscription: bad})
 		wantInvalid(t, "Subscribe "+q, err)

@@ -78,11 +78,16 @@ func hmacOf(h scramHash, key, msg []byte) []byte {
 type users struct {
 	creds map[string]map[string]scramCredential // user -> mechanism -> credential
 	dummy map[string]scramCredential            // checked for unknown users
+	// saltKey derives an unknown user's salt from its name: a salt of its
+	// own, the same at every login, as a known user's is (one salt for
+	// every unknown name would tell them from known ones).
+	saltKey []byte
 }
 
 // newUsers derives the credentials of name:password pairs.
 func newUsers(pairs map[string]string) *users {
-	u := &users{creds: make(map[string]map[string]scramCredential, len(pairs)), dummy: make(map[string]scramCredential)}
+	u := &users{creds: make(map[string]map[string]scramCredential, len(pairs)), dummy: make(map[string]scramCredential),
+		saltKey: randomBytes(32)}
 	for mech, h := range scramHashes {
 		u.dummy[mech] = newSCRAMCredential(h, randomString(), randomBytes(16), scramIterations)
 	}
@@ -101,7 +106,11 @@ func (u *users) credential(user, mech string) (scramCredential, bool) {
 	if c, ok := u.creds[user][mech]; ok {
 		return c, true
 	}
-	return u.dummy[mech], false
+	d := u.dummy[mech]
+	m := hmac.New(sha256.New, u.saltKey)
+	m.Write([]byte(mech + "\x00" + user))
+	d.salt = m.Sum(nil)[:len(d.salt)]
+	return d, false
 }
 
 // checkPassword verifies a PLAIN login, doing the same work for unknown

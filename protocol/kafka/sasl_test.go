@@ -268,3 +268,22 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// An unknown user gets a salt of its own, the same at every login, like a
+// known user: one salt shared by every unknown name told them apart.
+func TestUnknownUsersGetSaltsOfTheirOwn(t *testing.T) {
+	u := newUsers(map[string]string{"alice": "secret"})
+	salt := func(user string) string {
+		c, _ := u.credential(user, mechSCRAMSHA256)
+		return string(c.salt)
+	}
+	if salt("bob") != salt("bob") {
+		t.Fatal("an unknown user's salt changes between logins")
+	}
+	if salt("bob") == salt("carol") {
+		t.Fatal("two unknown users share a salt")
+	}
+	if len(salt("bob")) != len(salt("alice")) {
+		t.Fatalf("an unknown user's salt has %d bytes, a known one's %d", len(salt("bob")), len(salt("alice")))
+	}
+}

@@ -80,9 +80,9 @@ func (c *conn) fetch(ctx context.Context, req *kmsg.FetchRequest, topics []fetch
 // partitions that had none, and whether some partition failed.
 func (c *conn) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, topics []fetchTopic) (resp *kmsg.FetchResponse, total int, changed []<-chan struct{}, errored bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
-	maxBytes := int(req.MaxBytes)
-	if maxBytes <= 0 {
-		maxBytes = c.s.cfg.MaxRequestBytes
+	maxBytes := c.s.cfg.FetchMaxBytes
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, int(req.MaxBytes))
 	}
 	for ti, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()

@@ -160,3 +160,24 @@ func TestFetchLongPollEndsWhenTheTopicIsDeleted(t *testing.T) {
 		t.Fatalf("fetch after the delete: error %d, want UNKNOWN_TOPIC_OR_PARTITION", p.ErrorCode)
 	}
 }
+
+// A Fetch response holds at most fetch-max-bytes of records, whatever the
+// client asks for: MaxBytes is the client's to choose, up to 2 GiB, and
+// each of a connection's pipelined requests is built in memory.
+func TestFetchResponsesAreCappedByTheServer(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.FetchMaxBytes = 4096 })
+	c := ts.dial(t)
+	createTopic(t, c, "capped", 1)
+	for range 20 {
+		if code, _ := produceCode(t, c, produceRequest(t, "capped", 0, -1, bigBatch(t, make([]byte, 1000)))); code != 0 {
+			t.Fatalf("produce: error %d", code)
+		}
+	}
+	req := fetchRequest("capped", 0, 0)
+	req.MaxBytes, req.Topics[0].Partitions[0].PartitionMaxBytes = 1<<30, 1<<30
+	resp := c.roundTrip(req).(*kmsg.FetchResponse)
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || len(p.RecordBatches) == 0 || len(p.RecordBatches) > 4096+1200 {
+		t.Fatalf("a fetch asking for 1 GiB: error %d, %d bytes of records; want some, at most 4096 and a batch", p.ErrorCode, len(p.RecordBatches))
+	}
+}

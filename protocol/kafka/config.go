@@ -38,6 +38,10 @@ type Config struct {
 	// MaxRequestBytes caps one request on the wire (Kafka's
 	// socket.request.max.bytes); a larger one closes the connection.
 	MaxRequestBytes int `yaml:"max-request-bytes"`
+	// FetchMaxBytes caps the record bytes of one Fetch response, whatever
+	// the client asks for (Kafka's fetch.max.bytes); the first batch is
+	// answered whole regardless (KIP-74).
+	FetchMaxBytes int `yaml:"fetch-max-bytes"`
 	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
 	// timeout a consumer-group member may ask for (Kafka's
 	// group.min/max.session.timeout.ms).
@@ -116,6 +120,7 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.IntVar(&c.DefaultPartitions, prefix+"default-partitions", 1, "partitions of auto-created topics and of CreateTopics without a count")
 	fs.IntVar(&c.MaxMessageBytes, prefix+"max-message-bytes", 1048588, "largest produced record batch in bytes")
 	fs.IntVar(&c.MaxRequestBytes, prefix+"max-request-bytes", 100<<20, "largest request in bytes; a larger one closes the connection")
+	fs.IntVar(&c.FetchMaxBytes, prefix+"fetch-max-bytes", 55<<20, "most record bytes in one Fetch response, whatever the client asks for (Kafka's fetch.max.bytes)")
 	fs.DurationVar(&c.GroupMinSessionTimeout, prefix+"group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer-group member may ask for")
 	fs.DurationVar(&c.GroupMaxSessionTimeout, prefix+"group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer-group member may ask for")
 	fs.StringVar(&c.SASLMechanisms, prefix+"sasl-mechanisms", "", "SASL mechanisms clients must authenticate with: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, comma-separated (empty: no authentication)")
@@ -163,6 +168,8 @@ func (c *Config) Validate() error {
 		return errors.New("kafka: max-message-bytes must be positive")
 	case c.MaxRequestBytes < c.MaxMessageBytes:
 		return errors.New("kafka: max-request-bytes must be at least max-message-bytes")
+	case c.FetchMaxBytes < 1024:
+		return errors.New("kafka: fetch-max-bytes must be at least 1024")
 	case c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout:
 		return errors.New("kafka: group session timeouts: want 0 < min <= max")
 	case c.GroupInitialRebalanceDelay < 0:

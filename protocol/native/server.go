@@ -33,7 +33,8 @@ type Server struct {
 	advertised string
 	log        *slog.Logger
 	// streams holds the goroutines that outlive a stream's handler by a
-	// moment (Produce's receiver); Wait waits for them.
+	// moment (Produce's receiver, Consume's request loop); Wait waits for
+	// them.
 	streams sync.WaitGroup
 }
 
@@ -339,14 +340,15 @@ func (s *Server) Consume(stream nativepb.Magnetar_ConsumeServer) error {
 	// Dispatch and the request loop run side by side. When dispatch ends
 	// (the consumer was closed: a seek, a deleted topic, an unloaded
 	// partition) the handler returns at once, which ends the stream and
-	// with it the request loop's Recv; when the request loop ends first,
-	// dispatch is stopped and awaited, as it sends on the stream.
+	// with it the request loop's Recv (s.streams waits for that loop at
+	// shutdown, as for Produce's receiver); when the request loop ends
+	// first, dispatch is stopped and awaited, as it sends on the stream.
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dispatched := make(chan error, 1)
-	go func() { dispatched <- dispatch(dctx, stream, c) }()
+	go func() { dispatched <- dispatch(dctx, stream, c) }() // awaited below, whichever ends first
 	requests := make(chan error, 1)
-	go func() { requests <- consumeRequests(ctx, stream, c) }()
+	s.streams.Go(func() { requests <- consumeRequests(ctx, stream, c) })
 	select {
 	case err = <-dispatched:
 	case err = <-requests:

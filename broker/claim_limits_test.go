@@ -20,16 +20,7 @@ func TestOneNextHandsOutABoundedNumberOfBytes(t *testing.T) {
 	b := newBroker(t, newStores(t))
 	n := topic(t, b, "big-records", 1)
 	const records, size = 40, 4 << 20
-	batch := recordtest.Batch(record.CodecGzip, 1, recordtest.GzipRecord(t, size))
-	for range records {
-		f, err := b.AppendBatch(ctxT(t), n, 0, bytes.Clone(batch)) // the broker keeps it and sets its offsets
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Wait(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendGzipRecords(t, b, n, records, size)
 	c := subscribe(t, b, SubscribeOptions{Topic: n, Subscription: "s", Initial: Earliest})
 	c.Flow(1000)
 	got := 0
@@ -58,16 +49,7 @@ func TestRedeliveriesAreBoundedAndComeBeforeNewMessages(t *testing.T) {
 	b := newBroker(t, newStores(t))
 	n := topic(t, b, "big-redeliveries", 1)
 	const records, size = 12, 4 << 20
-	batch := recordtest.Batch(record.CodecGzip, 1, recordtest.GzipRecord(t, size))
-	for range records {
-		f, err := b.AppendBatch(ctxT(t), n, 0, bytes.Clone(batch))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Wait(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendGzipRecords(t, b, n, records, size)
 	opts := SubscribeOptions{Topic: n, Subscription: "s", Initial: Earliest, Type: Failover}
 	first := subscribe(t, b, opts)
 	first.Flow(1000)
@@ -104,6 +86,22 @@ func TestRedeliveriesAreBoundedAndComeBeforeNewMessages(t *testing.T) {
 		}
 		if len(ds) > 1 && sum > maxClaimBytes+size {
 			t.Fatalf("one Next handed out %d messages, %d bytes", len(ds), sum)
+		}
+	}
+}
+
+// appendGzipRecords stores count gzip batches of one record of size zero
+// bytes each: a few kilobytes as stored, size bytes once decompressed.
+func appendGzipRecords(t *testing.T, b *Broker, n TopicName, count, size int) {
+	t.Helper()
+	batch := recordtest.Batch(record.CodecGzip, 1, recordtest.GzipRecord(t, size))
+	for range count {
+		f, err := b.AppendBatch(ctxT(t), n, 0, bytes.Clone(batch)) // the broker keeps it and sets its offsets
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(ctxT(t)); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ PROTOC   ?= protoc
 STATICCHECK_VERSION  := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
+VERSITYGW_VERSION := v1.8.0
 PROTO_GEN := protocol/native/nativepb metadata/catalog/catalogpb bookie/bookiepb metadata/metadatapb
 
 export PATH := $(GOBIN):$(PATH)
@@ -55,11 +56,13 @@ lint:
 	$(GO) vet ./...
 	staticcheck ./...
 
-## tools: the code generators and linters, at pinned versions
+## tools: the code generators and linters, and versitygw (the S3 server the
+## tiered/ tests run), at pinned versions
 tools:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## generate: regenerate the protobuf code (needs protoc and `make tools`)
 generate:

@@ -24,16 +24,14 @@ import (
 // ListGroups, DescribeGroups and DeleteGroups answer as on Kafka, and two
 // members at once split the partitions and read every message once.
 //
-// It skips, by asking ApiVersions, while the server does not serve
-// JoinGroup, and runs by itself once groups are served. kafka-go sends
-// fixed old versions of the group APIs (FindCoordinator v0, JoinGroup v1
-// or v2, SyncGroup v0, Heartbeat v0, LeaveGroup v0, OffsetCommit v2,
-// OffsetFetch v1), so the server must serve those.
+// kafka-go sends fixed old versions of the group APIs (FindCoordinator
+// v0, JoinGroup v1 or v2, SyncGroup v0, Heartbeat v0, LeaveGroup v0,
+// OffsetCommit v2, OffsetFetch v1), so the server must serve those.
 func TestKafkaClientGroups(t *testing.T) {
 	_, addr := startKafkaServer(t)
 	ctx := testContext(t, 3*time.Minute)
 	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
-		t.Skip("needs consumer groups (issue 6)")
+		t.Fatal("the server does not advertise JoinGroup: consumer groups are served")
 	}
 
 	t.Run("sarama", func(t *testing.T) {
@@ -437,7 +435,7 @@ func TestKafkaKcatConsumerGroupResumes(t *testing.T) {
 	_, addr := startKafkaServer(t)
 	ctx := testContext(t, 2*time.Minute)
 	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
-		t.Skip("needs consumer groups (issue 6)")
+		t.Fatal("the server does not advertise JoinGroup: consumer groups are served")
 	}
 	run := func(stdin string, args ...string) string {
 		t.Helper()
@@ -468,7 +466,7 @@ func TestKafkaClientGroupCommitsSurviveARestart(t *testing.T) {
 	srv, addr := startKafkaServer(t)
 	ctx := testContext(t, 3*time.Minute)
 	if _, ok := servedKafkaAPIs(ctx, t, addr)[int16(kmsg.JoinGroup)]; !ok {
-		t.Skip("needs consumer groups (issue 6)")
+		t.Fatal("the server does not advertise JoinGroup: consumer groups are served")
 	}
 	const topic, group = "restart-group", "restart-g"
 	cfg := saramaConfig(sarama.DefaultVersion)

@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"crypto/tls"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -27,19 +28,13 @@ func AuthOptions(a *auth.Authenticator) []grpc.ServerOption {
 		if v := info.Header.Get("authorization"); len(v) > 0 {
 			bearer = v[0]
 		}
-		var cs *credentials.TLSInfo
+		var cs *tls.ConnectionState
 		if p, ok := peer.FromContext(ctx); ok {
 			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-				cs = &ti
+				cs = &ti.State
 			}
 		}
-		var p auth.Principal
-		var err error
-		if cs != nil {
-			p, err = a.Authenticate(bearer, &cs.State)
-		} else {
-			p, err = a.Authenticate(bearer, nil)
-		}
+		p, err := a.Authenticate(bearer, cs)
 		if err != nil {
 			return nil, status.Error(codes.Unauthenticated, err.Error())
 		}
